@@ -1,0 +1,32 @@
+"""One small hierarchy of aws_ws_async errors, so callers can catch ours with one clause."""
+
+from __future__ import annotations
+
+
+class AwsWsAsyncError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ImproperlyConfiguredGateway(AwsWsAsyncError):
+    """A gateway row lacks what an operation needs (no ``api_id``, no stage, no region...)."""
+
+
+class PayloadTooLarge(AwsWsAsyncError, ValueError):
+    """A message is larger than API Gateway accepts (128 KiB); raised before anything is sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message is {size} bytes; API Gateway accepts at most {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class DeliveryError(AwsWsAsyncError):
+    """A single post to one connection failed for a reason other than the connection being gone."""
+
+
+class ApiGatewaySyncError(AwsWsAsyncError):
+    """Provisioning or synchronising with AWS failed; ``last_error`` on the gateway says why."""
+
+
+class ProvisioningInProgress(ApiGatewaySyncError):
+    """Another run holds the provisioning claim on this gateway."""

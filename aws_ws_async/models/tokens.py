@@ -1,0 +1,157 @@
+"""One-time tokens that let a logged-in browser open a WebSocket.
+
+The browser POSTs to ``WebSocketTokenView`` (CSRF-protected) and gets a random token, which it
+passes as ``?ws_token=`` on the ``wss://`` URL. Only a SHA-256 digest of the token is stored, so
+a database reader cannot connect as anyone. A token is bound to an HMAC of the browser's session
+key, expires after ``token_expiry_seconds`` and is consumed by one conditional UPDATE whose row
+count decides, so two concurrent ``$connect`` calls can never both spend it (no row locks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from aws_ws_async.hashing import hash_session_key, session_key_hashes
+from aws_ws_async.validators import TOKEN_RE, validate_token
+
+
+def digest_token(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+class WebSocketToken(models.Model):
+    """A single-use, short-lived connect token (only its digest is stored)."""
+
+    token = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[validate_token],
+        help_text=_("SHA-256 digest of the token handed to the browser."),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="websocket_tokens"
+    )
+    session_key_hash = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField()
+    used = models.BooleanField(default=False)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("WebSocket token")
+        indexes = [models.Index(fields=["user", "created_at"], name="wst_user_created")]
+
+    def __str__(self) -> str:
+        return f"token for user {self.user_id} ({'used' if self.used else 'unused'})"
+
+    @property
+    def is_expired(self) -> bool:
+        return timezone.now() >= self.expires_at
+
+    # --- issuing ---------------------------------------------------------------------------
+
+    @classmethod
+    def issue(
+        cls,
+        user: Any,
+        session_key: str,
+        *,
+        expiry_seconds: int,
+        max_per_minute: int,
+    ) -> str | None:
+        """Create a token for ``user``; None when the user is over the per-minute limit.
+
+        Insert first, then count: the k-th token admitted in a window saw at least k rows when
+        it counted, so concurrent requests can never exceed the limit (no count-then-insert
+        race). A refused token is deleted again and never returned.
+        """
+        raw = secrets.token_hex(32)
+        now = timezone.now()
+        row = cls.objects.create(
+            token=digest_token(raw),
+            user=user,
+            session_key_hash=hash_session_key(session_key),
+            created_at=now,
+            expires_at=now + timedelta(seconds=expiry_seconds),
+        )
+        recent = cls.objects.filter(user=user, created_at__gt=now - timedelta(minutes=1)).count()
+        if recent > max_per_minute:
+            row.delete()
+            return None
+        return raw
+
+    @classmethod
+    async def aissue(
+        cls, user: Any, session_key: str, *, expiry_seconds: int, max_per_minute: int
+    ) -> str | None:
+        return await sync_to_async(cls.issue)(
+            user, session_key, expiry_seconds=expiry_seconds, max_per_minute=max_per_minute
+        )
+
+    # --- consuming -------------------------------------------------------------------------
+
+    @classmethod
+    def consume(cls, raw_token: str, session_key: str) -> Any | None:
+        """Spend the token and return its (active) user, or None. Two queries at most."""
+        if not isinstance(raw_token, str) or TOKEN_RE.fullmatch(raw_token) is None:
+            return None
+        if not session_key:
+            return None
+        digest = digest_token(raw_token)
+        now = timezone.now()
+        spent = cls.objects.filter(
+            token=digest,
+            used=False,
+            expires_at__gt=now,
+            session_key_hash__in=session_key_hashes(session_key),
+        ).update(used=True, used_at=now)
+        if spent != 1:
+            return None
+        return get_user_model()._default_manager.filter(
+            websocket_tokens__token=digest, is_active=True
+        ).first()
+
+    @classmethod
+    async def aconsume(cls, raw_token: str, session_key: str) -> Any | None:
+        if not isinstance(raw_token, str) or TOKEN_RE.fullmatch(raw_token) is None:
+            return None
+        if not session_key:
+            return None
+        digest = digest_token(raw_token)
+        now = timezone.now()
+        spent = await cls.objects.filter(
+            token=digest,
+            used=False,
+            expires_at__gt=now,
+            session_key_hash__in=session_key_hashes(session_key),
+        ).aupdate(used=True, used_at=now)
+        if spent != 1:
+            return None
+        return (
+            await get_user_model()
+            ._default_manager.filter(websocket_tokens__token=digest, is_active=True)
+            .afirst()
+        )
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    @classmethod
+    def cleanup_expired(cls, max_age_seconds: int = 300) -> int:
+        """Delete tokens created more than ``max_age_seconds`` ago, used or not."""
+        cutoff = timezone.now() - timedelta(seconds=max_age_seconds)
+        deleted, _ = cls.objects.filter(created_at__lt=cutoff).delete()
+        return deleted
+
+    @classmethod
+    async def acleanup_expired(cls, max_age_seconds: int = 300) -> int:
+        return await sync_to_async(cls.cleanup_expired)(max_age_seconds)

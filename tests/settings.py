@@ -1,0 +1,95 @@
+"""Settings for the test suite. The database is chosen by ``AWS_WS_ASYNC_TEST_DB``.
+
+``sqlite`` (default) or ``postgres`` (127.0.0.1:5432, trust auth, database ``test``; override
+with ``AWS_WS_ASYNC_PG_HOST`` / ``_PORT`` / ``_USER`` / ``_NAME``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "tests-only-secret-key-not-for-production-0123456789abcdef"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "testapp.EmailUser"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "aws_ws_async",
+    "tests.testapp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+STATIC_URL = "/static/"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+_db = os.environ.get("AWS_WS_ASYNC_TEST_DB", "sqlite").lower()
+if _db in {"postgres", "postgresql", "pg"}:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("AWS_WS_ASYNC_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("AWS_WS_ASYNC_PG_PORT", "5432"),
+            "USER": os.environ.get("AWS_WS_ASYNC_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("AWS_WS_ASYNC_PG_PASSWORD", ""),
+            "NAME": os.environ.get("AWS_WS_ASYNC_PG_NAME", "test"),
+            "TEST": {"NAME": os.environ.get("AWS_WS_ASYNC_PG_TEST_NAME", "test_aws_ws_async")},
+        }
+    }
+elif _db == "sqlite":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(BASE_DIR / "test.sqlite3"),
+            "TEST": {"NAME": str(BASE_DIR / "test-db.sqlite3")},
+        }
+    }
+else:
+    raise RuntimeError(f"AWS_WS_ASYNC_TEST_DB must be 'sqlite' or 'postgres', not {_db!r}")
+
+AWS_WS_ASYNC = {
+    "region_name": "us-east-1",
+    "access_key_id": "testing",
+    "secret_access_key": "testing",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"aws_ws_async": {"handlers": ["null"], "level": "DEBUG"}},
+}
