@@ -9,9 +9,15 @@ from __future__ import annotations
 import socket
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Each area keeps its fixtures in tests/fixtures_<area>.py; they are all registered here.
+pytest_plugins = sorted(
+    f"tests.{path.stem}" for path in Path(__file__).parent.glob("fixtures_*.py")
+)
 
 
 def free_port() -> int:
