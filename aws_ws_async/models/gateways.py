@@ -126,6 +126,11 @@ class ApiGateway(models.Model):
         editable=False,
     )
     last_error = models.TextField(blank=True, default="", editable=False)
+    #: Token of the provisioning run that holds this row ("" = free); taken by conditional UPDATE.
+    provisioning_claim = models.CharField(max_length=64, blank=True, default="", editable=False)
+    provisioning_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: Ids of the AWS resources provisioning created, recorded step by step so runs can resume.
+    aws_resources = models.JSONField(default=dict, blank=True, editable=False)
     created_on = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_on = models.DateTimeField(auto_now=True)
 
