@@ -13,4 +13,4 @@ class AwsWsAsyncConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing registers the checks and receivers; nothing else runs at import time.
-        from aws_ws_async import conf  # noqa: F401
+        from aws_ws_async import checks, conf  # noqa: F401
