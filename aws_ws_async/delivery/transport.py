@@ -1,0 +1,51 @@
+"""The transport interface: "post these bytes to this connection, tell me the HTTP status".
+
+The engine only ever sees :class:`Outcome` values and :class:`TransportError`; anything that can
+produce those (aiobotocore, a signed aiohttp client, an in-memory fake) can carry a broadcast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the ``@connections`` API answered.
+
+    ``error_code`` is the ``x-amzn-errortype`` value (or botocore's resolved code), empty when
+    the response carried none; classification never depends on it alone.
+    """
+
+    status: int
+    error_code: str = ""
+    message: str = ""
+
+
+OK = Outcome(200)
+
+
+class TransportError(Exception):
+    """No HTTP answer at all: ``kind`` is ``"timeout"`` or ``"connection"`` (both retryable)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One ``@connections`` endpoint (one API and stage)."""
+
+    #: Where posts go; used in logs and to group engines.
+    endpoint_url: str
+
+    async def post(self, connection_id: str, data: bytes) -> Outcome:
+        """``POST @connections/{id}``; raise :class:`TransportError` if no response arrived."""
+        ...
+
+    async def delete(self, connection_id: str) -> Outcome:
+        """``DELETE @connections/{id}`` (server-side close)."""
+        ...

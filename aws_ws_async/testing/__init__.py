@@ -1,0 +1,10 @@
+"""Test helpers for projects using aws_ws_async (importable from your own tests).
+
+:class:`FaultEndpoint` is a loopback ``@connections`` API that records posts and injects
+faults; point ``AWS_WS_ASYNC["management_endpoint_url"]`` at its ``url``.
+"""
+
+from aws_ws_async.testing.fault_endpoint import FaultEndpoint, FaultPlan
+from aws_ws_async.testing.responses import ERRORS, error_response, ok_response
+
+__all__ = ["ERRORS", "FaultEndpoint", "FaultPlan", "error_response", "ok_response"]
