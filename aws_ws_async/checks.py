@@ -331,8 +331,8 @@ def _routed_view_classes() -> Iterator[tuple[str, type]]:
                 yield prefix + str(entry.pattern), view_class
 
 
-def _websocket_views() -> Iterator[tuple[str, type]]:
-    """Routed subclasses of ``WebSocketView``; nothing if the views module is not there."""
+def _websocket_views() -> Iterator[tuple[str, type, type]]:
+    """``(route, subclass, WebSocketView)`` for routed subclasses; nothing without views."""
     if importlib.util.find_spec("aws_ws_async.views") is None:
         return
     try:
@@ -344,7 +344,7 @@ def _websocket_views() -> Iterator[tuple[str, type]]:
         return
     for route, view_class in _routed_view_classes():
         if issubclass(view_class, base):
-            yield route, view_class
+            yield route, view_class, base
 
 
 def _exposed_methods(view_class: type, base: type) -> list[str]:
@@ -372,7 +372,7 @@ def check_routed_views(
     """W004 unlisted channels allowed; W005 handlers exposed without ``ALLOWED_HANDLERS``."""
     messages: list[CheckMessage] = []
     reported: set[type] = set()
-    for route, view_class in _websocket_views():
+    for route, view_class, base in _websocket_views():
         if view_class in reported:
             continue
         reported.add(view_class)
@@ -388,7 +388,6 @@ def check_routed_views(
                     id=f"{TAG}.W004",
                 )
             )
-        base = _base_view_class(view_class)
         allowed = getattr(view_class, "ALLOWED_HANDLERS", None)
         additional = getattr(view_class, "ADDITIONAL_ALLOWED_HANDLERS", None) or ()
         if not allowed:
@@ -408,10 +407,3 @@ def check_routed_views(
                     )
                 )
     return messages
-
-
-def _base_view_class(view_class: type) -> type:
-    from aws_ws_async import views
-
-    base: type = views.WebSocketView
-    return base if issubclass(view_class, base) else view_class
