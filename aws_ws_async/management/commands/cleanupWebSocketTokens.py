@@ -1,0 +1,96 @@
+"""``manage.py cleanupWebSocketTokens``: delete old connect tokens and rate-limit rows.
+
+Tokens are useless after ``token_expiry_seconds``; rate-limit rows only matter inside their
+window but are kept ``rate_limit_retention_days`` for inspection. Run it from cron.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from aws_ws_async.conf import get_settings
+from aws_ws_async.management.commands._batching import DEFAULT_BATCH_SIZE, delete_in_batches
+from aws_ws_async.models import ConnectionRateLimit, WebSocketToken
+
+#: Tokens younger than this are never deleted, even with a shorter expiry, to leave a margin.
+MIN_TOKEN_AGE_SECONDS = 300
+
+
+class Command(BaseCommand):
+    help = "Delete expired WebSocket connect tokens and old connection rate-limit rows."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        s = get_settings()
+        parser.add_argument(
+            "--token-age",
+            type=int,
+            default=None,
+            metavar="SECONDS",
+            help="Delete tokens created more than SECONDS ago, used or not (default "
+            f"max({MIN_TOKEN_AGE_SECONDS}, token_expiry_seconds), now "
+            f"{max(MIN_TOKEN_AGE_SECONDS, s.token_expiry_seconds)}).",
+        )
+        parser.add_argument(
+            "--rate-limit-age",
+            type=int,
+            default=None,
+            metavar="DAYS",
+            help="Delete connection attempts older than DAYS days (default "
+            f"rate_limit_retention_days, now {s.rate_limit_retention_days}).",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Only count; delete nothing.")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            help=f"Rows per DELETE statement (default {DEFAULT_BATCH_SIZE}).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        s = get_settings()
+        given_token_age: int | None = options["token_age"]
+        token_age = (
+            max(MIN_TOKEN_AGE_SECONDS, s.token_expiry_seconds)
+            if given_token_age is None
+            else given_token_age
+        )
+        given_rate_age: int | None = options["rate_limit_age"]
+        rate_age = s.rate_limit_retention_days if given_rate_age is None else given_rate_age
+        batch_size: int = options["batch_size"]
+        if token_age < 0:
+            raise CommandError("--token-age must be 0 or more.")
+        if rate_age < 0:
+            raise CommandError("--rate-limit-age must be 0 or more.")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+
+        now = timezone.now()
+        tokens = WebSocketToken.objects.filter(created_at__lt=now - timedelta(seconds=token_age))
+        attempts = ConnectionRateLimit.objects.filter(
+            attempt_time__lt=now - timedelta(days=rate_age)
+        )
+        if options["dry_run"]:
+            self.stdout.write(
+                f"Would delete {tokens.count()} token(s) older than {token_age} second(s)."
+            )
+            self.stdout.write(
+                f"Would delete {attempts.count()} connection attempt(s) older than "
+                f"{rate_age} day(s)."
+            )
+            return
+        deleted_tokens = delete_in_batches(tokens, batch_size)
+        deleted_attempts = delete_in_batches(attempts, batch_size)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Deleted {deleted_tokens} token(s) older than {token_age} second(s)."
+            )
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Deleted {deleted_attempts} connection attempt(s) older than {rate_age} day(s)."
+            )
+        )
