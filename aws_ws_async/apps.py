@@ -13,4 +13,8 @@ class AwsWsAsyncConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing registers the checks and receivers; nothing else runs at import time.
-        from aws_ws_async import checks, conf  # noqa: F401
+        from aws_ws_async import (  # noqa: F401
+            checks,
+            conf,
+            signals,
+        )

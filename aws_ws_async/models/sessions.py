@@ -1,7 +1,8 @@
 """One row per WebSocket connection, and the QuerySet that selects recipients.
 
-Sending (``asend_message`` / ``send_message``) is attached by ``aws_ws_async.models.sending``
-so that this module stays about data; the QuerySet and model classes here are the public ones.
+Sending (``asend_message`` / ``send_message`` / ``adisconnect``...) is inherited from the mixins
+in ``aws_ws_async.models.sending`` so that this module stays about data; the QuerySet and model
+classes here are the public ones.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from aws_ws_async.models.sending import SendingQuerySetMixin, SendingSessionMixin
 from aws_ws_async.validators import validate_channel_name, validate_connection_id
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+    from aws_ws_async.delivery import DeliveryReport
 
 #: API Gateway closes every connection after two hours and idle ones after ten minutes.
 MAX_CONNECTION_AGE = timedelta(hours=2)
@@ -35,8 +39,8 @@ class DisconnectReason(models.TextChoices):
     GATEWAY_DELETED = "gateway_deleted", _("Gateway deleted")
 
 
-class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
-    """Chainable selectors for recipients; sending methods are added in ``models.sending``."""
+class WebSocketSessionQuerySet(SendingQuerySetMixin, models.QuerySet["WebSocketSession"]):
+    """Chainable selectors for recipients; sending methods come from ``models.sending``."""
 
     def connected(self) -> WebSocketSessionQuerySet:
         return self.filter(connected=True)
@@ -79,6 +83,13 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
             connected=False, disconnected_at=now, disconnect_reason=reason, updated_on=now
         )
 
+    async def asend_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
+        """Send to every connection ``user`` has open (all their tabs and devices)."""
+        return await self.for_user(user).asend_message(data, **kwargs)
+
+    def send_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
+        return self.for_user(user).send_message(data, **kwargs)
+
 
 class WebSocketSessionManager(models.Manager["WebSocketSession"]):
     def get_queryset(self) -> WebSocketSessionQuerySet:
@@ -97,8 +108,22 @@ class WebSocketSessionManager(models.Manager["WebSocketSession"]):
     def stale(self, **kwargs: Any) -> WebSocketSessionQuerySet:
         return self.get_queryset().stale(**kwargs)
 
+    # Sending through the manager means "every connected session" (a channel-wide broadcast
+    # needs ``for_channel(name)`` first).
+    async def asend_message(self, data: Any, **kwargs: Any) -> DeliveryReport:
+        return await self.get_queryset().asend_message(data, **kwargs)
 
-class WebSocketSession(models.Model):
+    def send_message(self, data: Any, **kwargs: Any) -> DeliveryReport:
+        return self.get_queryset().send_message(data, **kwargs)
+
+    async def asend_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
+        return await self.get_queryset().asend_to_user(user, data, **kwargs)
+
+    def send_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
+        return self.get_queryset().send_to_user(user, data, **kwargs)
+
+
+class WebSocketSession(SendingSessionMixin, models.Model):
     """A live (or once-live) API Gateway connection, tied to the user who opened it."""
 
     connection_id = models.CharField(
@@ -164,12 +189,15 @@ class WebSocketSession(models.Model):
 
     def mark_disconnected(self, reason: str = DisconnectReason.SERVER) -> bool:
         """Flag this connection disconnected; False if it already was."""
-        changed = WebSocketSession.objects.filter(pk=self.pk).mark_disconnected(reason)
+        changed = (
+            WebSocketSession.objects.get_queryset().filter(pk=self.pk).mark_disconnected(reason)
+        )
         self._apply_disconnect(reason)
         return changed == 1
 
     async def amark_disconnected(self, reason: str = DisconnectReason.SERVER) -> bool:
-        changed = await WebSocketSession.objects.filter(pk=self.pk).amark_disconnected(reason)
+        rows = WebSocketSession.objects.get_queryset().filter(pk=self.pk)
+        changed = await rows.amark_disconnected(reason)
         self._apply_disconnect(reason)
         return changed == 1
 

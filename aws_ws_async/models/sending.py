@@ -1,0 +1,676 @@
+"""Sending to sessions: the Django side of the delivery engine.
+
+The QuerySet and model methods (``asend_message``, ``send_message``, ``adisconnect``...) are
+defined on mixins here and inherited by the classes in :mod:`aws_ws_async.models.sessions`.
+
+Async path: recipients are streamed from the database with keyset pagination on ``pk`` (one
+query per ``db_chunk_size`` rows, the next chunk fetched while the current one is sent), one
+engine per gateway endpoint runs concurrently under one shared concurrency bound, and gone
+connections are marked disconnected in bulk as they are found.
+
+Sync path: every query runs in the caller's thread (so a shim called inside
+``transaction.atomic()`` sees the caller's rows); each chunk of ids is handed to the portal loop
+(:mod:`aws_ws_async.sync`), which reuses its cached client across calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.db import models
+from django.utils import timezone
+
+from aws_ws_async import aws
+from aws_ws_async.conf import get_settings
+from aws_ws_async.delivery import (
+    AdaptiveLimiter,
+    AiobotocoreTransport,
+    DeliveryPolicy,
+    DeliveryReport,
+    Engine,
+    Failure,
+    encode_payload,
+)
+
+if TYPE_CHECKING:
+    from aws_ws_async.models.sessions import WebSocketSession
+
+logger = logging.getLogger("aws_ws_async.sending")
+
+#: Gone connections are marked disconnected in UPDATEs of at most this many ids.
+GONE_BATCH = 500
+
+ProgressFn = Callable[[DeliveryReport], None]
+
+
+def delivery_policy(
+    *,
+    concurrency: int | None = None,
+    gone_retry_seconds: float = 0.0,
+    collect_delivered: bool = True,
+) -> DeliveryPolicy:
+    """The engine policy from ``settings.AWS_WS_ASYNC`` plus per-call overrides."""
+    s = get_settings()
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency must be a positive integer")
+    return DeliveryPolicy(
+        max_concurrency=concurrency or s.max_concurrency,
+        max_throttle_retries=s.max_throttle_retries,
+        max_transient_retries=s.max_transient_retries,
+        backoff_base_seconds=s.backoff_base_seconds,
+        backoff_max_seconds=s.backoff_max_seconds,
+        gone_retry_seconds=gone_retry_seconds,
+        collect_delivered=collect_delivered,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints and transports
+# ---------------------------------------------------------------------------------------------
+
+
+def _endpoint_for(api_id: str, stage: str) -> str | None:
+    """The gateway's ``@connections`` URL, or None when it was never provisioned."""
+    if not api_id or not stage:
+        return None
+    return aws.management_endpoint(api_id, stage)
+
+
+def endpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, str | None]:
+    """Sync: gateway pk -> endpoint URL (None: no gateway, or not provisioned)."""
+    from aws_ws_async.models.gateways import ApiGateway
+
+    wanted = [g for g in gateway_ids if g is not None]
+    result: dict[int | None, str | None] = {None: None}
+    rows = ApiGateway.objects.filter(pk__in=wanted).values_list("pk", "api_id", "stage_name")
+    for pk, api_id, stage in rows:
+        result[pk] = _endpoint_for(api_id, stage)
+    return result
+
+
+async def aendpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, str | None]:
+    from aws_ws_async.models.gateways import ApiGateway
+
+    wanted = [g for g in gateway_ids if g is not None]
+    result: dict[int | None, str | None] = {None: None}
+    rows = ApiGateway.objects.filter(pk__in=wanted).values_list("pk", "api_id", "stage_name")
+    async for pk, api_id, stage in rows:
+        result[pk] = _endpoint_for(api_id, stage)
+    return result
+
+
+async def transport_for(endpoint_url: str, policy: DeliveryPolicy) -> AiobotocoreTransport:
+    """The running loop's cached client for this endpoint, wrapped as a transport."""
+    client = await aws.get_management_client(
+        endpoint_url, max_pool_connections=policy.max_concurrency
+    )
+    return AiobotocoreTransport(client)
+
+
+def _unreachable(connection_ids: Iterable[str], gateway_id: int | None) -> list[Failure]:
+    reason = "no_gateway" if gateway_id is None else "gateway_not_provisioned"
+    detail = (
+        "session has no api_gateway"
+        if gateway_id is None
+        else f"gateway {gateway_id} has no api_id or stage"
+    )
+    return [Failure(cid, reason, None, detail, 0) for cid in connection_ids]
+
+
+# ---------------------------------------------------------------------------------------------
+# Marking sessions disconnected in bulk
+# ---------------------------------------------------------------------------------------------
+
+
+def _disconnect_values(reason: str) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "connected": False,
+        "disconnected_at": now,
+        "disconnect_reason": reason,
+        "updated_on": now,
+    }
+
+
+def mark_disconnected_ids(model: type[models.Model], ids: list[str], reason: str) -> int:
+    """Sync: one UPDATE per ``GONE_BATCH`` ids; only rows still connected change."""
+    changed = 0
+    for start in range(0, len(ids), GONE_BATCH):
+        batch = ids[start : start + GONE_BATCH]
+        changed += model._default_manager.filter(connection_id__in=batch, connected=True).update(
+            **_disconnect_values(reason)
+        )
+    return changed
+
+
+async def amark_disconnected_ids(model: type[models.Model], ids: list[str], reason: str) -> int:
+    changed = 0
+    for start in range(0, len(ids), GONE_BATCH):
+        batch = ids[start : start + GONE_BATCH]
+        manager = model._default_manager
+        changed += await manager.filter(connection_id__in=batch, connected=True).aupdate(
+            **_disconnect_values(reason)
+        )
+    return changed
+
+
+class _BulkMarker:
+    """Collects ids from the engine's ``on_gone`` hook and flushes them in background UPDATEs."""
+
+    def __init__(self, model: type[models.Model], reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        self._pending: list[str] = []
+        self._tasks: set[asyncio.Future[int]] = set()
+        self.marked = 0
+
+    def add(self, connection_id: str) -> None:
+        self._pending.append(connection_id)
+        if len(self._pending) >= GONE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        ids, self._pending = self._pending, []
+        if ids:
+            self._tasks.add(
+                asyncio.ensure_future(amark_disconnected_ids(self.model, ids, self.reason))
+            )
+
+    async def aclose(self) -> None:
+        self._flush()
+        for count in await asyncio.gather(*self._tasks):
+            self.marked += count
+        self._tasks.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming recipients
+# ---------------------------------------------------------------------------------------------
+
+
+async def _stream_connection_ids(
+    queryset: models.QuerySet[Any], chunk_size: int
+) -> AsyncIterator[str]:
+    """Connection ids in pk order, ``chunk_size`` rows per query, one chunk read ahead."""
+
+    def fetch(after: int) -> list[tuple[int, str]]:
+        rows = queryset.filter(pk__gt=after).order_by("pk").values_list("pk", "connection_id")
+        return list(rows[:chunk_size])
+
+    afetch = sync_to_async(fetch)
+    rows = await afetch(0)
+    while rows:
+        ahead = asyncio.ensure_future(afetch(rows[-1][0])) if len(rows) == chunk_size else None
+        try:
+            for _, connection_id in rows:
+                yield connection_id
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+            raise
+        rows = await ahead if ahead is not None else []
+
+
+def iter_recipient_chunks(
+    queryset: models.QuerySet[Any], chunk_size: int
+) -> Iterator[list[tuple[int, str, int | None]]]:
+    """Sync: lists of (pk, connection_id, api_gateway_id), keyset-paginated on pk."""
+    last = 0
+    while True:
+        rows = list(
+            queryset.filter(pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", "connection_id", "api_gateway_id")[:chunk_size]
+        )
+        if not rows:
+            return
+        yield rows
+        if len(rows) < chunk_size:
+            return
+        last = rows[-1][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Broadcast (QuerySet level)
+# ---------------------------------------------------------------------------------------------
+
+
+def _finish(report: DeliveryReport, started: float, operation: str, sender: type[Any]) -> None:
+    report.duration = time.perf_counter() - started
+    logger.info("%s finished: %s", operation, report.summary())
+
+
+async def abroadcast(
+    queryset: models.QuerySet[Any],
+    data: Any,
+    *,
+    concurrency: int | None = None,
+    db_chunk_size: int | None = None,
+    collect_delivered: bool = True,
+) -> DeliveryReport:
+    """Send ``data`` to every connected session of ``queryset``; see the module docs."""
+    from aws_ws_async.signals import broadcast_finished
+
+    payload = encode_payload(data)  # fails before anything is read or sent
+    started = time.perf_counter()
+    policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
+    chunk = db_chunk_size or get_settings().db_chunk_size
+    base = queryset.filter(connected=True)
+    gateway_ids = [
+        g async for g in base.order_by().values_list("api_gateway_id", flat=True).distinct()
+    ]
+    endpoints = await aendpoints_for(gateway_ids)
+    limiter = AdaptiveLimiter(policy.max_concurrency)
+    marker = _BulkMarker(queryset.model, "gone")
+
+    async def one_gateway(gateway_id: int | None) -> DeliveryReport:
+        rows = base.filter(api_gateway_id=gateway_id)
+        endpoint = endpoints.get(gateway_id)
+        if endpoint is None:
+            part = DeliveryReport()
+            async for cid in _stream_connection_ids(rows, chunk):
+                part.failed.extend(_unreachable([cid], gateway_id))
+            return part
+        transport = await transport_for(endpoint, policy)
+        engine = Engine(transport, policy=policy, limiter=limiter, on_gone=marker.add)
+        return await engine.post(_stream_connection_ids(rows, chunk), payload)
+
+    report = DeliveryReport(concurrency=policy.max_concurrency)
+    try:
+        parts = await asyncio.gather(*(one_gateway(g) for g in gateway_ids))
+    finally:
+        await marker.aclose()
+    for part in parts:
+        report.merge(part)
+    report.lowest_concurrency = limiter.lowest
+    _finish(report, started, "broadcast", queryset.model)
+    await broadcast_finished.asend(
+        sender=queryset.model, report=report, operation="send", queryset=queryset
+    )
+    return report
+
+
+def broadcast(
+    queryset: models.QuerySet[Any],
+    data: Any,
+    *,
+    concurrency: int | None = None,
+    db_chunk_size: int | None = None,
+    collect_delivered: bool = True,
+    progress: ProgressFn | None = None,
+) -> DeliveryReport:
+    """Sync twin of :func:`abroadcast`: queries here, posts on the portal loop."""
+    from aws_ws_async import sync
+    from aws_ws_async.signals import broadcast_finished
+
+    sync.portal()._check_caller()
+    payload = encode_payload(data)
+    started = time.perf_counter()
+    policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
+    chunk = db_chunk_size or get_settings().db_chunk_size
+    base = queryset.filter(connected=True)
+    endpoints: dict[int | None, str | None] = {}
+    limiter = AdaptiveLimiter(policy.max_concurrency)
+    report = DeliveryReport(concurrency=policy.max_concurrency)
+    for rows in iter_recipient_chunks(base, chunk):
+        groups: dict[int | None, list[str]] = {}
+        for _, cid, gateway_id in rows:
+            groups.setdefault(gateway_id, []).append(cid)
+        missing = [g for g in groups if g not in endpoints]
+        if missing:
+            endpoints.update(endpoints_for(missing))
+        part = sync.run(partial(_post_groups, groups, endpoints, payload, policy, limiter))
+        if part.gone:
+            mark_disconnected_ids(queryset.model, part.gone, "gone")
+        report.merge(part)
+        if progress is not None:
+            progress(report)
+    report.lowest_concurrency = limiter.lowest
+    _finish(report, started, "broadcast", queryset.model)
+    broadcast_finished.send(
+        sender=queryset.model, report=report, operation="send", queryset=queryset
+    )
+    return report
+
+
+async def _post_groups(
+    groups: dict[int | None, list[str]],
+    endpoints: dict[int | None, str | None],
+    payload: bytes,
+    policy: DeliveryPolicy,
+    limiter: AdaptiveLimiter,
+) -> DeliveryReport:
+    """On the portal loop: one engine per gateway for one chunk of ids."""
+
+    async def one(gateway_id: int | None, ids: list[str]) -> DeliveryReport:
+        endpoint = endpoints.get(gateway_id)
+        if endpoint is None:
+            return DeliveryReport(failed=_unreachable(ids, gateway_id))
+        transport = await transport_for(endpoint, policy)
+        return await Engine(transport, policy=policy, limiter=limiter).post(ids, payload)
+
+    report = DeliveryReport()
+    for part in await asyncio.gather(*(one(g, ids) for g, ids in groups.items())):
+        report.merge(part)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Server-side close (QuerySet level)
+# ---------------------------------------------------------------------------------------------
+
+
+async def adisconnect_all(
+    queryset: models.QuerySet[Any],
+    reason: str = "server",
+    *,
+    concurrency: int | None = None,
+    db_chunk_size: int | None = None,
+) -> DeliveryReport:
+    """``DELETE @connections/{id}`` for every connected session, then mark them disconnected.
+
+    A 410 means already closed: marked too. Rows without a (provisioned) gateway have no
+    connection to close and are only marked (listed as gone). Failures stay connected.
+    """
+    from aws_ws_async.signals import broadcast_finished
+
+    started = time.perf_counter()
+    policy = delivery_policy(concurrency=concurrency)
+    chunk = db_chunk_size or get_settings().db_chunk_size
+    base = queryset.filter(connected=True)
+    gateway_ids = [
+        g async for g in base.order_by().values_list("api_gateway_id", flat=True).distinct()
+    ]
+    endpoints = await aendpoints_for(gateway_ids)
+    limiter = AdaptiveLimiter(policy.max_concurrency)
+    marker = _BulkMarker(queryset.model, reason)
+
+    async def one_gateway(gateway_id: int | None) -> DeliveryReport:
+        rows = base.filter(api_gateway_id=gateway_id)
+        endpoint = endpoints.get(gateway_id)
+        if endpoint is None:
+            part = DeliveryReport()
+            async for cid in _stream_connection_ids(rows, chunk):
+                part.gone.append(cid)
+                marker.add(cid)
+            return part
+        transport = await transport_for(endpoint, policy)
+        engine = Engine(transport, policy=policy, limiter=limiter, on_gone=marker.add)
+        part = await engine.delete(_stream_connection_ids(rows, chunk))
+        for cid in part.delivered:
+            marker.add(cid)
+        return part
+
+    report = DeliveryReport(concurrency=policy.max_concurrency)
+    try:
+        parts = await asyncio.gather(*(one_gateway(g) for g in gateway_ids))
+    finally:
+        await marker.aclose()
+    for part in parts:
+        report.merge(part)
+    _finish(report, started, "disconnect", queryset.model)
+    await broadcast_finished.asend(
+        sender=queryset.model, report=report, operation="disconnect", queryset=queryset
+    )
+    return report
+
+
+def disconnect_all(
+    queryset: models.QuerySet[Any],
+    reason: str = "server",
+    *,
+    concurrency: int | None = None,
+    db_chunk_size: int | None = None,
+    timeout: float | None = None,
+) -> DeliveryReport:
+    """Sync twin of :func:`adisconnect_all` (queries in the caller's thread)."""
+    from aws_ws_async import sync
+
+    sync.portal()._check_caller()
+    started = time.perf_counter()
+    policy = delivery_policy(concurrency=concurrency)
+    chunk = db_chunk_size or get_settings().db_chunk_size
+    endpoints: dict[int | None, str | None] = {}
+    limiter = AdaptiveLimiter(policy.max_concurrency)
+    report = DeliveryReport(concurrency=policy.max_concurrency)
+    for rows in iter_recipient_chunks(queryset.filter(connected=True), chunk):
+        groups: dict[int | None, list[str]] = {}
+        for _, cid, gateway_id in rows:
+            groups.setdefault(gateway_id, []).append(cid)
+        missing = [g for g in groups if g not in endpoints]
+        if missing:
+            endpoints.update(endpoints_for(missing))
+        part = sync.run(
+            partial(_delete_groups, groups, endpoints, policy, limiter), timeout=timeout
+        )
+        mark_disconnected_ids(queryset.model, part.delivered + part.gone, reason)
+        report.merge(part)
+    _finish(report, started, "disconnect", queryset.model)
+    return report
+
+
+async def _delete_groups(
+    groups: dict[int | None, list[str]],
+    endpoints: dict[int | None, str | None],
+    policy: DeliveryPolicy,
+    limiter: AdaptiveLimiter,
+) -> DeliveryReport:
+    async def one(gateway_id: int | None, ids: list[str]) -> DeliveryReport:
+        endpoint = endpoints.get(gateway_id)
+        if endpoint is None:
+            return DeliveryReport(gone=list(ids))
+        transport = await transport_for(endpoint, policy)
+        return await Engine(transport, policy=policy, limiter=limiter).delete(ids)
+
+    report = DeliveryReport()
+    for part in await asyncio.gather(*(one(g, ids) for g, ids in groups.items())):
+        report.merge(part)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# One session
+# ---------------------------------------------------------------------------------------------
+
+
+def _session_endpoint_sync(session: WebSocketSession) -> str | None:
+    if session.api_gateway_id is None:
+        return None
+    return endpoints_for([session.api_gateway_id]).get(session.api_gateway_id)
+
+
+async def _session_endpoint(session: WebSocketSession) -> str | None:
+    if session.api_gateway_id is None:
+        return None
+    field = type(session)._meta.get_field("api_gateway")
+    if field.is_cached(session):
+        gateway = session.api_gateway
+        assert gateway is not None
+        return _endpoint_for(gateway.api_id, gateway.stage_name)
+    return (await aendpoints_for([session.api_gateway_id])).get(session.api_gateway_id)
+
+
+async def _post_one(
+    endpoint: str | None,
+    gateway_id: int | None,
+    connection_id: str,
+    payload: bytes,
+    policy: DeliveryPolicy,
+) -> DeliveryReport:
+    if endpoint is None:
+        return DeliveryReport(failed=_unreachable([connection_id], gateway_id), concurrency=1)
+    transport = await transport_for(endpoint, policy)
+    return await Engine(transport, policy=policy).post([connection_id], payload)
+
+
+async def _delete_one(
+    endpoint: str | None, connection_id: str, policy: DeliveryPolicy
+) -> DeliveryReport:
+    if endpoint is None:
+        return DeliveryReport(gone=[connection_id], concurrency=1)
+    transport = await transport_for(endpoint, policy)
+    return await Engine(transport, policy=policy).delete([connection_id])
+
+
+def _single_policy(gone_retry_seconds: float = 0.0) -> DeliveryPolicy:
+    return replace(delivery_policy(gone_retry_seconds=gone_retry_seconds), max_concurrency=1)
+
+
+async def asend_to_session(
+    session: WebSocketSession, data: Any, *, gone_retry_seconds: float = 0.0
+) -> DeliveryReport:
+    """Post to one connection; a 410 (after ``gone_retry_seconds``) marks it disconnected."""
+    payload = encode_payload(data)
+    if not session.connected:
+        return DeliveryReport(gone=[session.connection_id], concurrency=1)
+    endpoint = await _session_endpoint(session)
+    policy = _single_policy(gone_retry_seconds)
+    report = await _post_one(
+        endpoint, session.api_gateway_id, session.connection_id, payload, policy
+    )
+    if report.gone:
+        await session.amark_disconnected("gone")
+    return report
+
+
+def send_to_session(
+    session: WebSocketSession,
+    data: Any,
+    *,
+    gone_retry_seconds: float = 0.0,
+    timeout: float | None = None,
+) -> DeliveryReport:
+    from aws_ws_async import sync
+
+    sync.portal()._check_caller()
+    payload = encode_payload(data)
+    if not session.connected:
+        return DeliveryReport(gone=[session.connection_id], concurrency=1)
+    endpoint = _session_endpoint_sync(session)
+    policy = _single_policy(gone_retry_seconds)
+    gateway_id, cid = session.api_gateway_id, session.connection_id
+    report = sync.run(
+        lambda: _post_one(endpoint, gateway_id, cid, payload, policy), timeout=timeout
+    )
+    if report.gone:
+        session.mark_disconnected("gone")
+    return report
+
+
+async def adisconnect_session(session: WebSocketSession, reason: str = "server") -> DeliveryReport:
+    """Server-side close of one connection; 204 or 410 both end with the row disconnected."""
+    endpoint = await _session_endpoint(session)
+    report = await _delete_one(endpoint, session.connection_id, _single_policy())
+    if not report.failed:
+        await session.amark_disconnected(reason)
+    return report
+
+
+def disconnect_session(
+    session: WebSocketSession, reason: str = "server", *, timeout: float | None = None
+) -> DeliveryReport:
+    from aws_ws_async import sync
+
+    sync.portal()._check_caller()
+    endpoint = _session_endpoint_sync(session)
+    cid = session.connection_id
+    report = sync.run(lambda: _delete_one(endpoint, cid, _single_policy()), timeout=timeout)
+    if not report.failed:
+        session.mark_disconnected(reason)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixins inherited by the public classes
+# ---------------------------------------------------------------------------------------------
+
+
+class SendingQuerySetMixin:
+    """Broadcast and close methods of :class:`~aws_ws_async.models.WebSocketSessionQuerySet`."""
+
+    async def asend_message(
+        self,
+        data: Any,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        collect_delivered: bool = True,
+    ) -> DeliveryReport:
+        """Send ``data`` to every connected session selected; returns the report."""
+        return await abroadcast(
+            self,  # type: ignore[arg-type]
+            data,
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            collect_delivered=collect_delivered,
+        )
+
+    def send_message(
+        self,
+        data: Any,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        collect_delivered: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> DeliveryReport:
+        """Sync twin of :meth:`asend_message` (through the portal loop)."""
+        return broadcast(
+            self,  # type: ignore[arg-type]
+            data,
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            collect_delivered=collect_delivered,
+            progress=progress,
+        )
+
+    async def adisconnect(
+        self, reason: str = "server", *, concurrency: int | None = None
+    ) -> DeliveryReport:
+        """Close every selected connection server-side and mark the rows disconnected."""
+        return await adisconnect_all(self, reason, concurrency=concurrency)  # type: ignore[arg-type]
+
+    def disconnect(
+        self, reason: str = "server", *, concurrency: int | None = None
+    ) -> DeliveryReport:
+        return disconnect_all(self, reason, concurrency=concurrency)  # type: ignore[arg-type]
+
+
+class SendingSessionMixin:
+    """Per-connection methods of :class:`~aws_ws_async.models.WebSocketSession`."""
+
+    async def asend_message(self, data: Any, *, gone_retry_seconds: float = 0.0) -> DeliveryReport:
+        """Post to this connection. ``gone_retry_seconds`` keeps retrying 410 that long.
+
+        API Gateway answers 410 until the connection's ``$connect`` has completed, so a welcome
+        message queued from the ``$connect`` handler should pass a few seconds here.
+        """
+        return await asend_to_session(
+            self,  # type: ignore[arg-type]
+            data,
+            gone_retry_seconds=gone_retry_seconds,
+        )
+
+    def send_message(
+        self, data: Any, *, gone_retry_seconds: float = 0.0, timeout: float | None = None
+    ) -> DeliveryReport:
+        return send_to_session(
+            self,  # type: ignore[arg-type]
+            data,
+            gone_retry_seconds=gone_retry_seconds,
+            timeout=timeout,
+        )
+
+    async def adisconnect(self, reason: str = "server") -> DeliveryReport:
+        """Close this connection server-side (``DELETE @connections``) and mark it."""
+        return await adisconnect_session(self, reason)  # type: ignore[arg-type]
+
+    def disconnect(self, reason: str = "server", *, timeout: float | None = None) -> DeliveryReport:
+        return disconnect_session(self, reason, timeout=timeout)  # type: ignore[arg-type]
