@@ -348,15 +348,21 @@ def _websocket_views() -> Iterator[tuple[str, type, type]]:
 
 
 def _exposed_methods(view_class: type, base: type) -> list[str]:
-    """Public callables a subclass adds on top of ``base`` (candidates for handler discovery)."""
+    """Public functions a subclass adds, as the view's handler discovery would find them.
+
+    Mirrors ``aws_ws_async.views.handlers.discover_handlers``: plain functions on ``base``
+    subclasses only (not mixins, not static/class methods), excluding everything ``base``
+    defines except ``change_channel``; ``default`` is always callable, so it is not reported.
+    """
+    reserved = {name for name in dir(base) if name != "change_channel"}
     names: set[str] = set()
     for klass in view_class.__mro__:
-        if klass is base or issubclass(base, klass):
+        if klass is base or not issubclass(klass, base):
             continue
         for name, member in vars(klass).items():
-            if name.startswith("_") or hasattr(base, name):
+            if name.startswith("_") or name in reserved:
                 continue
-            if isinstance(member, staticmethod | classmethod) or inspect.isfunction(member):
+            if inspect.isfunction(member):
                 names.add(name)
     return sorted(names)
 

@@ -1,0 +1,164 @@
+"""The settings object: defaults, precedence of setting names, fallback on bad values, caching."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from aws_ws_async import conf
+from aws_ws_async.conf import SPECS, AppSettings, get_settings
+
+
+@pytest.fixture
+def bare(settings: Any) -> Any:
+    """No aws_ws_async settings at all, under any name."""
+    for name in (
+        "AWS_WS_ASYNC",
+        "WEBSOCKETS",
+        "AWS_GATEWAY_REGION_NAME",
+        "AWS_REGION_NAME",
+        "AWS_IAM_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
+        if hasattr(settings, name):
+            delattr(settings, name)
+    return settings
+
+
+def test_defaults_match_specs(bare: Any) -> None:
+    s = get_settings()
+    names = {f.name for f in dataclasses.fields(AppSettings)}
+    for key, spec in SPECS.items():
+        if key in {"gateway_secret", "allowed_integration_hosts"}:
+            continue
+        assert key in names, key
+        assert getattr(s, key) == spec.default, key
+    assert s.gateway_secrets == ()
+    assert s.gateway_secret is None
+    assert s.allowed_integration_hosts == ()
+    assert s.token_expiry_seconds == 60
+    assert s.rate_limit_window_seconds == 60
+    assert all(source == "default" for source in s.sources.values())
+
+
+def test_every_spec_default_is_valid() -> None:
+    for key, spec in SPECS.items():
+        assert conf.is_valid(key, spec.default), key
+
+
+def test_precedence_ours_over_websockets_over_aws_settings(bare: Any) -> None:
+    bare.AWS_GATEWAY_REGION_NAME = "eu-central-1"
+    bare.AWS_REGION_NAME = "ignored-when-gateway-region-set"
+    bare.AWS_IAM_PROFILE = "legacy-profile"
+    bare.WEBSOCKETS = {"token_expiry_seconds": 30, "rate_limit_max_attempts": 5}
+    bare.AWS_WS_ASYNC = {"token_expiry_seconds": 90}
+    s = get_settings()
+    assert s.token_expiry_seconds == 90
+    assert s.sources["token_expiry_seconds"] == "AWS_WS_ASYNC"
+    assert s.rate_limit_max_attempts == 5
+    assert s.sources["rate_limit_max_attempts"] == "WEBSOCKETS"
+    assert s.region_name == "eu-central-1"
+    assert s.sources["region_name"] == "AWS_GATEWAY_REGION_NAME"
+    assert s.profile_name == "legacy-profile"
+    bare.AWS_WS_ASYNC = {"region_name": "us-west-2"}
+    assert get_settings().region_name == "us-west-2"
+
+
+def test_aws_region_name_is_the_last_fallback(bare: Any) -> None:
+    bare.AWS_REGION_NAME = "sa-east-1"
+    s = get_settings()
+    assert s.region_name == "sa-east-1"
+    assert s.sources["region_name"] == "AWS_REGION_NAME"
+
+
+def test_legacy_keys_only_from_websockets(bare: Any) -> None:
+    bare.WEBSOCKETS = {"max_concurrency": 7, "gateway_secret": "k" * 32}
+    s = get_settings()
+    assert s.max_concurrency == SPECS["max_concurrency"].default  # not a predecessor key
+    assert s.gateway_secret == "k" * 32
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [
+        ("token_expiry_seconds", True),
+        ("token_expiry_seconds", 0),
+        ("token_expiry_seconds", "60"),
+        ("max_concurrency", -3),
+        ("push_changes_to_aws", "yes"),
+        ("backoff_base_seconds", 0),
+        ("region_name", 12),
+        ("gateway_secret", "too-short"),
+        ("gateway_secret", ["k" * 32, "short"]),
+        ("allowed_integration_hosts", [1, 2]),
+    ],
+)
+def test_invalid_values_fall_back_to_defaults(bare: Any, key: str, bad: Any) -> None:
+    bare.WEBSOCKETS = {"token_expiry_seconds": 45}
+    bare.AWS_WS_ASYNC = {key: bad}
+    s = get_settings()
+    if key == "gateway_secret":
+        assert s.gateway_secrets == ()
+    elif key == "allowed_integration_hosts":
+        assert s.allowed_integration_hosts == ()
+    else:
+        # A bad value falls back to the *default*, not to a lower-precedence source: the
+        # project meant to override that source, and E002 reports the mistake.
+        assert getattr(s, key) == SPECS[key].default
+    assert key not in s.sources or s.sources[key] != "AWS_WS_ASYNC"
+
+
+@pytest.mark.parametrize("container", ["oops", 5, ["token_expiry_seconds"], None])
+def test_non_dict_containers_are_ignored(bare: Any, container: Any) -> None:
+    bare.AWS_WS_ASYNC = container
+    bare.WEBSOCKETS = container
+    assert get_settings() == AppSettings()
+
+
+def test_secrets_and_hosts_normalised(bare: Any) -> None:
+    bare.AWS_WS_ASYNC = {
+        "gateway_secret": ["a" * 32, "b" * 40],
+        "allowed_integration_hosts": "API.Example.com",
+    }
+    s = get_settings()
+    assert s.gateway_secrets == ("a" * 32, "b" * 40)
+    assert s.gateway_secret == "a" * 32  # the first one is provisioned
+    assert s.allowed_integration_hosts == ("api.example.com",)
+
+
+def test_settings_fixture_invalidates_cache(settings: Any) -> None:
+    settings.AWS_WS_ASYNC = {"max_concurrency": 11}
+    first = get_settings()
+    assert first is get_settings()  # cached
+    assert first.max_concurrency == 11
+    settings.AWS_WS_ASYNC = {"max_concurrency": 12}
+    assert get_settings().max_concurrency == 12
+    settings.WEBSOCKETS = {"token_expiry_seconds": 33}
+    assert get_settings().token_expiry_seconds == 33
+    settings.AWS_GATEWAY_REGION_NAME = "ca-central-1"
+    settings.AWS_WS_ASYNC = {}
+    assert get_settings().region_name == "ca-central-1"
+
+
+def test_override_settings_restores_values() -> None:
+    from django.test import override_settings
+
+    before = get_settings().max_concurrency
+    with override_settings(AWS_WS_ASYNC={"max_concurrency": 3}):
+        assert get_settings().max_concurrency == 3
+    assert get_settings().max_concurrency == before
+
+
+def test_settings_docs_table_is_up_to_date() -> None:
+    """docs/settings.md documents every key with its current default (generated table)."""
+    from pathlib import Path
+
+    from docs.settings_table import render_table
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
+    assert render_table() in text, "run: python docs/settings_table.py"
+    for key in SPECS:
+        assert f"`{key}`" in text
