@@ -6,7 +6,9 @@ this module only holds data, validation and cheap queries.
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -15,6 +17,10 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from aws_ws_async.conf import get_settings
+
+if TYPE_CHECKING:
+    from aws_ws_async.provisioning.drift import Difference
+
 from aws_ws_async.validators import (
     validate_api_id,
     validate_api_name,
@@ -82,7 +88,9 @@ class ApiGateway(models.Model):
         max_length=32,
         blank=True,
         default="",
-        help_text=_("Route 53 hosted zone in which to create an alias record for the custom domain."),
+        help_text=_(
+            "Route 53 hosted zone in which to create an alias record for the custom domain."
+        ),
     )
     api_key_selection_expression = models.CharField(
         max_length=255, default="$request.header.x-api-key"
@@ -148,6 +156,26 @@ class ApiGateway(models.Model):
     def __str__(self) -> str:
         return self.api_name
 
+    def save(self, *args: Any, push_to_aws: bool | None = None, **kwargs: Any) -> None:
+        """Save; if synced fields changed on a deployed gateway, push them after commit.
+
+        ``push_to_aws=None`` follows the ``push_changes_to_aws`` setting; saves with
+        ``update_fields`` never push (provisioning itself writes that way). The push runs in
+        ``transaction.on_commit``, so no AWS call happens inside the caller's transaction and
+        nothing is pushed if it rolls back.
+        """
+        if self.target_base_endpoint and not self.target_base_endpoint.endswith("/"):
+            self.target_base_endpoint += "/"
+        changed = self.changed_synced_fields()
+        super().save(*args, **kwargs)
+        self._aws_snapshot = self._synced_values()
+        if push_to_aws is None:
+            push_to_aws = get_settings().push_changes_to_aws
+        if push_to_aws and changed and self.is_deployed and kwargs.get("update_fields") is None:
+            from aws_ws_async.provisioning.hooks import push_after_commit
+
+            push_after_commit(self.pk, fields=changed)
+
     def clean(self) -> None:
         super().clean()
         if self.target_base_endpoint:
@@ -181,10 +209,120 @@ class ApiGateway(models.Model):
         """The URL API Gateway posts ``route`` (connect, disconnect, default) to."""
         return f"{self.target_base_endpoint or ''}{route}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.target_base_endpoint and not self.target_base_endpoint.endswith("/"):
-            self.target_base_endpoint += "/"
-        super().save(*args, **kwargs)
+    # --- change tracking for pushes -------------------------------------------------------
+
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Any, values: Any, *args: Any, **kwargs: Any
+    ) -> ApiGateway:
+        instance = super().from_db(db, field_names, values, *args, **kwargs)
+        instance._aws_snapshot = instance._synced_values()
+        return instance
+
+    def _synced_values(self) -> dict[str, Any]:
+        return {
+            name: copy.deepcopy(self.__dict__[name])
+            for name in SYNCED_FIELDS
+            if name in self.__dict__
+        }
+
+    def changed_synced_fields(self) -> set[str]:
+        """Synced fields that differ from what was loaded (empty for new instances)."""
+        snapshot: dict[str, Any] = getattr(self, "_aws_snapshot", {})
+        return {name for name, old in snapshot.items() if self.__dict__.get(name) != old}
+
+    # --- provisioning (async first; sync twins keep the predecessor's names) ---------------
+
+    async def acreate_gateway(self) -> list[str]:
+        """Create (or resume creating) the API, routes, stage and deployment in AWS."""
+        from aws_ws_async.provisioning import acreate_gateway
+
+        return await acreate_gateway(self)
+
+    def create_gateway(self) -> list[str]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.acreate_gateway)
+
+    async def acreate_custom_domain(self) -> list[str]:
+        """Create (or resume creating) the custom domain, API mapping and alias record."""
+        from aws_ws_async.provisioning import acreate_custom_domain
+
+        return await acreate_custom_domain(self)
+
+    def create_custom_domain(self) -> list[str]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.acreate_custom_domain)
+
+    async def async_to_aws(
+        self, fields: Iterable[str] | None = None, *, dry_run: bool = False
+    ) -> list[Difference]:
+        """Push local state to AWS; returns the differences fixed (found, with ``dry_run``)."""
+        from aws_ws_async.provisioning import apush
+
+        return await apush(self, fields=fields, dry_run=dry_run)
+
+    def sync_to_aws(
+        self, fields: Iterable[str] | None = None, *, dry_run: bool = False
+    ) -> list[Difference]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.async_to_aws, fields, dry_run=dry_run)
+
+    async def async_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
+        """Pull AWS state into this row; returns the differences taken over."""
+        from aws_ws_async.provisioning import apull
+
+        return await apull(self, dry_run=dry_run)
+
+    def sync_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.async_from_aws, dry_run=dry_run)
+
+    async def adetect_drift(self) -> list[Difference]:
+        """Every difference between this row and AWS, changing nothing."""
+        from aws_ws_async.provisioning import adetect_drift
+
+        return await adetect_drift(self)
+
+    def detect_drift(self) -> list[Difference]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.adetect_drift)
+
+    async def aupdate_integrations(self, *, dry_run: bool = False) -> list[Difference]:
+        """Rewrite the secret / connection-id header mappings on every integration, redeploy."""
+        from aws_ws_async.provisioning import arotate_secret
+
+        return await arotate_secret(self, dry_run=dry_run)
+
+    def update_integrations(self, *, dry_run: bool = False) -> list[Difference]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.aupdate_integrations, dry_run=dry_run)
+
+    @property
+    def needs_api_creation(self) -> bool:
+        return not self.is_deployed
+
+    @property
+    def needs_custom_domain(self) -> bool:
+        return bool(self.domain_name) and self.is_deployed and not self.custom_domain_created
+
+
+#: Fields whose change is pushed to AWS on save.
+SYNCED_FIELDS = (
+    "api_name",
+    "api_description",
+    "route_selection_expression",
+    "api_key_selection_expression",
+    "tags",
+    "target_base_endpoint",
+    "stage_description",
+    "enable_route_responses",
+)
 
 
 class ApiGatewayAdditionalRoute(models.Model):
@@ -213,6 +351,30 @@ class ApiGatewayAdditionalRoute(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.route_key})"
 
+    def save(self, *args: Any, push_to_aws: bool | None = None, **kwargs: Any) -> None:
+        """Save; a new or changed route of a deployed gateway is pushed *after commit*.
+
+        The predecessor created new routes in AWS synchronously inside the admin's transaction;
+        here nothing reaches AWS until the row is committed.
+        """
+        keys = self._push_keys()
+        super().save(*args, **kwargs)
+        self._loaded_key, self._loaded_url = self.route_key, self.integration_url
+        if push_to_aws is None:
+            push_to_aws = get_settings().push_changes_to_aws
+        if push_to_aws and keys and kwargs.get("update_fields") is None:
+            self._push_after_commit(keys)
+
+    def delete(self, *args: Any, push_to_aws: bool | None = None, **kwargs: Any) -> Any:
+        """Delete; the AWS route (if we created it) is removed after commit."""
+        key = self.route_key
+        result = super().delete(*args, **kwargs)
+        if push_to_aws is None:
+            push_to_aws = get_settings().push_changes_to_aws
+        if push_to_aws:
+            self._push_after_commit({key})
+        return result
+
     def clean(self) -> None:
         super().clean()
         allowed = get_settings().allowed_integration_hosts
@@ -222,3 +384,64 @@ class ApiGatewayAdditionalRoute(models.Model):
                 raise ValidationError(
                     {"integration_url": _("This host is not in allowed_integration_hosts.")}
                 )
+
+    # --- change tracking and provisioning -------------------------------------------------
+
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Any, values: Any, *args: Any, **kwargs: Any
+    ) -> ApiGatewayAdditionalRoute:
+        instance = super().from_db(db, field_names, values, *args, **kwargs)
+        instance._loaded_key = str(instance.__dict__.get("route_key", ""))
+        instance._loaded_url = str(instance.__dict__.get("integration_url", ""))
+        return instance
+
+    def _push_keys(self) -> set[str]:
+        """Route keys a save must push: the current one and a renamed-away one."""
+        old_key = getattr(self, "_loaded_key", None)
+        old_url = getattr(self, "_loaded_url", None)
+        if old_key == self.route_key and old_url == self.integration_url:
+            return set()
+        return {self.route_key} | ({old_key} if old_key else set())
+
+    def _push_after_commit(self, keys: set[str]) -> None:
+        gateway = ApiGateway._default_manager.filter(pk=self.api_gateway_id).first()
+        if gateway is not None and gateway.is_deployed:
+            from aws_ws_async.provisioning.hooks import push_after_commit
+
+            push_after_commit(gateway.pk, route_keys=keys)
+
+    async def acreate_route(self) -> list[Difference]:
+        """Create (or repair) this route and its integration in AWS, then redeploy."""
+        from aws_ws_async.provisioning import apush
+
+        gateway = await ApiGateway._default_manager.aget(pk=self.api_gateway_id)
+        return await apush(gateway, route_keys={self.route_key})
+
+    def create_route(self) -> list[Difference]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.acreate_route)
+
+    async def aupdate_route(self) -> list[Difference]:
+        """Push this route's key and integration URL to AWS, then redeploy."""
+        return await self.acreate_route()
+
+    def update_route(self) -> list[Difference]:
+        return self.create_route()
+
+    async def adelete_route(self) -> list[Difference]:
+        """Delete this row and its AWS route and integration, then redeploy."""
+        from asgiref.sync import sync_to_async
+
+        from aws_ws_async.provisioning import apush
+
+        gateway = await ApiGateway._default_manager.aget(pk=self.api_gateway_id)
+        key = self.route_key
+        await sync_to_async(self.delete)(push_to_aws=False)
+        return await apush(gateway, route_keys={key})
+
+    def delete_route(self) -> list[Difference]:
+        from aws_ws_async.provisioning.bridge import run_sync
+
+        return run_sync(self.adelete_route)
