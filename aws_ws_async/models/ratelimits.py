@@ -48,14 +48,27 @@ class ConnectionRateLimit(models.Model):
     def window_counts(
         cls, ip_address: str | None, user: Any | None, window: timedelta
     ) -> tuple[int, int]:
-        """Attempts in the window by this IP and by this user, in one aggregate query."""
-        since = timezone.now() - window
+        """Attempts in the window by this IP and by this user, in one aggregate query.
+
+        The WHERE clause selects only this IP's and this user's rows (each side served by its
+        composite index), so the cost does not grow with other clients' traffic.
+        """
         user_id = getattr(user, "pk", None)
-        aggregate = cls.objects.filter(attempt_time__gt=since).aggregate(
-            by_ip=Count("pk", filter=Q(ip_address=ip_address)) if ip_address else Count(None),
-            by_user=Count("pk", filter=Q(user_id=user_id)) if user_id else Count(None),
-        )
-        return int(aggregate["by_ip"] or 0), int(aggregate["by_user"] or 0)
+        if not ip_address and not user_id:
+            return 0, 0
+        since = timezone.now() - window
+        who = Q()
+        if ip_address:
+            who |= Q(ip_address=ip_address)
+        if user_id:
+            who |= Q(user_id=user_id)
+        counts: dict[str, Count] = {}
+        if ip_address:
+            counts["by_ip"] = Count("pk", filter=Q(ip_address=ip_address))
+        if user_id:
+            counts["by_user"] = Count("pk", filter=Q(user_id=user_id))
+        aggregate = cls.objects.filter(who, attempt_time__gt=since).aggregate(**counts)
+        return int(aggregate.get("by_ip") or 0), int(aggregate.get("by_user") or 0)
 
     @classmethod
     def record_and_check(
@@ -66,19 +79,50 @@ class ConnectionRateLimit(models.Model):
         max_attempts: int,
         window: timedelta,
     ) -> tuple[bool, ConnectionRateLimit]:
-        """Record an attempt, then decide: allowed only if neither count exceeds the limit."""
+        """Record an attempt, then decide: allowed only if neither count exceeds the limit.
+
+        The row is inserted as ``successful=True`` (the common case costs no second write);
+        callers that refuse the attempt later call :meth:`mark_refused`.
+        """
         attempt = cls.objects.create(
-            ip_address=ip_address, user=user if getattr(user, "pk", None) else None
+            ip_address=ip_address,
+            user=user if getattr(user, "pk", None) else None,
+            successful=True,
         )
         by_ip, by_user = cls.window_counts(ip_address, user, window)
-        return (by_ip <= max_attempts and by_user <= max_attempts), attempt
+        allowed = by_ip <= max_attempts and by_user <= max_attempts
+        return allowed, attempt
 
     @classmethod
     async def arecord_and_check(
         cls, ip_address: str | None, user: Any | None, *, max_attempts: int, window: timedelta
     ) -> tuple[bool, ConnectionRateLimit]:
-        return await sync_to_async(cls.record_and_check)(
-            ip_address, user, max_attempts=max_attempts, window=window
+        attempt = await cls.objects.acreate(
+            ip_address=ip_address,
+            user=user if getattr(user, "pk", None) else None,
+            successful=True,
+        )
+        by_ip, by_user = await sync_to_async(cls.window_counts)(ip_address, user, window)
+        return (by_ip <= max_attempts and by_user <= max_attempts), attempt
+
+    @classmethod
+    async def arecord_refusal(
+        cls, ip_address: str | None, user: Any | None, reason: str
+    ) -> ConnectionRateLimit:
+        """Count a refused attempt (bad origin, bad token...) in one INSERT."""
+        return await cls.objects.acreate(
+            ip_address=ip_address,
+            user=user if getattr(user, "pk", None) else None,
+            successful=False,
+            reason=reason[:32],
+        )
+
+    async def amark_refused(self, reason: str) -> None:
+        """Turn a recorded attempt into a refused one (it stays counted either way)."""
+        self.successful = False
+        self.reason = reason[:32]
+        await ConnectionRateLimit.objects.filter(pk=self.pk).aupdate(
+            successful=False, reason=self.reason
         )
 
     @classmethod

@@ -117,9 +117,11 @@ class WebSocketToken(models.Model):
         ).update(used=True, used_at=now)
         if spent != 1:
             return None
-        return get_user_model()._default_manager.filter(
-            websocket_tokens__token=digest, is_active=True
-        ).first()
+        return (
+            get_user_model()
+            ._default_manager.filter(websocket_tokens__token=digest, is_active=True)
+            .first()
+        )
 
     @classmethod
     async def aconsume(cls, raw_token: str, session_key: str) -> Any | None:
@@ -142,6 +144,44 @@ class WebSocketToken(models.Model):
             ._default_manager.filter(websocket_tokens__token=digest, is_active=True)
             .afirst()
         )
+
+    # --- two-step consumption for $connect (read, then spend) -------------------------------
+
+    @classmethod
+    def unspent(cls, raw_token: object, session_key: object) -> models.QuerySet[WebSocketToken]:
+        """The unspent, unexpired token with this value bound to this session (0 or 1 row).
+
+        Malformed input gives an empty queryset that never reaches the database. ``$connect``
+        reads the row first (to learn the user, for the rate limit) and spends it with
+        :meth:`aspend` only once every other check passed, so a refused attempt does not burn
+        the browser's token.
+        """
+        if not isinstance(raw_token, str) or TOKEN_RE.fullmatch(raw_token) is None:
+            return cls.objects.none()
+        if not isinstance(session_key, str) or not session_key or len(session_key) > 256:
+            return cls.objects.none()
+        return cls.objects.filter(
+            token=digest_token(raw_token),
+            used=False,
+            expires_at__gt=timezone.now(),
+            session_key_hash__in=session_key_hashes(session_key),
+        )
+
+    async def aspend(self) -> bool:
+        """Mark this token used; True only for the one caller whose UPDATE changed the row.
+
+        A conditional UPDATE (``used=False`` and not expired in the WHERE clause) decides, so
+        concurrent ``$connect`` calls with the same token can never both succeed, without row
+        locks or a transaction.
+        """
+        now = timezone.now()
+        spent = await WebSocketToken.objects.filter(
+            pk=self.pk, used=False, expires_at__gt=now
+        ).aupdate(used=True, used_at=now)
+        if spent == 1:
+            self.used = True
+            self.used_at = now
+        return spent == 1
 
     # --- housekeeping ----------------------------------------------------------------------
 

@@ -1,0 +1,262 @@
+"""The ``$connect`` flow of ``WebSocketView``.
+
+Cheap checks that need no database come first (headers, connection id, Host, Origin, channel
+syntax, token syntax); each refusal is still counted with one INSERT into the rate-limit table.
+Then, with a one-time token (the default), at most five queries on the happy path (six when
+the gateway is not cached yet):
+
+1. read the token with its user and the channel's access level (one SELECT with a subquery),
+2. + 3. rate limit: INSERT this attempt, then count the window (insert-then-count: atomic),
+4. spend the token: a conditional UPDATE whose row count decides (no row locks),
+5. INSERT the session row (a duplicate connection id is a 409).
+
+The token is spent only after the rate limit and before any check that could be retried with
+the same token, so a refused attempt never burns a token it did not have to.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import IntegrityError
+from django.db.models import Subquery
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from aws_ws_async.conf import get_settings
+from aws_ws_async.hashing import hash_session_key, hash_user_auth
+from aws_ws_async.models import (
+    ChannelPermission,
+    ConnectionRateLimit,
+    WebSocketSession,
+    WebSocketToken,
+)
+from aws_ws_async.security import client_ip, host_allowed, origin_allowed
+from aws_ws_async.validators import TOKEN_RE, is_valid_connection_id
+from aws_ws_async.views.access import AccessMixin
+from aws_ws_async.views.gateways import aget_gateway
+
+logger = logging.getLogger("aws_ws_async.views")
+
+
+class ConnectMixin(AccessMixin):
+    """``$connect``: decide whether API Gateway may open the socket, and record it."""
+
+    USE_WS_TOKEN: bool = True
+    RATE_LIMIT_ENABLED: bool = True
+    #: 0 means "use settings" (``rate_limit_max_attempts`` / ``rate_limit_window_minutes``).
+    RATE_LIMIT_MAX_ATTEMPTS: int = 0
+    RATE_LIMIT_WINDOW_MINUTES: int = 0
+    #: Check ``permissions_required`` / ``all_permissions_required`` on connect too (the
+    #: predecessor did not by default, so users without them still received broadcasts).
+    CHECK_PERMISSIONS_ON_CONNECT: bool = True
+    CHECK_CONNECT_USERAGENT: bool = False
+    expected_useragent_prefix: str = "AmazonAPIGateway_"
+    #: Handshake headers a browser always sends, forwarded by API Gateway on ``$connect``.
+    required_connection_headers: list[str] = [
+        "Origin",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+    ]
+    channel_query_param: str = "channel"
+    token_query_param: str = "ws_token"
+    #: Extra allowed origins, in ``CSRF_TRUSTED_ORIGINS`` format (``https://*.example.com``).
+    allowed_origins: list[str] = []
+    #: Also trust ``settings.CSRF_TRUSTED_ORIGINS`` (the origins your forms already trust).
+    trust_csrf_trusted_origins: bool = True
+    #: Accept Origins on sub-domains of the backend's Host (off: see docs/security.md).
+    allow_origin_subdomains: bool = False
+
+    client_ip: str | None = None
+    channel_name: str = ""
+    _attempt: ConnectionRateLimit | None = None
+
+    # --- hooks ---------------------------------------------------------------------------
+
+    async def additional_connection_checks(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> bool | tuple[bool, str]:
+        """Override for extra checks; return False or ``(False, "why")`` to refuse (403).
+
+        ``request.user``, ``self.channel_name`` and ``self.api_gateway`` are set.
+        """
+        return True
+
+    async def after_connect(self, session: WebSocketSession) -> None:
+        """Called once the session row exists; queue a welcome with ``send_after_connect``."""
+
+    def get_allowed_origins(self) -> list[str]:
+        origins = list(self.allowed_origins)
+        if self.trust_csrf_trusted_origins:
+            origins.extend(getattr(settings, "CSRF_TRUSTED_ORIGINS", []))
+        return origins
+
+    def rate_limit_settings(self) -> tuple[int, timedelta]:
+        conf = get_settings()
+        attempts = self.RATE_LIMIT_MAX_ATTEMPTS or conf.rate_limit_max_attempts
+        minutes = self.RATE_LIMIT_WINDOW_MINUTES or conf.rate_limit_window_minutes
+        return attempts, timedelta(minutes=minutes)
+
+    # --- the flow ------------------------------------------------------------------------
+
+    async def connect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.client_ip = client_ip(
+            request.headers.get("X-Forwarded-For"), get_settings().trusted_proxy_count
+        )
+
+        refusal = await self._check_handshake(request)
+        if refusal is not None:
+            return refusal
+
+        gateway = await aget_gateway(self.api_id)
+        if gateway is None and not self.aws_api_gateway_id:
+            return await self._refuse("unknown_gateway", await self.unknown_gateway(request))
+        self.api_gateway = gateway
+
+        channel = request.GET.get(self.channel_query_param, "")
+        if not channel and gateway is not None:
+            channel = gateway.default_channel_name
+        if channel and not self.is_valid_channel(channel):
+            self.debug_message("invalid channel name")
+            return await self._refuse("invalid_channel", await self.invalid_channel(request))
+        self.channel_name = channel
+
+        token: WebSocketToken | None = None
+        if self.USE_WS_TOKEN:
+            token = await self._load_token(request, channel)
+            if token is None:
+                return await self._refuse("invalid_token", await self.invalid_token(request))
+            user: Any = token.user
+        else:
+            user = await self._cookie_user(request)
+
+        if self.RATE_LIMIT_ENABLED:
+            attempts, window = self.rate_limit_settings()
+            allowed, self._attempt = await ConnectionRateLimit.arecord_and_check(
+                self.client_ip, user, max_attempts=attempts, window=window
+            )
+            if not allowed:
+                logger.info("rate limited $connect from %s", self.client_ip)
+                retry = int(window.total_seconds())
+                return await self._refuse("rate_limited", await self.rate_limited(request, retry))
+
+        if token is not None and not await token.aspend():
+            return await self._refuse("token_spent", await self.invalid_token(request))
+
+        request.user = user if user is not None else AnonymousUser()
+        refusal = await self._check_access(request, *args, **kwargs)
+        if refusal is not None:
+            return refusal
+
+        session = await self._create_session(request, user, channel)
+        if session is None:
+            return await self._refuse("duplicate", await self.duplicate_connection(request))
+        self.websocket_session = session
+        await self.after_connect(session)
+        return JsonResponse({})
+
+    async def _check_handshake(self, request: HttpRequest) -> HttpResponse | None:
+        """Checks of the handshake headers; no database work except counting a refusal."""
+        missing = self.find_missing_headers(list(self.required_connection_headers))
+        if missing:
+            self.debug_message(f"missing connection headers: {', '.join(missing)}")
+            return await self._refuse(
+                "missing_headers", await self.missing_headers(request, missing)
+            )
+        if not is_valid_connection_id(self.connection_id):
+            return await self._refuse("connection_id", await self.invalid_connection_id(request))
+        host = request.META.get("HTTP_HOST", "")
+        if not host_allowed(host, self.allowed_hosts()):
+            return await self._refuse("host", await self.invalid_host(request))
+        if not origin_allowed(
+            request.headers.get("Origin"),
+            host=host,
+            trusted_origins=self.get_allowed_origins(),
+            allow_subdomains=self.allow_origin_subdomains,
+        ):
+            self.debug_message("origin not allowed")
+            return await self._refuse("origin", await self.invalid_origin(request))
+        if self.CHECK_CONNECT_USERAGENT:
+            expected = f"{self.expected_useragent_prefix}{self.api_id}"
+            if request.headers.get("User-Agent", "") != expected:
+                return await self._refuse("useragent", await self.invalid_useragent(request))
+        return None
+
+    async def _load_token(self, request: HttpRequest, channel: str) -> WebSocketToken | None:
+        """The unspent token bound to this browser session, with its user and channel policy."""
+        raw = request.GET.get(self.token_query_param, "")
+        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        if not raw or TOKEN_RE.fullmatch(raw) is None or not session_key:
+            return None
+        queryset = WebSocketToken.unspent(raw, session_key).select_related("user")
+        if channel:
+            rows = ChannelPermission.objects.filter(channel_name=channel)
+            queryset = queryset.annotate(
+                _channel_access=Subquery(rows.values("access")[:1]),
+                _channel_permission_id=Subquery(rows.values("pk")[:1]),
+            )
+        token = await queryset.afirst()
+        if token is None or not token.user.is_active:
+            return None
+        if channel:
+            access = getattr(token, "_channel_access", None)
+            pk = getattr(token, "_channel_permission_id", None)
+            policy = (
+                ChannelPermission(pk=pk, channel_name=channel, access=access)
+                if access is not None
+                else None
+            )
+            self._channel_policy = (channel, policy)
+        return token
+
+    async def _cookie_user(self, request: HttpRequest) -> Any:
+        """The session user, when tokens are off (needs the session + auth middleware)."""
+        auser = getattr(request, "auser", None)
+        if auser is None:
+            return None
+        user = await auser()
+        return user if getattr(user, "is_authenticated", False) else None
+
+    async def _check_access(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        user = request.user
+        if self.channel_name and not await self.can_join_channel(user, self.channel_name):
+            return await self._refuse("channel_denied", await self.permission_denied(request))
+        if self.CHECK_PERMISSIONS_ON_CONNECT and not await self.has_required_permissions(user):
+            return await self._refuse("permission_denied", await self.permission_denied(request))
+        result = await self.additional_connection_checks(request, *args, **kwargs)
+        ok, message = result if isinstance(result, tuple) else (result, "")
+        if not ok:
+            return await self._refuse("hook", await self.connection_refused(request, message))
+        return None
+
+    async def _create_session(
+        self, request: HttpRequest, user: Any, channel: str
+    ) -> WebSocketSession | None:
+        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        try:
+            return await self.model.objects.acreate(
+                connection_id=self.connection_id,
+                channel_name=channel,
+                user=user,
+                api_gateway=self.api_gateway,
+                session_key_hash=hash_session_key(session_key) if session_key else "",
+                auth_hash=hash_user_auth(user) if user is not None else "",
+            )
+        except IntegrityError:
+            logger.warning("duplicate connection id on $connect: %s", self.connection_id)
+            return None
+
+    async def _refuse(self, reason: str, response: HttpResponse) -> HttpResponse:
+        """Count the refused attempt (it weighs on the rate limit like any other)."""
+        if self.RATE_LIMIT_ENABLED:
+            if self._attempt is not None:
+                await self._attempt.amark_refused(reason)
+            else:
+                await ConnectionRateLimit.arecord_refusal(self.client_ip, None, reason)
+        logger.info("refused $connect (%s) for connection %s", reason, self.connection_id)
+        return response

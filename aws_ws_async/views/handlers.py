@@ -1,0 +1,48 @@
+"""Which methods of a ``WebSocketView`` subclass a message may call.
+
+A message names its handler in the body, so the set of callable names is an allow-list: public
+plain methods (``def`` or ``async def``) defined on the subclass, plus names listed explicitly.
+Everything ``WebSocketView`` itself defines (``connect``, ``dispatch``, hooks, responses) is never
+callable, except ``default`` and ``change_channel`` which exist to be exposed. Static methods,
+class methods and properties are not handlers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+#: Base-class methods a subclass may expose as handlers.
+EXPOSABLE_BASE_HANDLERS = frozenset({"default", "change_channel"})
+
+
+def discover_handlers(cls: type, base: type, extra: set[str] | frozenset[str]) -> frozenset[str]:
+    """Public functions defined on ``cls`` and its ``base`` subclasses in between, plus ``extra``.
+
+    ``base`` (``WebSocketView``) and everything it inherits are excluded, as are mixins that are
+    not ``base`` subclasses: a helper mixin's public methods must not become remote calls.
+    """
+    reserved = {name for name in dir(base) if name not in EXPOSABLE_BASE_HANDLERS}
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is base or not issubclass(klass, base):
+            continue
+        for name, attr in vars(klass).items():
+            if name.startswith("_") or name in reserved:
+                continue
+            if inspect.isfunction(attr):
+                names.add(name)
+    names.update(name for name in extra if _exposable(name, reserved))
+    return frozenset(names)
+
+
+def explicit_handlers(names: set[str] | frozenset[str], base: type) -> frozenset[str]:
+    """An explicit ``ALLOWED_HANDLERS`` list, minus names that are never callable."""
+    reserved = {name for name in dir(base) if name not in EXPOSABLE_BASE_HANDLERS}
+    return frozenset(name for name in names if _exposable(name, reserved))
+
+
+def _exposable(name: Any, reserved: set[str]) -> bool:
+    return (
+        isinstance(name, str) and bool(name) and not name.startswith("_") and name not in reserved
+    )

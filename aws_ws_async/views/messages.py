@@ -1,0 +1,169 @@
+"""Messages and ``$disconnect`` for ``WebSocketView``.
+
+A message costs one query before its handler: the connected session of this gateway, joined
+with its user and gateway. ``last_seen_at`` is refreshed by a second, conditional UPDATE at
+most once per ``last_seen_interval_seconds`` (the predecessor wrote ``request_count`` on every
+message). The handler name is resolved against the allow-list *before* the query, so junk
+costs no database work.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from aws_ws_async.conf import get_settings
+from aws_ws_async.hashing import matches_any, user_auth_hashes
+from aws_ws_async.models import DisconnectReason, WebSocketSession
+from aws_ws_async.views.access import AccessMixin
+from aws_ws_async.views.background import spawn
+from aws_ws_async.views.base import BodyError
+
+logger = logging.getLogger("aws_ws_async.views")
+
+
+class MessagesMixin(AccessMixin):
+    """Message routing, ``change_channel``, ``default`` and ``$disconnect``."""
+
+    # --- routing -------------------------------------------------------------------------
+
+    def select_handler_name(self, body: dict[str, Any]) -> tuple[str | None, bool]:
+        """``(name, named)``: the handler key, else the route key; ``named`` if either exists."""
+        for key in (self.handler_selection_key, self.route_selection_key):
+            if key in body:
+                value = body[key]
+                return (value if isinstance(value, str) else None), True
+        return None, False
+
+    async def message(
+        self, request: HttpRequest, raw: bytes, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        try:
+            self.body = self.parse_message(raw)
+        except BodyError:
+            self.debug_message("message body is not a JSON object")
+            return await self.invalid_body(request)
+        name, named = self.select_handler_name(self.body)
+        allowed = self.get_allowed_handlers()
+        if name is None:
+            if named:
+                return await self.unknown_handler(request, "")
+            if "default" not in allowed:
+                return await self.handler_selection_key_missing(request)
+            name = "default"
+        elif name not in allowed:
+            if not (self.FALLBACK_TO_DEFAULT_HANDLER and "default" in allowed):
+                logger.info("unknown handler %r (connection %s)", name[:64], self.connection_id)
+                return await self.unknown_handler(request, name)
+            name = "default"
+        handler = getattr(self, name, None)
+        if not callable(handler):
+            return await self.unknown_handler(request, name)
+
+        session = await self.load_session()
+        if session is None:
+            return await self.session_not_found(request)
+        user = session.user
+        if user is not None and not await self.user_still_valid(session, user):
+            logger.info("closing connection %s: user no longer valid", session.connection_id)
+            spawn(self.close_session(session), f"aws_ws_async.close:{session.connection_id}")
+            return await self.session_not_found(request)
+        self.websocket_session = session
+        self.api_gateway = session.api_gateway
+        request.user = user if user is not None else AnonymousUser()
+        if not await self.has_required_permissions(request.user):
+            return await self.permission_denied(request)
+        await self.touch_last_seen(session)
+        return await self.call_handler(handler, request, *args, **kwargs)
+
+    async def load_session(self) -> WebSocketSession | None:
+        """The connected session with this id on this gateway, with user and gateway (1 query)."""
+        gateway_filter = Q(api_gateway__api_id=self.api_id)
+        if self.aws_api_gateway_id:
+            gateway_filter |= Q(api_gateway__isnull=True)
+        return (
+            await self.model.objects.select_related("user", "api_gateway")
+            .filter(gateway_filter, connection_id=self.connection_id, connected=True)
+            .afirst()
+        )
+
+    async def user_still_valid(self, session: WebSocketSession, user: Any) -> bool:
+        """Active, and the password has not changed since connecting (key fallbacks honoured)."""
+        if not user.is_active:
+            return False
+        return matches_any(session.auth_hash, user_auth_hashes(user))
+
+    async def close_session(self, session: WebSocketSession) -> None:
+        """Close the session and, through @connections, the socket itself."""
+        adisconnect = getattr(session, "adisconnect", None)
+        if adisconnect is not None:
+            await adisconnect(reason=DisconnectReason.USER_INVALID)
+        else:  # delivery layer not installed: at least stop sending to it
+            await session.amark_disconnected(DisconnectReason.USER_INVALID)
+
+    async def touch_last_seen(self, session: WebSocketSession) -> None:
+        """Refresh ``last_seen_at`` at most once per interval (a conditional UPDATE)."""
+        interval = timedelta(seconds=get_settings().last_seen_interval_seconds)
+        now = timezone.now()
+        if now - session.last_seen_at < interval:
+            return
+        await self.model.objects.filter(pk=session.pk, last_seen_at__lte=now - interval).aupdate(
+            last_seen_at=now
+        )
+        session.last_seen_at = now
+
+    # --- base handlers -------------------------------------------------------------------
+
+    async def default(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Override to handle messages that name no (known) handler."""
+        return await self.unknown_handler(request, "default")
+
+    async def change_channel(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Move this connection to ``body["channel"]`` (exposed only when listed/overridden)."""
+        channel = self.body.get("channel")
+        if not isinstance(channel, str) or not self.is_valid_channel(channel):
+            return await self.invalid_channel(request)
+        if not await self.can_join_channel(request.user, channel):
+            return await self.permission_denied(request)
+        session = self.websocket_session
+        if session is None:  # pragma: no cover - dispatch always sets it
+            return await self.session_not_found(request)
+        await self.model.objects.filter(pk=session.pk).aupdate(
+            channel_name=channel, updated_on=timezone.now()
+        )
+        session.channel_name = channel
+        return JsonResponse({"channel": channel})
+
+    # --- $disconnect ---------------------------------------------------------------------
+
+    async def disconnect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Mark the session disconnected (two queries: read it, flag it) and run the hook."""
+        session = await self.load_session()
+        if session is None:
+            return await self.session_not_found(request)
+        now = timezone.now()
+        changed = await self.model.objects.filter(pk=session.pk, connected=True).aupdate(
+            connected=False,
+            disconnected_at=now,
+            disconnect_reason=DisconnectReason.CLIENT,
+            updated_on=now,
+        )
+        if not changed:  # a concurrent close won the race
+            return await self.session_not_found(request)
+        session.connected = False
+        session.disconnected_at = now
+        session.disconnect_reason = DisconnectReason.CLIENT
+        self.websocket_session = session
+        self.api_gateway = session.api_gateway
+        request.user = session.user if session.user is not None else AnonymousUser()
+        await self.after_disconnect(session)
+        return JsonResponse({})
+
+    async def after_disconnect(self, session: WebSocketSession) -> None:
+        """Override for clean-up or presence broadcasts after a client left."""
