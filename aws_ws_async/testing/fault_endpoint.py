@@ -73,6 +73,8 @@ class FaultEndpoint:
         self.calls: dict[str, int] = defaultdict(int)
         #: Ids closed with DELETE (successfully).
         self.deleted: list[str] = []
+        #: The path before ``/@connections/`` of each id's last request (which API/stage).
+        self.prefix_of: dict[str, str] = {}
         self.in_flight = 0
         self.max_in_flight_seen = 0
         #: (time, in_flight) at each request start, to observe concurrency over time.
@@ -145,6 +147,7 @@ class FaultEndpoint:
         self.received.clear()
         self.calls.clear()
         self.deleted.clear()
+        self.prefix_of.clear()
         self.in_flight_log.clear()
         self.max_in_flight_seen = 0
         self.requests = 0
@@ -161,6 +164,7 @@ class FaultEndpoint:
         if index < 0:
             return error_response(404, "Not found", bare=True)
         connection_id = unquote(path[index + len(MARKER) :])
+        self.prefix_of[connection_id] = path[:index]
         self.requests += 1
         self.calls[connection_id] += 1
         call = self.calls[connection_id]

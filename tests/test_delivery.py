@@ -1,0 +1,350 @@
+"""The delivery engine against the fault-injecting endpoint (no database involved)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from aws_ws_async import aws
+from aws_ws_async.delivery import (
+    AdaptiveLimiter,
+    AiobotocoreTransport,
+    DeliveryPolicy,
+    Engine,
+    Outcome,
+    Verdict,
+    classify,
+    deliver,
+)
+from aws_ws_async.testing import FaultEndpoint
+
+PAYLOAD = b'{"hello":"world"}'
+
+
+def policy(**kwargs: Any) -> DeliveryPolicy:
+    base: dict[str, Any] = {
+        "max_concurrency": 8,
+        "max_throttle_retries": 6,
+        "max_transient_retries": 2,
+        "backoff_base_seconds": 0.001,
+        "backoff_max_seconds": 0.005,
+    }
+    base.update(kwargs)
+    return DeliveryPolicy(**base)
+
+
+@pytest.fixture(params=["fast", "standard"])
+async def transport(request: Any, fault_settings: Any, fault_endpoint: FaultEndpoint) -> Any:
+    client = await aws.get_management_client(fault_endpoint.url)
+    t = AiobotocoreTransport(client, fast=request.param == "fast")
+    assert t.fast is (request.param == "fast")
+    return t
+
+
+def ids(n: int, prefix: str = "c") -> list[str]:
+    return [f"{prefix}{i:04d}=" for i in range(n)]
+
+
+async def test_every_recipient_gets_the_payload_once(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    recipients = ids(40)
+    report = await deliver(transport, recipients, PAYLOAD, policy=policy())
+    assert sorted(report.delivered) == recipients
+    assert report.delivered_count == 40
+    assert not report.gone
+    assert not report.failed
+    assert report.retries == 0
+    assert dict(fault_endpoint.received.items()) == {cid: [PAYLOAD] for cid in recipients}
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["typed", "bare"])
+async def test_gone_ids_are_reported_gone(
+    transport: Any, fault_endpoint: FaultEndpoint, bare: bool
+) -> None:
+    recipients = ids(20)
+    gone = set(recipients[::5])
+    fault_endpoint.plan.gone = gone
+    fault_endpoint.plan.bare = bare
+    seen: list[str] = []
+    report = await deliver(transport, recipients, PAYLOAD, policy=policy(), on_gone=seen.append)
+    assert set(report.gone) == gone == set(seen)
+    assert sorted(report.delivered) == sorted(set(recipients) - gone)
+    assert not report.failed
+    assert report.retries == 0
+    assert all(fault_endpoint.calls[cid] == 1 for cid in gone)  # 410 is never retried
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["typed", "bare"])
+async def test_throttle_bursts_are_retried(
+    transport: Any, fault_endpoint: FaultEndpoint, bare: bool
+) -> None:
+    recipients = ids(12)
+    throttled = set(recipients[:4])
+    fault_endpoint.plan.throttle_first = 2
+    fault_endpoint.plan.throttle_ids = throttled
+    fault_endpoint.plan.bare = bare
+    report = await deliver(transport, recipients, PAYLOAD, policy=policy())
+    assert sorted(report.delivered) == recipients
+    assert not report.failed
+    assert report.retries == 8
+    assert report.throttled == 8
+    assert all(fault_endpoint.calls[cid] == 3 for cid in throttled)
+    assert all(fault_endpoint.received[cid] == [PAYLOAD] for cid in recipients)
+
+
+async def test_throttle_gives_up_after_the_per_connection_cap(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_endpoint.plan.throttle_first = 100
+    fault_endpoint.plan.throttle_ids = {"slow="}
+    report = await deliver(
+        transport, ["slow=", "ok="], PAYLOAD, policy=policy(max_throttle_retries=3)
+    )
+    assert report.delivered == ["ok="]
+    [failure] = report.failed
+    assert (failure.connection_id, failure.reason, failure.status) == ("slow=", "throttled", 429)
+    assert failure.attempts == 4
+    assert fault_endpoint.calls["slow="] == 4
+
+
+async def test_widespread_throttling_lowers_concurrency(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_endpoint.plan.latency = 0.005
+    fault_endpoint.plan.max_in_flight = 4  # an account-wide throttle
+    client = await aws.get_management_client(fault_endpoint.url)
+    recipients = ids(400)
+    limiter = AdaptiveLimiter(32)
+    report = await deliver(
+        AiobotocoreTransport(client),
+        recipients,
+        PAYLOAD,
+        policy=policy(max_concurrency=32, max_throttle_retries=30),
+        limiter=limiter,
+    )
+    assert sorted(report.delivered) == recipients
+    assert not report.failed
+    assert report.throttled > 0
+    assert limiter.decreases >= 1
+    assert report.lowest_concurrency <= 8
+    # After the first halvings, the endpoint never again sees the initial 32 in flight.
+    late = fault_endpoint.in_flight_log[len(fault_endpoint.in_flight_log) // 2 :]
+    assert max(n for _, n in late) < 32
+
+
+async def test_one_slow_client_does_not_lower_concurrency(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_endpoint.plan.throttle_first = 6
+    fault_endpoint.plan.throttle_ids = {"c0000="}
+    client = await aws.get_management_client(fault_endpoint.url)
+    limiter = AdaptiveLimiter(8)
+    report = await deliver(
+        AiobotocoreTransport(client), ids(50), PAYLOAD, policy=policy(), limiter=limiter
+    )
+    assert report.delivered_count == 50
+    assert report.throttled == 6
+    assert limiter.decreases == 0
+    assert report.lowest_concurrency == 8
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["typed", "bare"])
+async def test_server_errors_are_retried_then_fail_with_reason(
+    transport: Any, fault_endpoint: FaultEndpoint, bare: bool
+) -> None:
+    fault_endpoint.plan.bare = bare
+    fault_endpoint.plan.server_error_first = 2
+    fault_endpoint.plan.server_error_ids = {"flaky="}
+    report = await deliver(transport, ["flaky="], PAYLOAD, policy=policy())
+    assert report.delivered == ["flaky="]
+    assert report.retries == 2
+
+    fault_endpoint.plan.server_error_first = 100
+    fault_endpoint.plan.server_error_ids = {"down="}
+    fault_endpoint.plan.server_error_status = 502
+    report = await deliver(transport, ["down="], PAYLOAD, policy=policy())
+    [failure] = report.failed
+    assert (failure.reason, failure.status, failure.attempts) == ("server_error", 502, 3)
+    assert report.retries == 2
+    assert fault_endpoint.calls["down="] == 3
+
+
+async def test_connection_resets_are_retried(transport: Any, fault_endpoint: FaultEndpoint) -> None:
+    fault_endpoint.plan.reset_first = 1
+    fault_endpoint.plan.reset_ids = {"r1=", "r2="}
+    report = await deliver(transport, ["r1=", "r2=", "ok="], PAYLOAD, policy=policy())
+    assert sorted(report.delivered) == ["ok=", "r1=", "r2="]
+    assert report.retries == 2
+    assert fault_endpoint.received["r1="] == [PAYLOAD]
+
+    fault_endpoint.plan.reset_first = 100
+    fault_endpoint.plan.reset_ids = {"dead="}
+    report = await deliver(transport, ["dead="], PAYLOAD, policy=policy())
+    assert [(f.reason, f.attempts) for f in report.failed] == [("connection_error", 3)]
+
+
+async def test_timeouts_are_retried_then_fail(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_endpoint.plan.hang_ids = {"hang="}
+    fault_endpoint.plan.hang_seconds = 2.0
+    report = await deliver(
+        transport, ["hang=", "ok="], PAYLOAD, policy=policy(max_transient_retries=1)
+    )
+    assert report.delivered == ["ok="]
+    [failure] = report.failed
+    assert (failure.connection_id, failure.reason, failure.attempts) == ("hang=", "timeout", 2)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(403, "forbidden"), (413, "payload_too_large"), (400, "bad_request")],
+)
+@pytest.mark.parametrize("bare", [False, True], ids=["typed", "bare"])
+async def test_client_errors_fail_at_once(
+    transport: Any, fault_endpoint: FaultEndpoint, status: int, reason: str, bare: bool
+) -> None:
+    fault_endpoint.plan.bare = bare
+    fault_endpoint.plan.status_for = {"bad=": status}
+    report = await deliver(transport, ["bad=", "ok="], PAYLOAD, policy=policy())
+    assert report.delivered == ["ok="]
+    assert report.retries == 0
+    [failure] = report.failed
+    assert (failure.connection_id, failure.reason, failure.status) == ("bad=", reason, status)
+    assert failure.attempts == 1
+    assert fault_endpoint.calls["bad="] == 1
+
+
+async def test_gone_retry_window_waits_for_connect_to_finish(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_endpoint.plan.gone_for_seconds = {"new=": 0.15}
+    report = await deliver(
+        transport,
+        ["new="],
+        PAYLOAD,
+        policy=policy(gone_retry_seconds=3.0, backoff_base_seconds=0.02),
+    )
+    assert report.delivered == ["new="]
+    assert report.retries >= 1
+    assert fault_endpoint.received["new="] == [PAYLOAD]
+
+    fault_endpoint.plan.gone = {"dead="}
+    report = await deliver(
+        transport,
+        ["dead="],
+        PAYLOAD,
+        policy=policy(gone_retry_seconds=0.1, backoff_base_seconds=0.02),
+    )
+    assert report.gone == ["dead="]
+    assert fault_endpoint.calls["dead="] >= 2
+
+
+async def test_delete_closes_and_treats_410_as_already_gone(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_endpoint.plan.gone = {"old="}
+    report = await Engine(transport, policy=policy()).delete(["live=", "old="])
+    assert report.delivered == ["live="]
+    assert report.gone == ["old="]
+    assert fault_endpoint.deleted == ["live="]
+
+
+async def test_workers_pull_lazily_from_an_async_iterable(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    """N recipients never become N tasks: tasks stay bounded by the concurrency."""
+    fault_endpoint.plan.latency = 0.002
+    client = await aws.get_management_client(fault_endpoint.url)
+    peak_tasks = 0
+    pulled = 0
+
+    async def recipients() -> AsyncIterator[str]:
+        nonlocal peak_tasks, pulled
+        for cid in ids(300):
+            pulled += 1
+            peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
+            yield cid
+
+    report = await deliver(
+        AiobotocoreTransport(client), recipients(), PAYLOAD, policy=policy(max_concurrency=10)
+    )
+    assert report.delivered_count == 300
+    assert pulled == 300
+    # 10 workers, the endpoint's handler task per request in flight (it shares this loop) and
+    # a few fixed tasks: bounded by the concurrency, nowhere near one task per recipient.
+    assert peak_tasks <= 3 * 10 + 5
+    assert fault_endpoint.max_in_flight_seen <= 10
+
+
+async def test_collect_delivered_off_keeps_counts_only(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    report = await deliver(transport, ids(10), PAYLOAD, policy=policy(collect_delivered=False))
+    assert report.delivered == []
+    assert report.delivered_count == 10
+    assert report.total == 10
+
+
+def test_classification_uses_status_and_error_type() -> None:
+    assert classify(Outcome(200)) is Verdict.DELIVERED
+    assert classify(Outcome(204)) is Verdict.DELIVERED
+    assert classify(Outcome(410)) is Verdict.GONE
+    assert classify(Outcome(429)) is Verdict.THROTTLED
+    assert classify(Outcome(400, "LimitExceededException")) is Verdict.THROTTLED
+    assert classify(Outcome(400, "GoneException")) is Verdict.GONE
+    assert classify(Outcome(503)) is Verdict.TRANSIENT
+    assert classify(Outcome(0, "timeout")) is Verdict.TRANSIENT
+    assert classify(Outcome(403)) is Verdict.FAILED
+    assert classify(Outcome(413)) is Verdict.FAILED
+    assert classify(Outcome(404)) is Verdict.FAILED
+
+
+async def test_limiter_never_exceeds_its_bound() -> None:
+    limiter = AdaptiveLimiter(3)
+    running = peak = 0
+
+    async def job() -> None:
+        nonlocal running, peak
+        await limiter.acquire()
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+        limiter.release()
+
+    await asyncio.gather(*(job() for _ in range(30)))
+    assert peak == 3
+    assert limiter.in_flight == 0
+
+
+async def test_limiter_cancelled_waiter_does_not_leak_a_slot() -> None:
+    limiter = AdaptiveLimiter(1)
+    await limiter.acquire()
+    waiter = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    limiter.release()
+    await asyncio.wait_for(limiter.acquire(), 1)
+    assert limiter.in_flight == 1
+
+
+def test_limiter_aimd() -> None:
+    now = [0.0]
+    limiter = AdaptiveLimiter(20, clock=lambda: now[0])
+    for _ in range(10):
+        limiter.record_throttle("same", 0.01)
+    assert limiter.limit == 20  # one connection throttled is not an account throttle
+    for cid in "abc":
+        limiter.record_throttle(cid, 0.01)
+    assert limiter.limit == 10
+    assert limiter.decreases == 1
+    for _ in range(200):
+        limiter.record_success(0.01)
+    assert limiter.limit == 20  # creeps back to the ceiling, never beyond
