@@ -37,9 +37,15 @@ LAST_ERROR_MAX = 1000
 
 
 def describe_error(exc: BaseException) -> str:
-    """``last_error`` text: exception class, AWS error code, message (bounded)."""
+    """``last_error`` text: the AWS error code and operation, or the exception class (bounded)."""
     code = error_code(exc)
-    text = f"{type(exc).__name__}: {code + ': ' if code else ''}{exc}"
+    if code:
+        response = getattr(exc, "response", {})
+        message = response.get("Error", {}).get("Message", "") or str(exc)
+        operation = getattr(exc, "operation_name", "")
+        text = f"{code} ({operation}): {message}" if operation else f"{code}: {message}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
     return text[:LAST_ERROR_MAX]
 
 
