@@ -345,7 +345,22 @@ def test_w004_w005_need_views_module(clean: Any) -> None:
         def shout(self, request: Any) -> None:
             """Listed through ADDITIONAL_ALLOWED_HANDLERS."""
 
-    _route(clean, listed=Listed)
+    class HelperMixin:
+        def format_reply(self) -> str:
+            """A mixin's public method is not a handler (the views skip non-view classes)."""
+            return ""
+
+    class Quiet(HelperMixin, views.WebSocketView):  # type: ignore[misc,name-defined]
+        ALLOW_UNLISTED_CHANNELS = False
+
+        @staticmethod
+        def util() -> None:
+            """Static methods are never handlers."""
+
+        async def default(self, request: Any) -> None:
+            """``default`` is always callable; overriding it is not an accidental exposure."""
+
+    _route(clean, listed=Listed, quiet=Quiet)
     assert checks.check_routed_views(None) == []
 
 
