@@ -27,7 +27,7 @@ class CalledInsideTransaction(ApiGatewaySyncError):
 
 
 def in_transaction() -> bool:
-    return transaction.get_connection().in_atomic_block
+    return bool(transaction.get_connection().in_atomic_block)
 
 
 def run_sync(func: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -1,0 +1,154 @@
+"""Model hooks: saves and route edits are pushed after commit, never inside a transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from aws_ws_async.models import ApiGateway, ApiGatewayAdditionalRoute
+from aws_ws_async.provisioning.bridge import CalledInsideTransaction
+from tests.fixtures_provisioning import LocalApiGateway
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def deployed(provisioning_settings: Any, new_gateway: ApiGateway) -> ApiGateway:
+    new_gateway.create_gateway()
+    return ApiGateway.objects.get(pk=new_gateway.pk)
+
+
+def route_keys(client: Any, api_id: str) -> dict[str, dict[str, Any]]:
+    return {r["RouteKey"]: r for r in client.get_routes(ApiId=api_id)["Items"]}
+
+
+def test_sync_twin_creates_and_returns_steps(
+    provisioning_settings: Any, new_gateway: ApiGateway
+) -> None:
+    steps = new_gateway.create_gateway()
+    assert steps[0].startswith("created API ")
+    assert ApiGateway.objects.get(pk=new_gateway.pk).is_deployed
+
+
+def test_save_pushes_changed_fields_after_commit(deployed: ApiGateway, moto_apigw: Any) -> None:
+    deployed.api_description = "pushed on save"
+    with transaction.atomic():
+        deployed.save()
+        # inside the transaction nothing has reached AWS yet
+        assert moto_apigw.get_api(ApiId=deployed.api_id)["Description"] == "chat"
+    assert moto_apigw.get_api(ApiId=deployed.api_id)["Description"] == "pushed on save"
+
+
+def test_rolled_back_save_pushes_nothing(deployed: ApiGateway, moto_apigw: Any) -> None:
+    deployed.api_description = "never committed"
+
+    def save_then_fail() -> None:
+        with transaction.atomic():
+            deployed.save()
+            raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError):
+        save_then_fail()
+    assert moto_apigw.get_api(ApiId=deployed.api_id)["Description"] == "chat"
+
+
+def test_push_can_be_switched_off(
+    deployed: ApiGateway, moto_apigw: Any, provisioning_settings: Any
+) -> None:
+    deployed.api_description = "not pushed"
+    deployed.save(push_to_aws=False)
+    assert moto_apigw.get_api(ApiId=deployed.api_id)["Description"] == "chat"
+    provisioning_settings.AWS_WS_ASYNC = {
+        **provisioning_settings.AWS_WS_ASYNC,
+        "push_changes_to_aws": False,
+    }
+    deployed.api_description = "still not pushed"
+    deployed.save()
+    assert moto_apigw.get_api(ApiId=deployed.api_id)["Description"] == "chat"
+
+
+def test_unsynced_field_change_calls_no_aws(
+    deployed: ApiGateway, local_apigw: LocalApiGateway
+) -> None:
+    before = len(local_apigw.requests)
+    deployed.default_channel_name = "lobby"
+    deployed.save()
+    assert len(local_apigw.requests) == before
+
+
+def test_route_create_update_delete_follow_the_row(
+    deployed: ApiGateway, moto_apigw: Any, local_apigw: LocalApiGateway
+) -> None:
+    api_id = deployed.api_id
+    with transaction.atomic():
+        route = ApiGatewayAdditionalRoute(
+            api_gateway=deployed,
+            name="Typing",
+            route_key="typing",
+            integration_url="https://backend.example.com/ws/typing",
+        )
+        route.save()
+        assert "typing" not in route_keys(moto_apigw, api_id)  # not inside the transaction
+    remote = route_keys(moto_apigw, api_id)["typing"]
+    route.refresh_from_db()
+    assert route.deployed
+    assert route.route_id == remote["RouteId"]
+
+    route.integration_url = "https://backend.example.com/ws/typing2"
+    route.save()
+    integration = moto_apigw.get_integration(ApiId=api_id, IntegrationId=route.integration_id)
+    assert integration["IntegrationUri"] == "https://backend.example.com/ws/typing2"
+
+    deployments = len(local_apigw.deployments[api_id])
+    route.delete()
+    assert "typing" not in route_keys(moto_apigw, api_id)
+    assert len(local_apigw.deployments[api_id]) == deployments + 1
+
+
+def test_route_rename_replaces_the_remote_route(deployed: ApiGateway, moto_apigw: Any) -> None:
+    route = deployed.additional_routes.get(route_key="sendmessage")
+    route.route_key = "send"
+    route.save()
+    keys = set(route_keys(moto_apigw, deployed.api_id))
+    assert "send" in keys
+    assert "sendmessage" not in keys
+
+
+def test_route_methods(deployed: ApiGateway, moto_apigw: Any) -> None:
+    route = ApiGatewayAdditionalRoute(
+        api_gateway=deployed,
+        name="Ping",
+        route_key="ping",
+        integration_url="https://backend.example.com/ws/ping",
+    )
+    route.save(push_to_aws=False)
+    assert "ping" not in route_keys(moto_apigw, deployed.api_id)
+    diffs = route.create_route()
+    assert {d.route_key for d in diffs} == {"ping"}
+    assert "ping" in route_keys(moto_apigw, deployed.api_id)
+    route.delete_route()
+    assert "ping" not in route_keys(moto_apigw, deployed.api_id)
+    assert not ApiGatewayAdditionalRoute.objects.filter(pk=route.pk).exists()
+
+
+def test_sync_twin_inside_a_transaction_is_refused(deployed: ApiGateway) -> None:
+    with transaction.atomic(), pytest.raises(CalledInsideTransaction, match="after the"):
+        deployed.sync_to_aws()
+
+
+def test_failed_push_after_commit_keeps_the_save_and_records_the_error(
+    deployed: ApiGateway, local_apigw: LocalApiGateway
+) -> None:
+    local_apigw.fail("PATCH", r"/v2/apis/[^/]+", status=400, code="BadRequestException")
+    deployed.api_description = "will fail to push"
+    deployed.save()  # does not raise
+    fresh = ApiGateway.objects.get(pk=deployed.pk)
+    assert fresh.api_description == "will fail to push"
+    assert "BadRequestException" in fresh.last_error
+    assert fresh.provisioning_claim == ""
+    # drift shows what is still to push, and a retry clears the error
+    assert [d.field for d in fresh.detect_drift()] == ["api_description"]
+    fresh.sync_to_aws()
+    assert ApiGateway.objects.get(pk=deployed.pk).last_error == ""
