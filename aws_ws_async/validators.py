@@ -7,10 +7,14 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 #: Channel names: letters, digits, ``_``, ``-`` and ``.`` (dots allow app-package names).
 CHANNEL_NAME_RE = re.compile(r"\A[A-Za-z0-9_.-]{1,128}\Z")
@@ -34,7 +38,7 @@ def is_valid_connection_id(value: object) -> bool:
     return isinstance(value, str) and CONNECTION_ID_RE.fullmatch(value) is not None
 
 
-def _regex(pattern: re.Pattern[str], message: str) -> RegexValidator:
+def _regex(pattern: re.Pattern[str], message: StrOrPromise) -> RegexValidator:
     return RegexValidator(regex=pattern, message=message, code="invalid")
 
 
