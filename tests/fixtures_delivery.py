@@ -86,3 +86,16 @@ def make_sessions(
         for cid in ids
     )
     return ids
+
+
+@pytest.fixture
+async def close_async_db_connections() -> AsyncIterator[None]:
+    """Close the connection the async ORM opened in asgiref's worker thread after the test.
+
+    Without this, PostgreSQL refuses to drop the test database at the end of the session.
+    """
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
