@@ -44,7 +44,8 @@ class Spec:
     """How one key is typed and validated; used by :func:`load` and by the system checks."""
 
     default: Any
-    kind: str  # "posint", "nonnegint", "posfloat", "nonnegfloat", "bool", "str", "optstr", "strlist"
+    #: One of the keys of :data:`VALIDATORS` ("posint", "bool", "strlist", ...).
+    kind: str
     help: str
 
 
@@ -85,11 +86,23 @@ KIND_DESCRIPTIONS: dict[str, str] = {
 #: Every key of ``settings.AWS_WS_ASYNC`` with its type, default and meaning.
 SPECS: dict[str, Spec] = {
     # --- tokens and rate limits (names kept from the predecessor) ---
-    "token_rate_limit_per_minute": Spec(20, "posint", "One-time connect tokens a user may obtain per minute."),
+    "token_rate_limit_per_minute": Spec(
+        20,
+        "posint",
+        "One-time connect tokens a user may obtain per minute.",
+    ),
     "token_expiry_seconds": Spec(60, "posint", "Lifetime of a one-time connect token."),
-    "rate_limit_max_attempts": Spec(20, "posint", "$connect attempts allowed per client IP and per user in one window."),
+    "rate_limit_max_attempts": Spec(
+        20,
+        "posint",
+        "$connect attempts allowed per client IP and per user in one window.",
+    ),
     "rate_limit_window_minutes": Spec(1, "posint", "Length of the $connect rate-limit window."),
-    "rate_limit_retention_days": Spec(7, "posint", "How long rate-limit rows are kept before cleanup deletes them."),
+    "rate_limit_retention_days": Spec(
+        7,
+        "posint",
+        "How long rate-limit rows are kept before cleanup deletes them.",
+    ),
     "trusted_proxy_count": Spec(
         0,
         "nonnegint",
@@ -103,23 +116,47 @@ SPECS: dict[str, Spec] = {
         "Shared secret(s) API Gateway sends in the X-Ws-Gateway-Secret header. A list allows "
         "rotation: every listed secret is accepted, the first is provisioned.",
     ),
-    "gateway_secret_header": Spec("X-Ws-Gateway-Secret", "str", "Header that carries the gateway secret."),
-    "connection_id_header": Spec("Connectionid", "str", "Header the integration maps context.connectionId into."),
+    "gateway_secret_header": Spec(
+        "X-Ws-Gateway-Secret",
+        "str",
+        "Header that carries the gateway secret.",
+    ),
+    "connection_id_header": Spec(
+        "Connectionid",
+        "str",
+        "Header the integration maps context.connectionId into.",
+    ),
     "allowed_integration_hosts": Spec(
         None,
         "strlist",
         "Hosts allowed in integration URLs; '*.example.com' allows sub-domains only.",
     ),
-    "gateway_cache_seconds": Spec(60, "nonnegint", "How long a gateway looked up by API id is cached per process."),
+    "gateway_cache_seconds": Spec(
+        60,
+        "nonnegint",
+        "How long a gateway looked up by API id is cached per process.",
+    ),
     "last_seen_interval_seconds": Spec(
         60, "nonnegint", "A message updates a session's last_seen_at at most this often."
     ),
     # --- provisioning ---
-    "push_changes_to_aws": Spec(True, "bool", "Push edits of synced gateway fields to AWS after commit."),
+    "push_changes_to_aws": Spec(
+        True,
+        "bool",
+        "Push edits of synced gateway fields to AWS after commit.",
+    ),
     # --- AWS credentials and endpoints ---
-    "region_name": Spec(None, "optstr", "AWS region; falls back to the standard AWS chain (AWS_DEFAULT_REGION...)."),
+    "region_name": Spec(
+        None,
+        "optstr",
+        "AWS region; falls back to the standard AWS chain (AWS_DEFAULT_REGION...).",
+    ),
     "profile_name": Spec(None, "optstr", "Named AWS profile; the region above still applies."),
-    "access_key_id": Spec(None, "optstr", "Explicit access key id (prefer the default credential chain)."),
+    "access_key_id": Spec(
+        None,
+        "optstr",
+        "Explicit access key id (prefer the default credential chain).",
+    ),
     "secret_access_key": Spec(None, "optstr", "Explicit secret access key."),
     "session_token": Spec(None, "optstr", "Explicit session token for temporary credentials."),
     "management_endpoint_url": Spec(
@@ -128,19 +165,49 @@ SPECS: dict[str, Spec] = {
         "Override of the @connections endpoint. May contain {api_id}, {region} and {stage}; "
         "default https://{api_id}.execute-api.{region}.amazonaws.com/{stage}.",
     ),
-    "apigateway_endpoint_url": Spec(None, "optstr", "Override of the apigatewayv2 endpoint (moto, LocalStack)."),
+    "apigateway_endpoint_url": Spec(
+        None,
+        "optstr",
+        "Override of the apigatewayv2 endpoint (moto, LocalStack).",
+    ),
     "route53_endpoint_url": Spec(None, "optstr", "Override of the Route 53 endpoint (moto)."),
     # --- delivery engine ---
-    "max_concurrency": Spec(100, "posint", "Posts in flight at once per broadcast (also the HTTP pool size)."),
-    "max_throttle_retries": Spec(6, "nonnegint", "Retries of one post answered 429 before it counts as failed."),
-    "max_transient_retries": Spec(3, "nonnegint", "Retries of one post after a 5xx, timeout or network error."),
-    "backoff_base_seconds": Spec(0.05, "posfloat", "First retry delay; doubles per attempt, with full jitter."),
+    "max_concurrency": Spec(
+        100,
+        "posint",
+        "Posts in flight at once per broadcast (also the HTTP pool size).",
+    ),
+    "max_throttle_retries": Spec(
+        6,
+        "nonnegint",
+        "Retries of one post answered 429 before it counts as failed.",
+    ),
+    "max_transient_retries": Spec(
+        3,
+        "nonnegint",
+        "Retries of one post after a 5xx, timeout or network error.",
+    ),
+    "backoff_base_seconds": Spec(
+        0.05,
+        "posfloat",
+        "First retry delay; doubles per attempt, with full jitter.",
+    ),
     "backoff_max_seconds": Spec(5.0, "posfloat", "Upper bound of one retry delay."),
-    "connect_timeout_seconds": Spec(5.0, "posfloat", "TCP/TLS connect timeout of @connections calls."),
+    "connect_timeout_seconds": Spec(
+        5.0,
+        "posfloat",
+        "TCP/TLS connect timeout of @connections calls.",
+    ),
     "read_timeout_seconds": Spec(10.0, "posfloat", "Read timeout of @connections calls."),
-    "db_chunk_size": Spec(2000, "posint", "Recipients read from the database per query while broadcasting."),
+    "db_chunk_size": Spec(
+        2000,
+        "posint",
+        "Recipients read from the database per query while broadcasting.",
+    ),
     "welcome_retry_seconds": Spec(
-        3.0, "posfloat", "How long a message queued during $connect keeps retrying 410 while the socket opens."
+        3.0,
+        "posfloat",
+        "How long a message queued during $connect keeps retrying 410 while the socket opens.",
     ),
 }
 
@@ -273,18 +340,19 @@ _cached: AppSettings | None = None
 
 def get_settings() -> AppSettings:
     """The current settings, cached until a test changes Django settings."""
-    global _cached  # noqa: PLW0603 - a process-wide cache invalidated by setting_changed
+    global _cached
     if _cached is None:
         _cached = load()
     return _cached
 
 
 def reset_settings_cache() -> None:
-    global _cached  # noqa: PLW0603
+    global _cached
     _cached = None
 
 
 @receiver(setting_changed)
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in {SETTINGS_NAME, LEGACY_SETTINGS_NAME, LEGACY_REGION_FALLBACK, *LEGACY_AWS_SETTINGS}:
+    watched = {SETTINGS_NAME, LEGACY_SETTINGS_NAME, LEGACY_REGION_FALLBACK, *LEGACY_AWS_SETTINGS}
+    if setting in watched:
         reset_settings_cache()
