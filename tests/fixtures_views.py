@@ -14,13 +14,16 @@ import base64
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from aws_ws_async.models import WebSocketSession
@@ -234,8 +237,13 @@ def asgi_app() -> Any:
     return _application
 
 
+def reset_asgi_app() -> None:
+    """Rebuild the handler (after a test changed MIDDLEWARE)."""
+    global _application
+    _application = None
+
+
 async def post(
-    client: Any,
     path: str,
     headers: dict[str, str],
     body: bytes | str = b"",
@@ -246,8 +254,7 @@ async def post(
     """Send one integration request through Django's real ASGI handler, byte for byte.
 
     Django's test clients add their own ``Host`` and ``Cookie`` headers; API Gateway's requests
-    carry exactly the headers given here, so the scope is built by hand. ``client`` is unused
-    (kept so call sites read like client calls).
+    carry exactly the headers given here, so the scope is built by hand.
     """
     if isinstance(body, str):
         body = body.encode()
@@ -290,7 +297,6 @@ async def post(
 
 
 async def connect(
-    client: Any,
     browser: Browser | None,
     connection_id: str,
     *,
@@ -306,7 +312,7 @@ async def connect(
         query.append(f"ws_token={token if token is not None else await browser.anew_token()}")
     if channel is not None:
         query.append(f"channel={channel}")
-    return await post(client, path, headers, query="&".join(query))
+    return await post(path, headers, query="&".join(query))
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -350,3 +356,50 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     for item in items:
         if item.get_closest_marker("postgres_only"):
             item.add_marker(marker)
+
+
+class QueryLog:
+    """Records the SQL of every connection opened while installed, whatever its thread.
+
+    Django's ASGI handler runs each request's ORM calls in a fresh thread (its own
+    ``ThreadSensitiveContext``), so ``CaptureQueriesContext`` bound to the test's thread would
+    see nothing; this wrapper is installed on each connection as it is created.
+    """
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        self._lock = threading.Lock()
+        self._active = False
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if self._active:
+            with self._lock:
+                self.queries.append(sql)
+        return execute(sql, params, many, context)
+
+    @contextmanager
+    def recording(self) -> Iterator[list[str]]:
+        """Queries made inside the block (a list filled as they happen)."""
+        start = len(self.queries)
+        captured: list[str] = []
+        self._active = True
+        try:
+            yield captured
+        finally:
+            self._active = False
+            captured.extend(self.queries[start:])
+
+
+@pytest.fixture
+def query_log() -> Iterator[QueryLog]:
+    log = QueryLog()
+
+    def install(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if log not in connection.execute_wrappers:
+            connection.execute_wrappers.append(log)
+
+    connection_created.connect(install, weak=False, dispatch_uid="tests.query_log")
+    try:
+        yield log
+    finally:
+        connection_created.disconnect(dispatch_uid="tests.query_log")
