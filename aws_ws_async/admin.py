@@ -22,6 +22,7 @@ from django.db.models import ManyToManyField
 from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest
 
+from aws_ws_async.admin_actions import GATEWAY_ACTIONS
 from aws_ws_async.models import (
     ApiGateway,
     ApiGatewayAdditionalRoute,
@@ -110,8 +111,8 @@ class ApiGatewayAdmin(admin.ModelAdmin):
     ordering = ("api_name",)
     formfield_overrides = URL_FIELD_OVERRIDES
     inlines = (ApiGatewayAdditionalRouteInline,)
-    # Provisioning actions are added by aws_ws_async.admin_actions.
-    actions: list[Any] = []
+    # Provisioning actions live in aws_ws_async.admin_actions.
+    actions: list[Any] = list(GATEWAY_ACTIONS)
     fieldsets = (
         (
             None,

@@ -1,0 +1,153 @@
+"""Admin actions that provision and synchronise gateways (hooked into ``ApiGatewayAdmin``).
+
+Each action handles the selected gateways one by one and reports one message per gateway: what
+was done, or why it failed (the same text is kept in ``last_error``). AWS calls never run inside
+a database transaction: with ``ATOMIC_REQUESTS`` the work is deferred to ``on_commit`` and the
+message says so. Audit entries use Django's admin log and ``get_username()``, so any user model
+works (no ``username`` field assumed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from aws_ws_async.exceptions import ApiGatewaySyncError, ProvisioningInProgress
+from aws_ws_async.models import ApiGateway
+from aws_ws_async.provisioning.bridge import in_transaction
+
+logger = logging.getLogger("aws_ws_async.admin_actions")
+
+#: Differences listed in one message before the rest are summarised.
+MAX_LISTED = 5
+
+
+def _who(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    if user is None:
+        return "unknown user"
+    return f"{user.get_username()} (pk={user.pk})"
+
+
+def _audit(modeladmin: admin.ModelAdmin, request: HttpRequest, obj: ApiGateway, text: str) -> None:
+    logger.info("%s by %s on gateway %s: %s", text, _who(request), obj.pk, obj)
+    modeladmin.log_change(request, obj, text)
+
+
+def _summarise(items: list[Any]) -> str:
+    shown = "; ".join(str(i) for i in items[:MAX_LISTED])
+    more = len(items) - MAX_LISTED
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _run_each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[ApiGateway],
+    label: str,
+    operation: Callable[[ApiGateway], str | None],
+) -> None:
+    """Run ``operation`` per gateway (after commit if needed) and message each outcome."""
+
+    def run_all() -> None:
+        for gateway in queryset.order_by("pk"):
+            try:
+                outcome = operation(gateway)
+            except ProvisioningInProgress as exc:
+                modeladmin.message_user(request, f"{gateway}: {exc}", messages.WARNING)
+                continue
+            except ApiGatewaySyncError as exc:
+                _audit(modeladmin, request, gateway, f"{label} failed: {exc}")
+                modeladmin.message_user(
+                    request, f"{gateway}: {label} failed: {exc}", messages.ERROR
+                )
+                continue
+            if outcome is None:
+                continue
+            _audit(modeladmin, request, gateway, f"{label}: {outcome}")
+            modeladmin.message_user(request, f"{gateway}: {outcome}", messages.SUCCESS)
+
+    if in_transaction():
+        transaction.on_commit(run_all)
+        modeladmin.message_user(
+            request,
+            f"{label} will run when this request's transaction commits; check each gateway's "
+            "status and last error afterwards.",
+            messages.INFO,
+        )
+    else:
+        run_all()
+
+
+@admin.action(description="Create the API in AWS", permissions=["change"])
+def create_api_gateway(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
+) -> None:
+    def create(gateway: ApiGateway) -> str | None:
+        if gateway.is_deployed:
+            modeladmin.message_user(
+                request, f"{gateway}: already created ({gateway.api_id}).", messages.INFO
+            )
+            return None
+        steps = gateway.create_gateway()
+        return f"created and deployed ({_summarise(steps)}); URL {gateway.websocket_url}"
+
+    _run_each(modeladmin, request, queryset, "Create API", create)
+
+
+@admin.action(description="Create the custom domain in AWS", permissions=["change"])
+def create_custom_domain(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
+) -> None:
+    def create(gateway: ApiGateway) -> str | None:
+        if not gateway.domain_name:
+            modeladmin.message_user(request, f"{gateway}: no domain name set.", messages.WARNING)
+            return None
+        if gateway.custom_domain_created:
+            modeladmin.message_user(
+                request, f"{gateway}: custom domain already created.", messages.INFO
+            )
+            return None
+        steps = gateway.create_custom_domain()
+        return f"custom domain ready ({_summarise(steps) or 'nothing left to do'})"
+
+    _run_each(modeladmin, request, queryset, "Create custom domain", create)
+
+
+@admin.action(description="Sync from AWS (AWS wins)", permissions=["change"])
+def sync_from_aws(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
+) -> None:
+    def pull(gateway: ApiGateway) -> str:
+        diffs = gateway.sync_from_aws()
+        return (
+            f"took {len(diffs)} change(s) from AWS: {_summarise(diffs)}"
+            if diffs
+            else ("already in sync with AWS")
+        )
+
+    _run_each(modeladmin, request, queryset, "Sync from AWS", pull)
+
+
+@admin.action(description="Sync to AWS (this database wins)", permissions=["change"])
+def sync_to_aws(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
+) -> None:
+    def push(gateway: ApiGateway) -> str:
+        diffs = gateway.sync_to_aws()
+        return (
+            f"pushed {len(diffs)} change(s) and redeployed: {_summarise(diffs)}"
+            if diffs
+            else ("already in sync with AWS")
+        )
+
+    _run_each(modeladmin, request, queryset, "Sync to AWS", push)
+
+
+GATEWAY_ACTIONS = [create_api_gateway, create_custom_domain, sync_from_aws, sync_to_aws]

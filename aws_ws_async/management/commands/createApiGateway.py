@@ -1,0 +1,33 @@
+"""``manage.py createApiGateway --pk N``: create (or finish creating) the WebSocket API in AWS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from aws_ws_async.exceptions import ApiGatewaySyncError
+from aws_ws_async.management.commands._provisioning import get_gateway
+
+
+class Command(BaseCommand):
+    help = "Create the API Gateway WebSocket API of one ApiGateway row (resumes a failed run)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--pk", type=int, required=True, help="Primary key of the ApiGateway.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        gateway = get_gateway(options["pk"])
+        if gateway.is_deployed:
+            self.stdout.write(f"{gateway}: already created and deployed ({gateway.api_id}).")
+            return
+        self.stdout.write(f"{gateway}: creating API, routes, stage and deployment...")
+        try:
+            steps = gateway.create_gateway()
+        except ApiGatewaySyncError as exc:
+            raise CommandError(f"{gateway}: {exc}") from exc
+        for step in steps:
+            self.stdout.write(f"  {step}")
+        self.stdout.write(
+            self.style.SUCCESS(f"{gateway}: deployed; clients connect to {gateway.websocket_url}")
+        )
