@@ -24,9 +24,7 @@ def _secrets() -> list[str]:
 
 def hash_session_key(session_key: str, secret: str | None = None) -> str:
     """HMAC-SHA256 (hex, 64 chars) of a Django session key."""
-    return salted_hmac(
-        SESSION_KEY_SALT, session_key, secret=secret, algorithm="sha256"
-    ).hexdigest()
+    return salted_hmac(SESSION_KEY_SALT, session_key, secret=secret, algorithm="sha256").hexdigest()
 
 
 def session_key_hashes(session_key: str) -> list[str]:

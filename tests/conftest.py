@@ -41,11 +41,11 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def moto(moto_server: str) -> Iterator[str]:
+def moto(moto_server: str) -> str:
     """The moto server, reset before each test so tests never see each other's resources."""
     request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
-    yield moto_server
+    return moto_server
 
 
 @pytest.fixture

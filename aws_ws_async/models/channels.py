@@ -61,7 +61,9 @@ class ChannelPermission(models.Model):
         decided = self._decide_without_rules(user)
         if decided is not None:
             return decided
-        return any(rule.is_satisfied_by(user) for rule in self.rules.prefetch_related("permissions"))
+        return any(
+            rule.is_satisfied_by(user) for rule in self.rules.prefetch_related("permissions")
+        )
 
     async def aallows(self, user: Any) -> bool:
         decided = self._decide_without_rules(user)
