@@ -107,10 +107,13 @@ async def aendpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, 
 
 
 async def transport_for(endpoint_url: str, policy: DeliveryPolicy) -> AiobotocoreTransport:
-    """The running loop's cached client for this endpoint, wrapped as a transport."""
-    client = await aws.get_management_client(
-        endpoint_url, max_pool_connections=policy.max_concurrency
-    )
+    """The running loop's cached client for this endpoint, wrapped as a transport.
+
+    The pool is sized for the larger of the configured and the requested concurrency, so
+    one-off sends share the broadcast client instead of creating a small one of their own.
+    """
+    pool = max(get_settings().max_concurrency, policy.max_concurrency)
+    client = await aws.get_management_client(endpoint_url, max_pool_connections=pool)
     return AiobotocoreTransport(client)
 
 

@@ -1,0 +1,86 @@
+"""Broadcast a message to a channel, a user or every connection, from the shell.
+
+Examples::
+
+    manage.py sendWebSocketMessage --channel news '{"type": "notice", "text": "Back at 5"}'
+    manage.py sendWebSocketMessage --user alice@example.com --text "hello"
+    manage.py sendWebSocketMessage --all '{"type": "reload"}' --concurrency 50
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from aws_ws_async.delivery import DeliveryReport
+from aws_ws_async.exceptions import AwsWsAsyncError
+from aws_ws_async.models import WebSocketSession
+
+
+class Command(BaseCommand):
+    help = "Send a JSON (or --text) message to the connected sessions of a channel or a user."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--channel", help="Channel name.")
+        target.add_argument("--user", help="User primary key or USERNAME_FIELD value.")
+        target.add_argument("--all", action="store_true", help="Every connected session.")
+        parser.add_argument("message", help="The message: JSON unless --text is given.")
+        parser.add_argument("--text", action="store_true", help="Send the message as plain text.")
+        parser.add_argument("--concurrency", type=int, default=None, help="Posts in flight.")
+        parser.add_argument(
+            "--show-failures", type=int, default=20, help="How many failures to list (default 20)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        data: Any = options["message"]
+        if not options["text"]:
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise CommandError(f"message is not valid JSON ({exc}); use --text") from exc
+        if options["concurrency"] is not None and options["concurrency"] < 1:
+            raise CommandError("--concurrency must be a positive integer")
+        queryset = self._recipients(options)
+        total = queryset.count()
+        self.stdout.write(f"Sending to {total} connected session(s)...")
+
+        def progress(report: DeliveryReport) -> None:
+            self.stdout.write(
+                f"  {report.total}/{total}: {report.delivered_count} delivered, "
+                f"{report.gone_count} gone, {report.failed_count} failed"
+            )
+
+        try:
+            report = queryset.send_message(
+                data,
+                concurrency=options["concurrency"],
+                collect_delivered=False,
+                progress=progress,
+            )
+        except AwsWsAsyncError as exc:
+            raise CommandError(str(exc)) from exc
+        for failure in report.failed[: options["show_failures"]]:
+            self.stderr.write(
+                f"  failed {failure.connection_id}: {failure.reason} {failure.detail}".rstrip()
+            )
+        style = self.style.SUCCESS if report.ok else self.style.WARNING
+        self.stdout.write(style(report.summary()))
+
+    def _recipients(self, options: dict[str, Any]) -> Any:
+        if options["channel"] is not None:
+            return WebSocketSession.objects.for_channel(options["channel"])
+        if options["all"]:
+            return WebSocketSession.objects.connected()
+        user_model = get_user_model()
+        value = options["user"]
+        manager = user_model._default_manager
+        user = manager.filter(**{user_model.USERNAME_FIELD: value}).first()
+        if user is None and value.isdigit():
+            user = manager.filter(pk=int(value)).first()
+        if user is None:
+            raise CommandError(f"no user with primary key or {user_model.USERNAME_FIELD} {value!r}")
+        return WebSocketSession.objects.for_user(user)
