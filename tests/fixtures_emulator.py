@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,3 +116,60 @@ async def make_emulator(recording_backend: RecordingBackend) -> AsyncIterator[Em
     yield make
     for emulator in reversed(started):
         await emulator.stop()
+
+
+@dataclass
+class DjangoServer:
+    """The project's real ASGI application under uvicorn, in a thread of this process."""
+
+    url: str
+    port: int
+
+
+@pytest.fixture
+def django_asgi_server() -> Iterator[DjangoServer]:
+    """uvicorn (``--ws none``, as the docs recommend behind API Gateway) serving Django.
+
+    It runs in this process so it shares the test database and settings overrides; tests that
+    use it need ``django_db(transaction=True)`` so its threads see committed rows.
+    """
+    import threading
+
+    import uvicorn
+    from asgiref.sync import sync_to_async
+    from django.core.asgi import get_asgi_application
+    from django.db import connections
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        get_asgi_application(),
+        host="127.0.0.1",
+        port=port,
+        ws="none",
+        lifespan="off",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(server.serve(),), name="uvicorn-e2e", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield DjangoServer(url=f"http://127.0.0.1:{port}", port=port)
+    finally:
+        # Work started outside a request (welcome messages, broadcasts) ran its ORM calls in
+        # asgiref's shared sync thread; close that thread's connections so the test database
+        # can be dropped.
+        close = asyncio.run_coroutine_threadsafe(sync_to_async(connections.close_all)(), loop)
+        close.result(timeout=10)
+        server.should_exit = True
+        thread.join(timeout=10)
+        loop.close()

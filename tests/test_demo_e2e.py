@@ -1,0 +1,215 @@
+"""End to end on loopback: aiohttp clients -> the emulator -> the demo's chat view under uvicorn.
+
+Everything between the clients and the database is real: the emulator's integration requests,
+Django's ASGI handler with its middleware, the demo's ``ChatWebSocketView``, the one-time token
+view, ``asend_message`` through aiobotocore to the emulator's ``@connections`` API, and the
+emulator's frames back to the clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+from django.urls import path
+
+from aws_ws_async.emulator import EmulatorConfig, GatewayEmulator
+from aws_ws_async.models import ApiGateway, WebSocketSession
+from aws_ws_async.views import WebSocketTokenView
+from tests.fixtures_emulator import DjangoServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
+
+from chat.websocket import ChatWebSocketView
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+#: This module is the URLconf of the server under test (the demo's routes).
+urlpatterns = [
+    path("ws/<slug:route>", ChatWebSocketView.as_view()),
+    path("ws-token/", WebSocketTokenView.as_view()),
+]
+
+API_ID = "e2edemo"
+STAGE = "e2e"
+SECRET = "e2e-gateway-secret-" + "x" * 24
+
+
+class Client:
+    """One browser-like user: a session cookie, a token, and a socket through the emulator."""
+
+    def __init__(self, http: aiohttp.ClientSession, server: DjangoServer, cookie: str) -> None:
+        self.http = http
+        self.server = server
+        self.csrf = secrets.token_hex(16)
+        self.cookie = f"{cookie}; csrftoken={self.csrf}"
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.connection_id = ""
+
+    async def token(self) -> str:
+        async with self.http.post(
+            f"{self.server.url}/ws-token/",
+            headers={"Cookie": self.cookie, "X-CSRFToken": self.csrf},
+        ) as response:
+            assert response.status == 200, await response.text()
+            return str((await response.json())["token"])
+
+    async def join(self, emulator: GatewayEmulator, channel: str) -> dict[str, Any]:
+        before = set(emulator.connection_ids())
+        self.ws = await self.http.ws_connect(
+            f"{emulator.url}?channel={channel}&ws_token={await self.token()}",
+            headers={"Cookie": self.cookie, "Origin": self.server.url},
+        )
+        [self.connection_id] = set(emulator.connection_ids()) - before
+        welcome = await self.receive()
+        assert welcome["type"] == "welcome"
+        assert welcome["channel"] == channel
+        return welcome
+
+    async def send(self, text: str) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(json.dumps({"action": "send_message", "message": text}))
+
+    async def receive(self, timeout: float = 10) -> dict[str, Any]:
+        assert self.ws is not None
+        message = await asyncio.wait_for(self.ws.receive(), timeout)
+        assert message.type is aiohttp.WSMsgType.TEXT, message
+        return dict(json.loads(message.data))
+
+
+@pytest.fixture
+async def stack(
+    settings: Any, django_asgi_server: DjangoServer
+) -> AsyncIterator[tuple[GatewayEmulator, DjangoServer]]:
+    settings.ROOT_URLCONF = __name__
+    emulator = GatewayEmulator(
+        EmulatorConfig(
+            f"{django_asgi_server.url}/ws/", api_id=API_ID, stage=STAGE, gateway_secret=SECRET
+        )
+    )
+    await emulator.start()
+    settings.AWS_WS_ASYNC = {
+        **settings.AWS_WS_ASYNC,
+        "gateway_secret": SECRET,
+        "management_endpoint_url": emulator.management_url.replace(f"/{STAGE}", "/{stage}"),
+    }
+    await ApiGateway.objects.acreate(
+        api_name="E2E demo",
+        api_id=API_ID,
+        stage_name=STAGE,
+        target_base_endpoint=f"{django_asgi_server.url}/ws/",
+    )
+    try:
+        yield emulator, django_asgi_server
+    finally:
+        await emulator.stop()
+
+
+async def make_client(http: aiohttp.ClientSession, server: DjangoServer, email: str) -> Client:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    manager = get_user_model()._default_manager
+    user = await sync_to_async(manager.create_user)(email=email, password="pw-12345!")
+    django_client = AsyncClient()
+    await django_client.aforce_login(user)
+    cookie = django_client.cookies[settings.SESSION_COOKIE_NAME].value
+    return Client(http, server, f"{settings.SESSION_COOKIE_NAME}={cookie}")
+
+
+async def test_two_clients_in_a_room_both_receive_a_broadcast(
+    stack: tuple[GatewayEmulator, DjangoServer],
+) -> None:
+    emulator, server = stack
+    async with aiohttp.ClientSession() as http:
+        alice = await make_client(http, server, "alice@example.com")
+        bob = await make_client(http, server, "bob@example.com")
+        carol = await make_client(http, server, "carol@example.com")
+        await alice.join(emulator, "room-a")
+        await bob.join(emulator, "room-a")
+        await carol.join(emulator, "room-b")  # another room: must hear nothing
+
+        await alice.send("hello room a")
+        for client in (alice, bob):
+            message = await client.receive()
+            assert message["type"] == "message"
+            assert message["message"] == "hello room a"
+            assert message["author"] == "alice@example.com"
+            assert message["channel"] == "room-a"
+        with pytest.raises(TimeoutError):
+            await carol.receive(timeout=0.5)
+
+    rows = {s.connection_id: s async for s in WebSocketSession.objects.all()}
+    assert set(rows) == {alice.connection_id, bob.connection_id, carol.connection_id}
+    assert rows[carol.connection_id].channel_name == "room-b"
+
+
+async def test_vanished_client_is_pruned_by_the_next_broadcast(
+    stack: tuple[GatewayEmulator, DjangoServer],
+) -> None:
+    emulator, server = stack
+    async with aiohttp.ClientSession() as http:
+        alice = await make_client(http, server, "alice@example.com")
+        ghost = await make_client(http, server, "ghost@example.com")
+        await alice.join(emulator, "lobby")
+        await ghost.join(emulator, "lobby")
+
+        # The ghost's network vanishes: no close frame, and its $disconnect is lost.
+        assert await emulator.drop(ghost.connection_id, notify_backend=False)
+        row = await WebSocketSession.objects.aget(connection_id=ghost.connection_id)
+        assert row.connected is True  # a stale row, exactly as a lost $disconnect leaves it
+
+        await alice.send("anyone there?")
+        assert (await alice.receive())["message"] == "anyone there?"
+
+        row = await WebSocketSession.objects.aget(connection_id=ghost.connection_id)
+        for _ in range(50):  # the report is applied right after the posts; allow it to commit
+            if not row.connected:
+                break
+            await asyncio.sleep(0.05)
+            row = await WebSocketSession.objects.aget(connection_id=ghost.connection_id)
+        assert row.connected is False
+        assert row.disconnect_reason == "gone"
+        assert emulator.stats["gone"] >= 1
+        alice_row = await WebSocketSession.objects.aget(connection_id=alice.connection_id)
+        assert alice_row.connected is True  # only the vanished one was pruned
+
+
+async def test_closing_client_is_marked_disconnected_by_its_disconnect(
+    stack: tuple[GatewayEmulator, DjangoServer],
+) -> None:
+    emulator, server = stack
+    async with aiohttp.ClientSession() as http:
+        alice = await make_client(http, server, "alice@example.com")
+        await alice.join(emulator, "lobby")
+        assert alice.ws is not None
+        await alice.ws.close()
+    for _ in range(100):
+        row = await WebSocketSession.objects.aget(connection_id=alice.connection_id)
+        if not row.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert row.connected is False
+    assert row.disconnect_reason == "client"
+    assert [c.event for c in emulator.calls] == ["CONNECT", "DISCONNECT"]
+    assert all(c.status == 200 for c in emulator.calls)
+
+
+async def test_connect_without_a_token_is_refused_through_the_emulator(
+    stack: tuple[GatewayEmulator, DjangoServer],
+) -> None:
+    emulator, server = stack
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(f"{emulator.url}?channel=lobby", headers={"Origin": server.url})
+    assert info.value.status in {401, 403}
+    assert await WebSocketSession.objects.acount() == 0
