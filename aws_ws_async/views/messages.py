@@ -100,12 +100,17 @@ class MessagesMixin(AccessMixin):
         return matches_any(session.auth_hash, user_auth_hashes(user))
 
     async def close_session(self, session: WebSocketSession) -> None:
-        """Close the session and, through @connections, the socket itself."""
+        """Stop sending to the session at once, then close the socket via @connections.
+
+        The row is marked first so broadcasts skip it even if the DELETE fails (the next
+        message would be refused again anyway).
+        """
+        await session.amark_disconnected(DisconnectReason.USER_INVALID)
         adisconnect = getattr(session, "adisconnect", None)
         if adisconnect is not None:
-            await adisconnect(reason=DisconnectReason.USER_INVALID)
-        else:  # delivery layer not installed: at least stop sending to it
-            await session.amark_disconnected(DisconnectReason.USER_INVALID)
+            report = await adisconnect(reason=DisconnectReason.USER_INVALID)
+            if getattr(report, "failed", None):
+                logger.warning("could not close connection %s: %s", session.connection_id, report)
 
     async def touch_last_seen(self, session: WebSocketSession) -> None:
         """Refresh ``last_seen_at`` at most once per interval (a conditional UPDATE)."""

@@ -1,0 +1,393 @@
+"""Messages and $disconnect: routing, allow-list, user re-check, permissions, budgets."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from aws_ws_async.hashing import hash_user_auth
+from aws_ws_async.models import (
+    ApiGateway,
+    ChannelAccess,
+    ChannelPermission,
+    DisconnectReason,
+    WebSocketSession,
+)
+from aws_ws_async.views.background import wait_for_background_tasks
+from tests.fixtures_views import (
+    EchoView,
+    ExplicitView,
+    QueryLog,
+    connect,
+    gateway_headers,
+    new_connection_id,
+    post,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def open_session(browser: Any, channel: str = "room", path: str = "/ws/connect") -> str:
+    cid = new_connection_id()
+    response = await connect(browser, cid, channel=channel, path=path)
+    assert response.status_code == 200, response.content
+    return cid
+
+
+async def send(cid: str, body: Any, path: str = "/ws/default", **kwargs: Any) -> Any:
+    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return await post(path, gateway_headers(cid, **kwargs), raw)
+
+
+# --- routing -------------------------------------------------------------------------------
+
+
+async def test_async_handler_by_action(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    response = await send(cid, {"action": "echo", "x": 1})
+    assert response.status_code == 200
+    assert response.json() == {
+        "body": {"action": "echo", "x": 1},
+        "user": browser.user.pk,
+        "connection": cid,
+    }
+
+
+async def test_handler_key_wins_over_action(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    response = await send(cid, {"handler": "echo", "action": "boom"})
+    assert response.status_code == 200
+    assert response.json()["body"]["handler"] == "echo"
+
+
+async def test_sync_handler_runs_in_a_thread(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    response = await send(cid, {"action": "sync_echo"})
+    assert response.status_code == 200
+    assert response.json() == {"sync": True, "connected": 1}
+
+
+async def test_handler_returning_nothing_is_200_empty(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    cid = await open_session(browser)
+    response = await send(cid, {"action": "nothing"})
+    assert (response.status_code, response.json()) == (200, {})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "connect",
+        "disconnect",
+        "dispatch",
+        "post",
+        "setup",
+        "as_view",
+        "static_helper",
+        "class_helper",
+        "_private",
+        "__init__",
+        "can_join_channel",
+        "send_after_connect",
+        "after_connect",
+        "handler_error",
+        "nope",
+        "",
+        "ECHO",
+        "echo\n",
+    ],
+)
+async def test_unknown_or_reserved_handlers_are_404(
+    ws_settings: Any, gateway: Any, browser: Any, name: str, query_log: QueryLog
+) -> None:
+    cid = await open_session(browser)
+    with query_log.recording() as queries:
+        response = await send(cid, {"action": name})
+    assert response.status_code == 404, name
+    assert response.json()["error"] == "unknown_handler"
+    assert not [q for q in queries if "aws_ws_async" in q]  # refused before any query
+
+
+async def test_base_change_channel_needs_listing(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    assert "change_channel" in EchoView.get_allowed_handlers()  # listed in ADDITIONAL_...
+    explicit = ExplicitView.get_allowed_handlers()
+    assert explicit == frozenset({"echo", "static_helper"})  # reserved and private names dropped
+    cid = await open_session(browser, path="/ws-explicit/connect")
+    assert (
+        await send(cid, {"action": "sync_echo"}, path="/ws-explicit/default")
+    ).status_code == 404
+    assert (await send(cid, {"action": "echo"}, path="/ws-explicit/default")).status_code == 200
+
+
+async def test_discovered_handlers() -> None:
+    handlers = EchoView.get_allowed_handlers()
+    assert {"echo", "sync_echo", "nothing", "boom", "default", "change_channel"} <= handlers
+    assert not handlers & {"static_helper", "class_helper", "_private", "after_connect", "connect"}
+
+
+async def test_missing_handler_key(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    response = await send(cid, {"message": "hi"})
+    # "default" exists on the base class (not overridden): it answers unknown handler.
+    assert response.status_code == 404
+
+
+async def test_non_string_handler_is_refused(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    for value in (1, None, ["echo"], {"a": 1}):
+        assert (await send(cid, {"action": value})).status_code == 404
+
+
+async def test_fallback_to_default_is_opt_in(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser, path="/ws-fallback/connect")
+    response = await send(cid, {"action": "does-not-exist"}, path="/ws-fallback/default")
+    assert (response.status_code, response.json()) == (200, {"handled_by": "default"})
+    response = await send(cid, {"no": "key"}, path="/ws-fallback/default")
+    assert response.json() == {"handled_by": "default"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b"[1, 2]", b'"echo"', b"null", b"\xff\xfe", b"[" * 50000, b'{"a":'],
+)
+async def test_malformed_bodies_are_400(
+    ws_settings: Any, gateway: Any, browser: Any, body: bytes
+) -> None:
+    cid = await open_session(browser)
+    response = await send(cid, body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_body"
+
+
+async def test_trailing_newline_json_is_fine(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    assert (await send(cid, b'{"action": "echo"}\n')).status_code == 200
+
+
+async def test_oversize_message_is_413(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    big = json.dumps({"action": "echo", "pad": "x" * (128 * 1024)})
+    assert (await send(cid, big)).status_code == 413
+
+
+async def test_handler_exception_is_logged_not_leaked(
+    ws_settings: Any, gateway: Any, browser: Any, caplog: Any
+) -> None:
+    cid = await open_session(browser)
+    with caplog.at_level("ERROR", logger="aws_ws_async"):
+        response = await send(cid, {"action": "boom"})
+    assert response.status_code == 500
+    assert "secret internals" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+    records = [r for r in caplog.records if r.name == "aws_ws_async.views"]
+    assert records
+    assert cid in records[0].getMessage()
+    assert "route default" in records[0].getMessage()
+    # Django's django.request logger (and its AdminEmailHandler) is not asked to log it again.
+    assert not [r for r in caplog.records if r.name == "django.request"]
+
+
+# --- sessions, users, permissions ----------------------------------------------------------
+
+
+async def test_unknown_connection_is_401(ws_settings: Any, gateway: Any) -> None:
+    assert (await send(new_connection_id(), {"action": "echo"})).status_code == 401
+
+
+async def test_session_of_another_gateway_is_not_found(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    cid = await open_session(browser)
+    other = await ApiGateway.objects.acreate(api_name="other", api_id="other00001")
+    assert (await send(cid, {"action": "echo"}, api_id=other.api_id)).status_code == 401
+    assert (await send(cid, {"action": "echo"}, api_id="")).status_code == 400
+
+
+async def test_disconnected_session_is_401(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    await WebSocketSession.objects.filter(connection_id=cid).aupdate(connected=False)
+    assert (await send(cid, {"action": "echo"})).status_code == 401
+
+
+async def test_inactive_user_closes_the_session(
+    ws_settings: Any, gateway: Any, browser: Any, fault_endpoint: Any
+) -> None:
+    from tests.fixtures_delivery import point_settings_at
+
+    point_settings_at(ws_settings, fault_endpoint.url)
+    cid = await open_session(browser)
+    await get_user_model()._default_manager.filter(pk=browser.user.pk).aupdate(is_active=False)
+    response = await send(cid, {"action": "echo"})
+    assert response.status_code == 401
+    await wait_for_background_tasks()
+    session = await WebSocketSession.objects.aget(connection_id=cid)
+    assert not session.connected
+    assert session.disconnect_reason == DisconnectReason.USER_INVALID
+    assert cid in fault_endpoint.deleted
+
+
+async def test_password_change_closes_the_session_and_connection(
+    ws_settings: Any, gateway: Any, browser: Any, fault_endpoint: Any
+) -> None:
+    from tests.fixtures_delivery import point_settings_at
+
+    point_settings_at(ws_settings, fault_endpoint.url)
+    cid = await open_session(browser)
+    user = browser.user
+    user.set_password("a-new-password-456")
+    await user.asave()
+    assert (await send(cid, {"action": "echo"})).status_code == 401
+    await wait_for_background_tasks()
+    assert cid in fault_endpoint.deleted  # the socket itself was closed (DELETE @connections)
+    assert not (await WebSocketSession.objects.aget(connection_id=cid)).connected
+
+
+async def test_secret_key_rotation_keeps_sessions_alive(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    cid = await open_session(browser)
+    old = ws_settings.SECRET_KEY
+    ws_settings.SECRET_KEY = "rotated-secret-key-for-the-message-path-0123456789"
+    ws_settings.SECRET_KEY_FALLBACKS = [old]
+    assert (await send(cid, {"action": "echo"})).status_code == 200
+    ws_settings.SECRET_KEY_FALLBACKS = []  # the old key is finally dropped: sessions end
+    assert (await send(cid, {"action": "echo"})).status_code == 401
+
+
+async def test_any_of_permissions(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    perm = await Permission.objects.aget(codename="view_emailuser")
+    await browser.user.user_permissions.aadd(perm)
+    cid = await open_session(browser, path="/ws-perm/connect")
+    assert (await send(cid, {"action": "echo"}, path="/ws-perm/default")).status_code == 200
+    await browser.user.user_permissions.aremove(perm)
+    assert (await send(cid, {"action": "echo"}, path="/ws-perm/default")).status_code == 403
+
+
+async def test_all_of_permissions(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser, path="/ws-allperm/connect")  # not checked on connect here
+    view = await Permission.objects.aget(codename="view_emailuser")
+    change = await Permission.objects.aget(codename="change_emailuser")
+    await browser.user.user_permissions.aadd(view)
+    assert (await send(cid, {"action": "echo"}, path="/ws-allperm/default")).status_code == 403
+    await browser.user.user_permissions.aadd(change)
+    assert (await send(cid, {"action": "echo"}, path="/ws-allperm/default")).status_code == 200
+
+
+async def test_anonymous_session_messages(ws_settings: Any, gateway: Any) -> None:
+    cid = new_connection_id()
+    assert (
+        await post("/ws-notoken/connect", gateway_headers(cid, connect=True))
+    ).status_code == 200
+    response = await send(cid, {"action": "echo"}, path="/ws-notoken/default")
+    assert response.status_code == 200
+    assert response.json()["user"] is None
+
+
+# --- change_channel ------------------------------------------------------------------------
+
+
+async def test_change_channel(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser, channel="one")
+    response = await send(cid, {"action": "change_channel", "channel": "two"})
+    assert (response.status_code, response.json()) == (200, {"channel": "two"})
+    assert (await WebSocketSession.objects.aget(connection_id=cid)).channel_name == "two"
+
+
+@pytest.mark.parametrize("channel", ["two\n", "", None, 5, "a b", "x" * 129])
+async def test_change_channel_invalid(
+    ws_settings: Any, gateway: Any, browser: Any, channel: Any
+) -> None:
+    cid = await open_session(browser, channel="one")
+    assert (await send(cid, {"action": "change_channel", "channel": channel})).status_code == 400
+    assert (await WebSocketSession.objects.aget(connection_id=cid)).channel_name == "one"
+
+
+async def test_change_channel_denied(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    await ChannelPermission.objects.acreate(
+        channel_name="admins", access=ChannelAccess.SUPERUSER_ONLY
+    )
+    cid = await open_session(browser, channel="one")
+    assert (await send(cid, {"action": "change_channel", "channel": "admins"})).status_code == 403
+    assert (await WebSocketSession.objects.aget(connection_id=cid)).channel_name == "one"
+
+
+# --- last seen and budgets -----------------------------------------------------------------
+
+
+async def test_last_seen_written_at_most_once_per_interval(
+    ws_settings: Any, gateway: Any, browser: Any, query_log: QueryLog
+) -> None:
+    cid = await open_session(browser)
+    with query_log.recording() as fresh:
+        assert (await send(cid, {"action": "nothing"})).status_code == 200
+    assert len(fresh) == 1, fresh  # just connected: no write
+    old = timezone.now() - timedelta(seconds=120)
+    await WebSocketSession.objects.filter(connection_id=cid).aupdate(last_seen_at=old)
+    with query_log.recording() as stale:
+        assert (await send(cid, {"action": "nothing"})).status_code == 200
+    assert len(stale) == 2, stale
+    assert stale[1].lstrip().upper().startswith("UPDATE")
+    seen = (await WebSocketSession.objects.aget(connection_id=cid)).last_seen_at
+    assert seen > old + timedelta(seconds=100)
+    with query_log.recording() as again:
+        assert (await send(cid, {"action": "nothing"})).status_code == 200
+    assert len(again) == 1
+    print(
+        f"\nmessage queries before the handler: {len(fresh)} (fresh) / {len(stale)} (last_seen due)"
+    )
+
+
+async def test_disconnect_marks_session(
+    ws_settings: Any, gateway: Any, browser: Any, query_log: QueryLog
+) -> None:
+    cid = await open_session(browser)
+    with query_log.recording() as queries:
+        response = await post("/ws/disconnect", gateway_headers(cid))
+    assert response.status_code == 200
+    print(f"\n$disconnect queries: {len(queries)}")
+    assert len(queries) <= 2, queries
+    session = await WebSocketSession.objects.aget(connection_id=cid)
+    assert not session.connected
+    assert session.disconnect_reason == DisconnectReason.CLIENT
+    assert session.disconnected_at is not None
+    # A repeated (or forged) $disconnect finds nothing connected.
+    assert (await post("/ws/disconnect", gateway_headers(cid))).status_code == 401
+
+
+async def test_disconnect_needs_the_same_gateway(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    cid = await open_session(browser)
+    response = await post("/ws/disconnect", gateway_headers(cid, api_id="zzz0000000"))
+    assert response.status_code == 401
+    assert (await WebSocketSession.objects.aget(connection_id=cid)).connected
+
+
+async def test_disconnect_without_secret_is_refused(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    cid = await open_session(browser)
+    assert (await post("/ws/disconnect", gateway_headers(cid, secret=None))).status_code == 403
+    assert (await WebSocketSession.objects.aget(connection_id=cid)).connected
+
+
+async def test_session_rows_written_directly(ws_settings: Any, gateway: Any, user: Any) -> None:
+    """A row created by other code (not $connect) is served the same way."""
+    cid = new_connection_id()
+    await WebSocketSession.objects.acreate(
+        connection_id=cid,
+        api_gateway=gateway,
+        user=user,
+        auth_hash=await sync_to_async(hash_user_auth)(user),
+    )
+    assert (await send(cid, {"action": "echo"})).json()["user"] == user.pk
