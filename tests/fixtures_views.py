@@ -377,6 +377,14 @@ class QueryLog:
                 self.queries.append(sql)
         return execute(sql, params, many, context)
 
+    def install_here(self) -> None:
+        """Also wrap the connections of the calling thread (run via ``sync_to_async``)."""
+        from django.db import connections
+
+        for conn in connections.all():
+            if self not in conn.execute_wrappers:
+                conn.execute_wrappers.append(self)
+
     @contextmanager
     def recording(self) -> Iterator[list[str]]:
         """Queries made inside the block (a list filled as they happen)."""
