@@ -348,3 +348,54 @@ def test_limiter_aimd() -> None:
     for _ in range(200):
         limiter.record_success(0.01)
     assert limiter.limit == 20  # creeps back to the ceiling, never beyond
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "connection_id", "method", "body", "token"),
+    [
+        (
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
+            "L0SM9cOFvHcCIhw=",
+            "POST",
+            b'{"a":1}',
+            None,
+        ),
+        ("http://127.0.0.1:8123", "a b/c~d=", "POST", "é".encode(), "session-token"),
+        ("https://ws.example.com:8443/v1/", "x", "DELETE", None, None),
+        ("https://ws.example.com/", "ID_-9", "POST", b"", "tok"),
+    ],
+)
+def test_connections_signer_matches_botocore(
+    endpoint: str, connection_id: str, method: str, body: bytes | None, token: str | None
+) -> None:
+    """Our specialised signer must produce exactly botocore's SigV4 for the same request."""
+    from urllib.parse import quote
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from aws_ws_async.delivery.sigv4 import ConnectionsSigner
+
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    amz_date = "20261122T013000Z"
+    signer = ConnectionsSigner(endpoint, "eu-west-1")
+    quoted = quote(connection_id, safe="")
+    ours = signer.sign(method, quoted, body, credentials.get_frozen_credentials(), amz_date)
+
+    request = AWSRequest(method=method, url=signer.url(quoted), data=body)
+    request.context["timestamp"] = amz_date
+    request.headers["X-Amz-Date"] = amz_date
+    if token:
+        request.headers["X-Amz-Security-Token"] = token
+    auth = SigV4Auth(credentials, "execute-api", "eu-west-1")
+    canonical = auth.canonical_request(request)
+    signature = auth.signature(auth.string_to_sign(request, canonical), request)
+    headers = auth.headers_to_sign(request)
+    expected = (
+        f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{auth.credential_scope(request)}, "
+        f"SignedHeaders={auth.signed_headers(headers)}, Signature={signature}"
+    )
+    assert ours["Authorization"] == expected
+    assert ours["X-Amz-Date"] == amz_date
+    assert ours.get("X-Amz-Security-Token") == token

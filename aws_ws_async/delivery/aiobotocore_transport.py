@@ -3,10 +3,12 @@
 Two paths over the same client, the same connection pool and the same credentials:
 
 * ``fast`` (default): the request for ``POST @connections/{id}`` is built directly, signed with
-  the client's own (refreshable) credentials and sent through the client's own aiohttp session.
-  A full ``client.post_to_connection`` call spends most of its ~1 ms of CPU on machinery a
-  broadcast does not need per post: endpoint-ruleset resolution, parameter validation and
-  serialisation, user-agent assembly, a dozen event-hook emissions and response parsing. The
+  the client's own (refreshable) credentials by :class:`~aws_ws_async.delivery.sigv4.
+  ConnectionsSigner` and sent through the client's own HTTP session (its aiohttp pool, timeouts
+  and error mapping). A full ``client.post_to_connection`` call spends most of its ~1 ms of CPU
+  on machinery a broadcast does not need per post: endpoint-ruleset resolution, parameter
+  validation and serialisation, user-agent assembly, a dozen event-hook emissions, a generic
+  SigV4 pass that re-hashes the same payload for every recipient, and response parsing. The
   signature is still computed per request, right before sending, so it never expires in a queue.
 * ``standard``: ``client.post_to_connection(...)`` exactly as documented, used when the client
   lacks the internals the fast path relies on (a different aiobotocore), or on request.
@@ -20,11 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -32,6 +33,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from aws_ws_async.delivery.sigv4 import ConnectionsSigner
 from aws_ws_async.delivery.transport import OK, Outcome, TransportError
 
 logger = logging.getLogger("aws_ws_async.delivery")
@@ -55,20 +57,21 @@ class AiobotocoreTransport:
         self.endpoint_url: str = str(client.meta.endpoint_url).rstrip("/")
         self._prefix = f"{self.endpoint_url}/@connections/"
         self.fast = fast and self._prepare_fast_path()
-        self._auth: SigV4Auth | None = None
-        self._auth_credentials: Any = None
 
     def _prepare_fast_path(self) -> bool:
         try:
             self._http = self.client._endpoint.http_session
             self._credentials = self.client._request_signer._credentials
-            self._signing_name = self.client.meta.service_model.signing_name
-            self._region = self.client.meta.region_name
+            signing_name = self.client.meta.service_model.signing_name
+            region = self.client.meta.region_name
             self._user_agent = self.client._user_agent_creator.to_string()
         except AttributeError:
             logger.info("aiobotocore internals changed; using client.post_to_connection")
             return False
-        return self._credentials is not None and bool(self._region)
+        if self._credentials is None or not region:
+            return False
+        self._signer = ConnectionsSigner(self.endpoint_url, region, signing_name)
+        return True
 
     async def post(self, connection_id: str, data: bytes) -> Outcome:
         if self.fast:
@@ -92,23 +95,16 @@ class AiobotocoreTransport:
             raise _transport_error(exc) from exc
         return Outcome(int(response["ResponseMetadata"]["HTTPStatusCode"]))
 
-    async def _signer(self) -> SigV4Auth:
-        credentials = await self._credentials.get_frozen_credentials()
-        if self._auth is None or credentials is not self._auth_credentials:
-            self._auth = SigV4Auth(credentials, self._signing_name, self._region)
-            self._auth_credentials = credentials
-        return self._auth
-
     async def _send(self, method: str, connection_id: str, data: bytes | None) -> Outcome:
-        request = AWSRequest(
-            method=method,
-            url=self._prefix + quote(connection_id, safe=""),
-            data=data,
-            headers={"User-Agent": self._user_agent},
-        )
-        (await self._signer()).add_auth(request)
+        quoted = quote(connection_id, safe="")
+        credentials = await self._credentials.get_frozen_credentials()
+        headers = self._signer.sign(method, quoted, data, credentials)
+        headers["User-Agent"] = self._user_agent
+        # A plain dict is all aiobotocore's session reads (botocore's HTTPHeaders is slower).
+        url = self._signer.url(quoted)
+        request = AWSPreparedRequest(method, url, cast(Any, headers), data, False)
         try:
-            response = await self._http.send(request.prepare())
+            response = await self._http.send(request)
         except BotoCoreError as exc:
             raise _transport_error(exc) from exc
         status = int(response.status_code)

@@ -1,0 +1,578 @@
+"""Broadcast benchmark: our ``asend_message`` against the predecessor and the raw floors.
+
+Run ``python -m benchmarks.broadcast`` (``--help`` for flags). A loopback ``@connections``
+endpoint answering after ``--latency-ms`` runs in a separate process (so its CPU is not
+counted), the database is filled with ``--recipients`` sessions, and the scenarios run
+interleaved, ``--repeat`` times each; the table shows medians.
+
+Scenarios:
+
+* ``asend_message``: ``WebSocketSession.objects.for_channel(...).asend_message(...)``, from the
+  database, on one long-lived event loop (its cached client warmed up first, as in a server).
+* ``predecessor_sequential``: a boto3 loop, one post after another (predecessor up to 4.0).
+* ``predecessor_threads``: boto3 with ``ThreadPoolExecutor(10)`` (predecessor 4.1).
+* ``aiobotocore_raw``: ``client.post_to_connection`` fan-out under a semaphore, ids in memory.
+* ``signed_aiohttp``: aiohttp posts signed with botocore's ``SigV4Auth`` (the floor).
+
+The two predecessor baselines are too slow to post to every recipient in reasonable time; they
+post to a fixed sample (``--sample-sequential``, ``--sample-threads``) and are reported as rates.
+CPU is this process's CPU time (all threads) per message; peak RSS is the process's high-water
+mark during the scenario (reset before each one through ``/proc/self/clear_refs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+CHANNEL = "bench"
+API_ID = "bench00001"
+PAYLOAD = {"type": "broadcast", "text": "x" * 200}
+SCENARIOS = (
+    "asend_message",
+    "predecessor_sequential",
+    "predecessor_threads",
+    "aiobotocore_raw",
+    "signed_aiohttp",
+)
+
+
+# --- measurement helpers --------------------------------------------------------------------
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mb() -> float:
+    return _status_kb("VmRSS") / 1024
+
+
+def peak_rss_mb() -> float:
+    return _status_kb("VmHWM") / 1024
+
+
+@dataclass
+class Run:
+    messages: int
+    wall: float
+    cpu: float
+    peak_rss: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.wall
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / self.messages * 1e6
+
+
+def measure(messages: int, fn: Callable[[], Any]) -> Run:
+    reset_peak_rss()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    delivered = fn()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if delivered != messages:
+        raise RuntimeError(f"expected {messages} deliveries, got {delivered}")
+    return Run(messages, wall, cpu, peak_rss_mb())
+
+
+# --- environment ----------------------------------------------------------------------------
+
+
+def start_endpoint(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aws_ws_async.testing.fault_endpoint",
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    port = process.stdout.readline().strip()
+    if not port.isdigit():
+        process.kill()
+        raise RuntimeError("the loopback endpoint did not start")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def setup_django(db: str, endpoint: str, workdir: str) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    os.environ["BENCH_DB"] = db
+    os.environ["BENCH_ENDPOINT_URL"] = endpoint
+    os.environ.setdefault("BENCH_SQLITE_PATH", str(Path(workdir) / "bench.sqlite3"))
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    if db == "postgres":
+        ensure_postgres_database()
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def ensure_postgres_database() -> None:
+    import psycopg
+
+    name = os.environ.get("BENCH_PG_NAME", "aws_ws_async_bench")
+    with psycopg.connect(
+        host=os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
+        port=os.environ.get("BENCH_PG_PORT", "5432"),
+        user=os.environ.get("BENCH_PG_USER", "postgres"),
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def fill(recipients: int) -> list[str]:
+    from aws_ws_async.models import ApiGateway, WebSocketSession
+
+    WebSocketSession.objects.all().delete()
+    ApiGateway.objects.all().delete()
+    gateway = ApiGateway.objects.create(
+        api_name="bench", api_id=API_ID, stage_name="bench", api_created=True, deployment_id="d"
+    )
+    ids = [f"bench{i:07d}AbC=" for i in range(recipients)]
+    batch = 5000
+    for start in range(0, recipients, batch):
+        WebSocketSession.objects.bulk_create(
+            WebSocketSession(connection_id=cid, channel_name=CHANNEL, api_gateway=gateway)
+            for cid in ids[start : start + batch]
+        )
+    return ids
+
+
+def payload_bytes() -> bytes:
+    return json.dumps(PAYLOAD, separators=(",", ":")).encode()
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, endpoint: str, ids: list[str]) -> None:
+        self.args = args
+        self.endpoint = endpoint
+        self.ids = ids
+        self.body = payload_bytes()
+        self.runner = asyncio.Runner()
+        self._boto3_client: Any = None
+        self._boto3_pool_client: Any = None
+        self._aio_client: Any = None
+        self._aio_ctx: Any = None
+        self._http: Any = None
+
+    # asend_message -------------------------------------------------------------------------
+
+    def asend_message(self) -> Run:
+        from aws_ws_async import aws
+        from aws_ws_async.models import WebSocketSession
+
+        async def warm() -> None:
+            client = await aws.get_management_client(
+                self.endpoint, max_pool_connections=max(100, self.args.concurrency)
+            )
+            await client.post_to_connection(ConnectionId="warmup", Data=b"1")
+
+        async def run() -> int:
+            report = await WebSocketSession.objects.for_channel(CHANNEL).asend_message(
+                PAYLOAD, concurrency=self.args.concurrency
+            )
+            if report.failed:
+                raise RuntimeError(report.summary())
+            return report.delivered_count
+
+        self.runner.run(warm())
+        return measure(len(self.ids), lambda: self.runner.run(run()))
+
+    # boto3 baselines -----------------------------------------------------------------------
+
+    def _boto3(self, pool: int) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # The predecessor's broadcast client: 5 s connect, 10 s read, 3 attempts (standard).
+        config = Config(
+            connect_timeout=5,
+            read_timeout=10,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=pool,
+        )
+        client = boto3.session.Session(
+            aws_access_key_id="benchmark",
+            aws_secret_access_key="benchmark",
+            region_name="us-east-1",
+        ).client("apigatewaymanagementapi", endpoint_url=self.endpoint, config=config)
+        client.post_to_connection(ConnectionId="warmup", Data=b"1")
+        return client
+
+    def _sample_ids(self, size: int) -> list[str]:
+        from aws_ws_async.models import WebSocketSession
+
+        # The predecessor loads every recipient in one query; here only the sample's rows.
+        return list(
+            WebSocketSession.objects.filter(channel_name=CHANNEL, connected=True)
+            .order_by("pk")
+            .values_list("connection_id", flat=True)[:size]
+        )
+
+    def predecessor_sequential(self) -> Run:
+        if self._boto3_client is None:
+            self._boto3_client = self._boto3(10)
+        client = self._boto3_client
+        size = min(self.args.sample_sequential, len(self.ids))
+
+        def run() -> int:
+            sent = 0
+            for cid in self._sample_ids(size):
+                client.post_to_connection(ConnectionId=cid, Data=self.body)
+                sent += 1
+            return sent
+
+        return measure(size, run)
+
+    def predecessor_threads(self) -> Run:
+        if self._boto3_pool_client is None:
+            self._boto3_pool_client = self._boto3(10)
+        client = self._boto3_pool_client
+        size = min(self.args.sample_threads, len(self.ids))
+
+        def post(cid: str) -> bool:
+            client.post_to_connection(ConnectionId=cid, Data=self.body)
+            return True
+
+        def run() -> int:
+            with ThreadPoolExecutor(10) as pool:
+                return sum(pool.map(post, self._sample_ids(size)))
+
+        return measure(size, run)
+
+    # aiobotocore_raw -----------------------------------------------------------------------
+
+    def aiobotocore_raw(self) -> Run:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        concurrency = self.args.concurrency
+
+        async def open_client() -> None:
+            session = get_session()
+            session.set_credentials("benchmark", "benchmark")
+            self._aio_ctx = session.create_client(
+                "apigatewaymanagementapi",
+                region_name="us-east-1",
+                endpoint_url=self.endpoint,
+                config=AioConfig(max_pool_connections=concurrency),
+            )
+            self._aio_client = await self._aio_ctx.__aenter__()
+            await self._aio_client.post_to_connection(ConnectionId="warmup", Data=b"1")
+
+        async def run() -> int:
+            client = self._aio_client
+            semaphore = asyncio.Semaphore(concurrency)
+
+            async def post(cid: str) -> None:
+                async with semaphore:
+                    await client.post_to_connection(ConnectionId=cid, Data=self.body)
+
+            await asyncio.gather(*(post(cid) for cid in self.ids))
+            return len(self.ids)
+
+        if self._aio_client is None:
+            self.runner.run(open_client())
+        return measure(len(self.ids), lambda: self.runner.run(run()))
+
+    # signed_aiohttp ------------------------------------------------------------------------
+
+    def signed_aiohttp(self) -> Run:
+        import aiohttp
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        concurrency = self.args.concurrency
+        auth = SigV4Auth(Credentials("benchmark", "benchmark"), "execute-api", "us-east-1")
+        prefix = f"{self.endpoint}/@connections/"
+
+        async def open_session() -> None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=12)
+            )
+
+        async def run() -> int:
+            http = self._http
+            semaphore = asyncio.Semaphore(concurrency)
+
+            async def post(cid: str) -> None:
+                async with semaphore:
+                    request = AWSRequest("POST", prefix + quote(cid, safe=""), data=self.body)
+                    auth.add_auth(request)
+                    async with http.post(
+                        request.url, data=self.body, headers=dict(request.headers.items())
+                    ) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"status {response.status}")
+
+            await asyncio.gather(*(post(cid) for cid in self.ids))
+            return len(self.ids)
+
+        if self._http is None:
+            self.runner.run(open_session())
+        return measure(len(self.ids), lambda: self.runner.run(run()))
+
+    def close(self) -> None:
+        from aws_ws_async import aws
+
+        async def close() -> None:
+            if self._aio_ctx is not None:
+                await self._aio_ctx.__aexit__(None, None, None)
+            if self._http is not None:
+                await self._http.close()
+            await aws.aclose_clients()
+
+        self.runner.run(close())
+        self.runner.close()
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def summarise(runs: dict[str, list[Run]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "msgs_per_s": round(statistics.median(r.rate for r in rs), 1),
+            "cpu_us_per_msg": round(statistics.median(r.cpu_us for r in rs), 1),
+            "peak_rss_mb": round(max(r.peak_rss for r in rs), 1),
+        }
+        for name, rs in runs.items()
+    }
+
+
+def ratios(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    ours = results["asend_message"]
+    return {
+        "vs_predecessor_threads": round(
+            ours["msgs_per_s"] / results["predecessor_threads"]["msgs_per_s"], 2
+        ),
+        "vs_aiobotocore_raw": round(
+            ours["msgs_per_s"] / results["aiobotocore_raw"]["msgs_per_s"], 2
+        ),
+        "cpu_vs_signed_aiohttp": round(
+            ours["cpu_us_per_msg"] / results["signed_aiohttp"]["cpu_us_per_msg"], 2
+        ),
+    }
+
+
+def print_table(
+    args: argparse.Namespace, results: dict[str, dict[str, float]], runs: dict[str, list[Run]]
+) -> None:
+    notes = {
+        "predecessor_sequential": f"sampled: {runs['predecessor_sequential'][0].messages} posts",
+        "predecessor_threads": f"sampled: {runs['predecessor_threads'][0].messages} posts",
+    }
+    print(
+        f"\nbroadcast to {args.recipients} recipients, {args.latency_ms:g} ms latency, "
+        f"concurrency {args.concurrency}, {args.db}, median of {args.repeat}"
+    )
+    header = f"{'scenario':<24}{'msgs/s':>10}{'CPU us/msg':>12}{'peak RSS MB':>13}  note"
+    print(header)
+    print("-" * len(header))
+    for name in SCENARIOS:
+        r = results[name]
+        print(
+            f"{name:<24}{r['msgs_per_s']:>10.0f}{r['cpu_us_per_msg']:>12.0f}"
+            f"{r['peak_rss_mb']:>13.1f}  {notes.get(name, '')}"
+        )
+    rat = ratios(results)
+    print(
+        f"\nasend_message vs predecessor_threads: {rat['vs_predecessor_threads']}x (target >= 5)"
+        f"\nasend_message vs aiobotocore_raw:     {rat['vs_aiobotocore_raw']}x (target >= 0.9)"
+        f"\nCPU vs signed_aiohttp:                {rat['cpu_vs_signed_aiohttp']}x (target <= 1.25)"
+    )
+
+
+def machine() -> dict[str, Any]:
+    import aiobotocore
+    import botocore
+    import django
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "django": django.get_version(),
+        "aiobotocore": aiobotocore.__version__,
+        "botocore": botocore.__version__,
+    }
+
+
+# --- modes ----------------------------------------------------------------------------------
+
+
+def run_comparison(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
+    ids = fill(args.recipients)
+    bench = Bench(args, endpoint, ids)
+    runs: dict[str, list[Run]] = {name: [] for name in SCENARIOS}
+    try:
+        for repeat in range(args.repeat):
+            for name in SCENARIOS:
+                run = getattr(bench, name)()
+                runs[name].append(run)
+                print(
+                    f"  repeat {repeat + 1}/{args.repeat} {name:<24} {run.rate:8.0f} msgs/s "
+                    f"{run.cpu_us:6.0f} us CPU/msg",
+                    file=sys.stderr,
+                )
+    finally:
+        bench.close()
+    results = summarise(runs)
+    print_table(args, results, runs)
+    return {
+        "params": params(args),
+        "results": results,
+        "ratios": ratios(results),
+        "sampled": {
+            "predecessor_sequential": runs["predecessor_sequential"][0].messages,
+            "predecessor_threads": runs["predecessor_threads"][0].messages,
+        },
+        "machine": machine(),
+    }
+
+
+def run_memory(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
+    from aws_ws_async import aws
+    from aws_ws_async.models import WebSocketSession
+
+    recipients = args.recipients if args.recipients_given else 100_000
+    fill(recipients)
+    runner = asyncio.Runner()
+
+    async def warm() -> None:
+        client = await aws.get_management_client(
+            endpoint, max_pool_connections=max(100, args.concurrency)
+        )
+        await client.post_to_connection(ConnectionId="warmup", Data=b"1")
+
+    async def run() -> int:
+        report = await WebSocketSession.objects.for_channel(CHANNEL).asend_message(
+            PAYLOAD, concurrency=args.concurrency
+        )
+        return report.delivered_count
+
+    runner.run(warm())
+    before = rss_mb()
+    measured = measure(recipients, lambda: runner.run(run()))
+    runner.run(aws.aclose_clients())
+    runner.close()
+    growth = measured.peak_rss - before
+    print(
+        f"\nmemory: broadcast to {recipients} sessions at {measured.rate:.0f} msgs/s; "
+        f"RSS before {before:.1f} MB, peak {measured.peak_rss:.1f} MB, "
+        f"growth {growth:.1f} MB (target <= 64 MB)"
+    )
+    return {
+        "params": {**params(args), "recipients": recipients},
+        "memory": {
+            "recipients": recipients,
+            "msgs_per_s": round(measured.rate, 1),
+            "cpu_us_per_msg": round(measured.cpu_us, 1),
+            "rss_before_mb": round(before, 1),
+            "peak_rss_mb": round(measured.peak_rss, 1),
+            "peak_rss_growth_mb": round(growth, 1),
+        },
+        "machine": machine(),
+    }
+
+
+def params(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "recipients": args.recipients,
+        "latency_ms": args.latency_ms,
+        "repeat": args.repeat,
+        "concurrency": args.concurrency,
+        "db": args.db,
+        "sample_sequential": args.sample_sequential,
+        "sample_threads": args.sample_threads,
+        "payload_bytes": len(payload_bytes()),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.broadcast", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--recipients", type=int, default=None, help="sessions (default 10000)")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="endpoint latency")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats per scenario (>= 3)")
+    parser.add_argument("--concurrency", type=int, default=100, help="posts in flight")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--json", type=Path, default=None, help="write results as JSON here")
+    parser.add_argument(
+        "--memory", action="store_true", help="only measure peak RSS growth for 100,000 sessions"
+    )
+    parser.add_argument("--sample-sequential", type=int, default=100)
+    parser.add_argument("--sample-threads", type=int, default=2000)
+    args = parser.parse_args(argv)
+    args.recipients_given = args.recipients is not None
+    if args.recipients is None:
+        args.recipients = 10_000
+    if args.recipients < 1 or args.concurrency < 1 or args.repeat < 1:
+        parser.error("--recipients, --concurrency and --repeat must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    process, endpoint = start_endpoint(args.latency_ms)
+    try:
+        with tempfile.TemporaryDirectory(prefix="aws_ws_async_bench_") as workdir:
+            setup_django(args.db, endpoint, workdir)
+            output = run_memory(args, endpoint) if args.memory else run_comparison(args, endpoint)
+    finally:
+        process.terminate()
+        process.wait(10)
+    if args.json is not None:
+        args.json.write_text(json.dumps(output, indent=2) + "\n")
+        print(f"\nJSON written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
