@@ -7,21 +7,44 @@ from ``apigateway_endpoint_url`` / ``route53_endpoint_url`` so moto or LocalStac
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aws_ws_async import aws
-from aws_ws_async.conf import get_settings
+from aws_ws_async.conf import AppSettings, get_settings
 
 #: Provisioning calls are few and each matters: standard retries, a little more patience.
 RETRIES = {"mode": "standard", "max_attempts": 3}
 
 
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[AppSettings, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _session() -> Any:
+    """One session per event loop and settings object.
+
+    A new session re-reads botocore's service models (tens of milliseconds per client);
+    reusing it per loop keeps that cost to once, while credential refresh locks stay on the
+    loop that created them. A settings change (new settings object) starts a new session.
+    """
+    loop = asyncio.get_running_loop()
+    current = get_settings()
+    cached = _sessions.get(loop)
+    if cached is None or cached[0] is not current:
+        cached = (current, aws.make_session(current))
+        _sessions[loop] = cached
+    return cached[1]
+
+
 @asynccontextmanager
 async def apigatewayv2_client() -> AsyncIterator[Any]:
     """An ``apigatewayv2`` client bound to the running loop, closed on exit."""
-    session = aws.make_session()
+    session = _session()
     config = aws.client_config(retries=RETRIES, read_timeout=30)
     async with session.client(
         "apigatewayv2",
@@ -34,7 +57,7 @@ async def apigatewayv2_client() -> AsyncIterator[Any]:
 @asynccontextmanager
 async def route53_client() -> AsyncIterator[Any]:
     """A ``route53`` client (global service; the region only matters for signing)."""
-    session = aws.make_session()
+    session = _session()
     config = aws.client_config(retries=RETRIES, read_timeout=30)
     async with session.client(
         "route53",

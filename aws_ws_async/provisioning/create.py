@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aws_ws_async.exceptions import ApiGatewaySyncError
 from aws_ws_async.provisioning.claim import claimed
 from aws_ws_async.provisioning.clients import apigatewayv2_client
-from aws_ws_async.provisioning.remote import fetch_remote_state
+from aws_ws_async.provisioning.remote import RemoteState, fetch_remote_state
 from aws_ws_async.provisioning.spec import create_api_params, gateway_spec
 from aws_ws_async.provisioning.steps import deploy, ensure_route, ensure_stage
 
@@ -76,7 +76,10 @@ async def acreate_gateway(gateway: ApiGateway) -> list[str]:
                     provisioning_status=status.API_CREATED,
                 )
                 steps.append(f"created API {gateway.api_id}")
-            remote = await fetch_remote_state(client, gateway.api_id, spec.stage_name)
+                # A brand-new API has nothing in it: no need to read it back.
+                remote = RemoteState(gateway.api_id, response, {}, {}, {}, None)
+            else:
+                remote = await fetch_remote_state(client, gateway.api_id, spec.stage_name)
             for route in spec.routes:
                 if await ensure_route(client, claim, spec, route, remote):
                     steps.append(f"created route {route.route_key}")
