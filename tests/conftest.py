@@ -63,6 +63,43 @@ def aws_settings(settings: Any, moto: str) -> Any:
     return settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_db_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Let the test database be dropped at the end of the run.
+
+    Async tests reach the database from asgiref's worker thread, whose connection outlives
+    the test; PostgreSQL then refuses to drop a database that still has sessions, and every
+    run would leave its (per-run) test database behind. This teardown runs before
+    pytest-django's and ends those sessions.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_app_settings() -> Iterator[None]:
+    """Drop the cached settings object around every test.
+
+    ``setting_changed`` resets it when a test assigns a setting, but pytest-django's
+    ``del settings.X`` (and its undo) sends no signal, which would leak a stale object into
+    later tests.
+    """
+    from aws_ws_async.conf import reset_settings_cache
+
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+
+
 @pytest.fixture(autouse=True)
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never let a developer's real AWS credentials or config leak into a test."""

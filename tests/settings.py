@@ -58,6 +58,10 @@ STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 _db = os.environ.get("AWS_WS_ASYNC_TEST_DB", "sqlite").lower()
+# One test database per test run, so concurrent runs (several developers, or CI jobs on one
+# machine) never create or flush each other's tables. Stored in the environment so servers a
+# test starts in a subprocess use the same database.
+_run_id = os.environ.setdefault("AWS_WS_ASYNC_TEST_RUN_ID", str(os.getpid()))
 if _db in {"postgres", "postgresql", "pg"}:
     DATABASES = {
         "default": {
@@ -67,7 +71,9 @@ if _db in {"postgres", "postgresql", "pg"}:
             "USER": os.environ.get("AWS_WS_ASYNC_PG_USER", "postgres"),
             "PASSWORD": os.environ.get("AWS_WS_ASYNC_PG_PASSWORD", ""),
             "NAME": os.environ.get("AWS_WS_ASYNC_PG_NAME", "test"),
-            "TEST": {"NAME": os.environ.get("AWS_WS_ASYNC_PG_TEST_NAME", "test_aws_ws_async")},
+            "TEST": {
+                "NAME": os.environ.get("AWS_WS_ASYNC_PG_TEST_NAME", f"test_aws_ws_async_{_run_id}")
+            },
         }
     }
 elif _db == "sqlite":
@@ -75,7 +81,7 @@ elif _db == "sqlite":
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(BASE_DIR / "test.sqlite3"),
-            "TEST": {"NAME": str(BASE_DIR / "test-db.sqlite3")},
+            "TEST": {"NAME": str(BASE_DIR / f"test-db-{_run_id}.sqlite3")},
         }
     }
 else:

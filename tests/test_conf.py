@@ -13,7 +13,10 @@ from aws_ws_async.conf import SPECS, AppSettings, get_settings
 
 @pytest.fixture
 def bare(settings: Any) -> Any:
-    """No aws_ws_async settings at all, under any name."""
+    """No aws_ws_async settings at all, under any name.
+
+    Assigning None (not ``del``) so ``setting_changed`` fires; None counts as unset.
+    """
     for name in (
         "AWS_WS_ASYNC",
         "WEBSOCKETS",
@@ -23,8 +26,7 @@ def bare(settings: Any) -> Any:
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
     ):
-        if hasattr(settings, name):
-            delattr(settings, name)
+        setattr(settings, name, None)
     return settings
 
 
@@ -111,7 +113,7 @@ def test_invalid_values_fall_back_to_defaults(bare: Any, key: str, bad: Any) -> 
     assert key not in s.sources or s.sources[key] != "AWS_WS_ASYNC"
 
 
-@pytest.mark.parametrize("container", ["oops", 5, ["token_expiry_seconds"], None])
+@pytest.mark.parametrize("container", ["oops", 5, ["token_expiry_seconds"], None, 0.5])
 def test_non_dict_containers_are_ignored(bare: Any, container: Any) -> None:
     bare.AWS_WS_ASYNC = container
     bare.WEBSOCKETS = container
