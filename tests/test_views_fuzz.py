@@ -218,7 +218,8 @@ def _test_name() -> str:
     import inspect
 
     frame = inspect.currentframe()
-    assert frame is not None and frame.f_back is not None
+    assert frame is not None
+    assert frame.f_back is not None
     return frame.f_back.f_code.co_name
 
 
