@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chat.websocket import ChatWebSocketView
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from aws_ws_async.views import WebSocketTokenView
 
@@ -15,3 +15,5 @@ urlpatterns = [
     path("ws/<slug:route>", ChatWebSocketView.as_view(), name="websocket"),
     path("ws-token/", WebSocketTokenView.as_view(), name="websocket-token"),
 ]
+# The chat pages, login/logout and the demo's static files (added with the demo launcher).
+urlpatterns += [path("", include("chat.urls"))]

@@ -1,0 +1,40 @@
+"""The chat's pages: a room (one channel per room) and the login page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.views.generic import TemplateView
+
+from aws_ws_async.models import ApiGateway
+from aws_ws_async.validators import is_valid_channel_name
+
+DEFAULT_ROOM = "lobby"
+ROOMS = ("lobby", "random", "dev")
+
+
+class RoomView(LoginRequiredMixin, TemplateView):
+    """``/?channel=<room>``: the page whose script joins the room's channel over WebSocket."""
+
+    template_name = "chat/room.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        channel = request.GET.get("channel") or DEFAULT_ROOM
+        if not is_valid_channel_name(channel):
+            return HttpResponseBadRequest(
+                "A room name is 1-128 letters, digits, '_', '-' or '.'.", content_type="text/plain"
+            )
+        return super().get(request, *args, channel=channel, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        api_id = getattr(settings, "DEMO_API_ID", "demolocal")
+        gateway = ApiGateway.objects.filter(api_id=api_id).first()
+        context.update(
+            rooms=sorted({*ROOMS, context["channel"]}),
+            websocket_url=gateway.websocket_url if gateway else "",
+        )
+        return context
