@@ -259,3 +259,13 @@ def test_session_changelist_query_count_does_not_grow_with_rows(
         for i in range(10)
     )
     assert queries() == before
+
+
+def test_gateway_form_shows_every_editable_field() -> None:
+    """A field added to ApiGateway later must not be silently left out of the fieldsets."""
+    gateway_admin = admin.site._registry[ApiGateway]
+    listed = {name for _, options in gateway_admin.fieldsets for name in options["fields"]}
+    editable = {
+        f.name for f in ApiGateway._meta.concrete_fields if f.editable and not f.primary_key
+    }
+    assert editable - listed == set()
