@@ -119,6 +119,7 @@ def make_django_server(args: argparse.Namespace) -> Any:
     uvicorn's own signal handling is switched off: this launcher decides the shutdown order.
     """
     import uvicorn
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
     from django.core.asgi import get_asgi_application
 
     class EmbeddedServer(uvicorn.Server):
@@ -130,7 +131,8 @@ def make_django_server(args: argparse.Namespace) -> Any:
             pass
 
     config = uvicorn.Config(
-        get_asgi_application(),
+        # Static files (the chat's script and stylesheet) served asynchronously, as runserver does.
+        ASGIStaticFilesHandler(get_asgi_application()),
         host=args.host,
         port=args.port,
         ws="none",
