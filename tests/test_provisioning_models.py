@@ -152,3 +152,91 @@ def test_failed_push_after_commit_keeps_the_save_and_records_the_error(
     assert [d.field for d in fresh.detect_drift()] == ["api_description"]
     fresh.sync_to_aws()
     assert ApiGateway.objects.get(pk=deployed.pk).last_error == ""
+
+
+def test_saves_in_one_transaction_make_one_push(
+    deployed: ApiGateway, moto_apigw: Any, local_apigw: LocalApiGateway
+) -> None:
+    api_id = deployed.api_id
+    deployments = len(local_apigw.deployments[api_id])
+    reads = len(local_apigw.calls("GET", f"/v2/apis/{api_id}"))
+    with transaction.atomic():
+        deployed.api_description = "one push"
+        deployed.save()
+        route = deployed.additional_routes.get(route_key="sendmessage")
+        route.integration_url = "https://backend.example.com/ws/send2"
+        route.save()
+        ApiGatewayAdditionalRoute(
+            api_gateway=deployed,
+            name="Other",
+            route_key="other",
+            integration_url="https://backend.example.com/ws/other",
+        ).save()
+    assert len(local_apigw.deployments[api_id]) == deployments + 1
+    assert len(local_apigw.calls("GET", f"/v2/apis/{api_id}")) == reads + 1
+    assert moto_apigw.get_api(ApiId=api_id)["Description"] == "one push"
+    remote = route_keys(moto_apigw, api_id)
+    assert "other" in remote
+    send = remote["sendmessage"]["Target"].split("/")[1]
+    assert moto_apigw.get_integration(ApiId=api_id, IntegrationId=send)["IntegrationUri"] == (
+        "https://backend.example.com/ws/send2"
+    )
+
+
+def test_unsaved_edits_on_the_instance_are_what_is_pushed(
+    deployed: ApiGateway, moto_apigw: Any
+) -> None:
+    deployed.api_description = "edited in memory"
+    deployed.sync_to_aws()
+    assert moto_apigw.get_api(ApiId=deployed.api_id)["Description"] == "edited in memory"
+
+
+def test_pulled_values_are_not_pushed_back(
+    deployed: ApiGateway, moto_apigw: Any, local_apigw: LocalApiGateway
+) -> None:
+    moto_apigw.update_api(ApiId=deployed.api_id, Description="from AWS")
+    deployed.sync_from_aws()
+    before = len(local_apigw.requests)
+    deployed.save()
+    assert len(local_apigw.requests) == before
+    assert ApiGateway.objects.get(pk=deployed.pk).api_description == "from AWS"
+
+
+def test_disallowed_integration_host_is_refused_before_any_aws_call(
+    provisioning_settings: Any, new_gateway: ApiGateway, local_apigw: LocalApiGateway
+) -> None:
+    from aws_ws_async.exceptions import ApiGatewaySyncError
+
+    provisioning_settings.AWS_WS_ASYNC = {
+        **provisioning_settings.AWS_WS_ASYNC,
+        "allowed_integration_hosts": ["backend.example.com"],
+    }
+    ApiGatewayAdditionalRoute(
+        api_gateway=new_gateway,
+        name="Evil",
+        route_key="evil",
+        integration_url="https://attacker.example.net/steal",
+    ).save(push_to_aws=False)
+    with pytest.raises(ApiGatewaySyncError, match=r"attacker\.example\.net"):
+        new_gateway.create_gateway()
+    assert local_apigw.requests == []
+    assert "allowed_integration_hosts" in ApiGateway.objects.get(pk=new_gateway.pk).last_error
+
+
+def test_tags_that_aws_cannot_take_are_a_validation_error(db: None) -> None:
+    from django.core.exceptions import ValidationError
+
+    for tags in (["a"], {"aws:x": "1"}, {"k": {"nested": 1}}, {"k" * 129: "v"}):
+        gateway = ApiGateway(api_name="T", tags=tags)
+        with pytest.raises(ValidationError) as excinfo:
+            gateway.full_clean()
+        assert "tags" in excinfo.value.message_dict
+    ApiGateway(api_name="T", tags={"team": "web", "n": 3}).full_clean()
+
+
+def test_drift_reports_a_deleted_api(deployed: ApiGateway, moto_apigw: Any) -> None:
+    moto_apigw.delete_api(ApiId=deployed.api_id)
+    drift = deployed.detect_drift()
+    assert [(d.resource, d.field, d.local, d.remote) for d in drift] == [
+        ("api", "exists", True, False)
+    ]

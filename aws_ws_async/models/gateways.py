@@ -44,6 +44,26 @@ def host_is_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+#: AWS tag limits (API Gateway): 50 tags, keys up to 128 and values up to 256 characters.
+MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 128, 256
+
+
+def tags_problem(tags: object) -> str:
+    """Why ``tags`` cannot be sent to AWS ("" if it can). Pushing a non-object would untag."""
+    if not isinstance(tags, dict):
+        return "Tags must be a JSON object of string keys and values."
+    if len(tags) > MAX_TAGS:
+        return f"AWS allows at most {MAX_TAGS} tags."
+    for key, value in tags.items():
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            return f"Tag {key!r}: the value must be a string (or a number)."
+        if not key or len(key) > MAX_TAG_KEY or len(str(value)) > MAX_TAG_VALUE:
+            return f"Tag {key!r}: keys are 1-{MAX_TAG_KEY} and values 0-{MAX_TAG_VALUE} characters."
+        if key.lower().startswith("aws:"):
+            return f"Tag {key!r}: the 'aws:' prefix is reserved by AWS."
+    return ""
+
+
 class ProvisioningStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     CREATING = "creating", _("Creating (claimed by a run)")
@@ -187,6 +207,9 @@ class ApiGateway(models.Model):
                 raise ValidationError(
                     {"target_base_endpoint": _("This host is not in allowed_integration_hosts.")}
                 )
+        tags_error = tags_problem(self.tags)
+        if tags_error:
+            raise ValidationError({"tags": tags_error})
         if self.domain_name and not self.certificate_arn:
             raise ValidationError(
                 {"certificate_arn": _("A custom domain needs an ACM certificate ARN.")}
@@ -225,6 +248,10 @@ class ApiGateway(models.Model):
             for name in SYNCED_FIELDS
             if name in self.__dict__
         }
+
+    def reset_synced_snapshot(self) -> None:
+        """Treat the current values as what AWS has (after a pull)."""
+        self._aws_snapshot = self._synced_values()
 
     def changed_synced_fields(self) -> set[str]:
         """Synced fields that differ from what was loaded (empty for new instances)."""

@@ -34,6 +34,22 @@ logger = logging.getLogger("aws_ws_async.provisioning.claim")
 #: A claim older than this is assumed to belong to a crashed run and may be taken over.
 CLAIM_TIMEOUT = timedelta(minutes=15)
 LAST_ERROR_MAX = 1000
+#: Fields only provisioning writes; refreshed from the database when a run starts.
+STATE_FIELDS = (
+    "api_id",
+    "api_endpoint",
+    "deployment_id",
+    "api_gateway_domain_name",
+    "api_gateway_hosted_zone_id",
+    "api_mapping_id",
+    "api_created",
+    "custom_domain_created",
+    "provisioning_status",
+    "last_error",
+    "provisioning_claim",
+    "provisioning_claimed_at",
+    "aws_resources",
+)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -93,11 +109,11 @@ async def acquire(gateway: ApiGateway, **extra: Any) -> Claim:
             f"Gateway {gateway.pk} ({gateway.api_name}) is being provisioned by another run; "
             "try again when it has finished."
         )
-    fresh = await manager.aget(pk=gateway.pk)
-    # Bring the caller's instance up to date with what earlier runs recorded.
-    for f in gateway._meta.concrete_fields:
-        if not f.primary_key:
-            setattr(gateway, f.attname, getattr(fresh, f.attname))
+    fresh = await manager.only(*STATE_FIELDS).aget(pk=gateway.pk)
+    # Bring the caller's instance up to date with what earlier runs recorded; fields the user
+    # edits are left alone, so unsaved edits on the instance are what gets pushed.
+    for name in STATE_FIELDS:
+        setattr(gateway, name, getattr(fresh, name))
     return Claim(gateway=gateway, token=token)
 
 

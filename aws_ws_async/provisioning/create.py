@@ -14,7 +14,7 @@ from aws_ws_async.exceptions import ApiGatewaySyncError
 from aws_ws_async.provisioning.claim import claimed
 from aws_ws_async.provisioning.clients import apigatewayv2_client
 from aws_ws_async.provisioning.remote import RemoteState, fetch_remote_state
-from aws_ws_async.provisioning.spec import create_api_params, gateway_spec
+from aws_ws_async.provisioning.spec import check_hosts, create_api_params, gateway_spec
 from aws_ws_async.provisioning.steps import deploy, ensure_route, ensure_stage
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ async def acreate_gateway(gateway: ApiGateway) -> list[str]:
             return steps
         routes = [r async for r in gateway.additional_routes.order_by("pk")]
         spec = gateway_spec(gateway, routes)
+        check_hosts(spec)
         async with apigatewayv2_client() as client:
             if not gateway.api_id:
                 response = await client.create_api(**create_api_params(spec))

@@ -101,3 +101,5 @@ def _apply(gateway: ApiGateway, remote: RemoteState) -> None:
     }
     type(gateway)._default_manager.filter(pk=gateway.pk).update(aws_resources=resources)
     gateway.aws_resources = resources
+    # What was just pulled is what AWS has: a later save() must not push it back.
+    gateway.reset_synced_snapshot()

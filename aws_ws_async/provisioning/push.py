@@ -12,10 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 from aws_ws_async.exceptions import ApiGatewaySyncError
 from aws_ws_async.provisioning.claim import claimed
-from aws_ws_async.provisioning.clients import api_arn, apigatewayv2_client, region_of
+from aws_ws_async.provisioning.clients import (
+    api_arn,
+    apigatewayv2_client,
+    error_code,
+    region_of,
+)
 from aws_ws_async.provisioning.drift import Difference, compare, groups_for_fields
-from aws_ws_async.provisioning.remote import RemoteState, fetch_remote_state
-from aws_ws_async.provisioning.spec import GatewaySpec, gateway_spec, update_api_params
+from aws_ws_async.provisioning.remote import NOT_FOUND, RemoteState, fetch_remote_state
+from aws_ws_async.provisioning.spec import (
+    GatewaySpec,
+    check_hosts,
+    gateway_spec,
+    update_api_params,
+)
 from aws_ws_async.provisioning.steps import (
     deploy,
     ensure_route,
@@ -58,11 +68,15 @@ def _select(
     route_keys: set[str] | None,
     fields: set[str] | None,
 ) -> list[Difference]:
+    """Narrow ``diffs``: to what changed fields feed and/or to some routes, then to fields."""
     selected = [d for d in diffs if d.group != "unmanaged"]
-    if groups is not None:
-        selected = [d for d in selected if d.group in groups]
-    if route_keys is not None:
-        selected = [d for d in selected if d.route_key in route_keys]
+    if groups is not None or route_keys is not None:
+        selected = [
+            d
+            for d in selected
+            if (groups is not None and d.group in groups)
+            or (route_keys is not None and d.group in ROUTE_GROUPS and d.route_key in route_keys)
+        ]
     if fields is not None:
         selected = [d for d in selected if d.field in fields]
     return selected
@@ -72,7 +86,12 @@ async def adetect_drift(gateway: ApiGateway) -> list[Difference]:
     """Every difference between the row and AWS (including routes added by hand in AWS)."""
     _require_api(gateway)
     async with apigatewayv2_client() as client:
-        spec, remote = await _snapshot(gateway, client)
+        try:
+            spec, remote = await _snapshot(gateway, client)
+        except Exception as exc:
+            if error_code(exc) != NOT_FOUND:
+                raise
+            return [Difference("api", "api", "exists", True, False)]
     return compare(spec, remote, _managed_keys(gateway))
 
 
@@ -95,8 +114,6 @@ async def apush(
     groups = groups_for_fields(set(fields)) if fields is not None else None
     keys = set(route_keys) if route_keys is not None else None
     only_fields = set(only) if only is not None else None
-    if keys is not None:
-        groups = set(ROUTE_GROUPS) | (groups or set())
     if dry_run:
         async with apigatewayv2_client() as client:
             spec, remote = await _snapshot(gateway, client)
@@ -106,6 +123,7 @@ async def apush(
         spec, remote = await _snapshot(gateway, client)
         diffs = _select(compare(spec, remote, _managed_keys(gateway)), groups, keys, only_fields)
         if diffs:
+            check_hosts(spec)
             await _apply(client, claim, spec, remote, diffs)
             await deploy(client, claim, spec)
     if diffs:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aws_ws_async.conf import AppSettings, get_settings
 
@@ -141,6 +142,30 @@ def gateway_spec(
         hosted_zone_id=gateway.hosted_zone_id,
         managed_headers=managed_header_keys(app_settings),
     )
+
+
+def check_hosts(spec: GatewaySpec, app_settings: AppSettings | None = None) -> None:
+    """Refuse integration URLs outside ``allowed_integration_hosts`` (or not http(s)).
+
+    The admin validates these too, but rows can be written by code that skips ``full_clean``;
+    an integration URL decides where API Gateway sends every connection's traffic.
+    """
+    from aws_ws_async.exceptions import ApiGatewaySyncError
+    from aws_ws_async.models.gateways import host_is_allowed
+
+    allowed = (app_settings or get_settings()).allowed_integration_hosts
+    for route in spec.routes:
+        parts = urlsplit(route.integration_uri)
+        if parts.scheme not in {"https", "http"} or not parts.hostname:
+            raise ApiGatewaySyncError(
+                f"Route {route.route_key}: integration URL {route.integration_uri!r} is not an "
+                "http(s) URL."
+            )
+        if allowed and not host_is_allowed(parts.hostname, allowed):
+            raise ApiGatewaySyncError(
+                f"Route {route.route_key}: host {parts.hostname!r} is not in "
+                "allowed_integration_hosts."
+            )
 
 
 # --- request shapes -------------------------------------------------------------------------
