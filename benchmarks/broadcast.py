@@ -112,8 +112,8 @@ def start_endpoint(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "aws_ws_async.testing.fault_endpoint",
+            "-c",
+            "from aws_ws_async.testing.fault_endpoint import main; main()",
             "--latency-ms",
             str(latency_ms),
         ],

@@ -191,7 +191,7 @@ async def test_timeouts_are_retried_then_fail(
     transport: Any, fault_endpoint: FaultEndpoint
 ) -> None:
     fault_endpoint.plan.hang_ids = {"hang="}
-    fault_endpoint.plan.hang_seconds = 2.0
+    fault_endpoint.plan.hang_seconds = 1.1
     report = await deliver(
         transport, ["hang=", "ok="], PAYLOAD, policy=policy(max_transient_retries=1)
     )
