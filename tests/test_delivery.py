@@ -399,3 +399,42 @@ def test_connections_signer_matches_botocore(
     assert ours["Authorization"] == expected
     assert ours["X-Amz-Date"] == amz_date
     assert ours.get("X-Amz-Security-Token") == token
+
+
+async def test_global_rate_limit_is_absorbed_by_retries(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_endpoint.plan.rate_limit = 2000.0
+    fault_endpoint.plan.rate_burst = 5
+    recipients = ids(60)
+    report = await deliver(
+        transport,
+        recipients,
+        PAYLOAD,
+        policy=policy(max_concurrency=20, max_throttle_retries=30, backoff_max_seconds=0.02),
+    )
+    assert sorted(report.delivered) == recipients
+    assert not report.failed
+    assert report.throttled > 0
+    assert report.retries == report.throttled
+    assert all(fault_endpoint.received[cid] == [PAYLOAD] for cid in recipients)
+
+
+async def test_fault_endpoint_answers_like_api_gateway(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    client = await aws.get_management_client(fault_endpoint.url)
+    info = await client.get_connection(ConnectionId="abc=")
+    assert info["Identity"]["SourceIp"] == "127.0.0.1"
+    assert info["ResponseMetadata"]["HTTPStatusCode"] == 200
+    deleted = await client.delete_connection(ConnectionId="abc=")
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    fault_endpoint.plan.gone = {"gone="}
+    with pytest.raises(client.exceptions.GoneException) as typed:
+        await client.post_to_connection(ConnectionId="gone=", Data=b"x")
+    assert typed.value.response["Error"]["Message"] == "Connection is gone"
+    fault_endpoint.plan.bare = True
+    with pytest.raises(client.exceptions.ClientError) as bare:
+        await client.post_to_connection(ConnectionId="gone=", Data=b"x")
+    assert not isinstance(bare.value, client.exceptions.GoneException)
+    assert bare.value.response["Error"]["Code"] == "410"

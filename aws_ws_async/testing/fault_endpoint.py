@@ -45,6 +45,10 @@ class FaultPlan:
     throttle_ids: set[str] | None = None
     #: Requests beyond this many in flight get 429 (an account-wide throttle).
     max_in_flight: int | None = None
+    #: A global token bucket: ``rate_limit`` requests per second with bursts of ``rate_burst``;
+    #: requests finding it empty get 429 (API Gateway's account throttle).
+    rate_limit: float | None = None
+    rate_burst: int = 10
     #: The first ``server_error_first`` calls of each id in ``server_error_ids`` (all if None).
     server_error_first: int = 0
     server_error_ids: set[str] | None = None
@@ -84,6 +88,8 @@ class FaultEndpoint:
         self._started = 0.0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tokens = float(self.plan.rate_burst)
+        self._tokens_at = time.monotonic()
 
     # --- lifecycle ---
 
@@ -154,6 +160,20 @@ class FaultEndpoint:
 
     # --- handler ---
 
+    def _take_token(self) -> bool:
+        plan = self.plan
+        if plan.rate_limit is None:
+            return True
+        now = time.monotonic()
+        self._tokens = min(
+            float(plan.rate_burst), self._tokens + (now - self._tokens_at) * plan.rate_limit
+        )
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
     @staticmethod
     def _matches(ids: set[str] | None, connection_id: str) -> bool:
         return ids is None or connection_id in ids
@@ -185,6 +205,8 @@ class FaultEndpoint:
         if plan.max_in_flight is not None and self.in_flight > plan.max_in_flight:
             if plan.latency:
                 await asyncio.sleep(plan.latency)
+            return error_response(429, bare=bare)
+        if not self._take_token():
             return error_response(429, bare=bare)
         if plan.latency:
             await asyncio.sleep(plan.latency)
