@@ -432,11 +432,10 @@ class ApiGatewayAdditionalRoute(models.Model):
         return {self.route_key} | ({old_key} if old_key else set())
 
     def _push_after_commit(self, keys: set[str]) -> None:
-        gateway = ApiGateway._default_manager.filter(pk=self.api_gateway_id).first()
-        if gateway is not None and gateway.is_deployed:
-            from aws_ws_async.provisioning.hooks import push_after_commit
+        # No query here: whether the gateway is deployed is checked after commit.
+        from aws_ws_async.provisioning.hooks import push_after_commit
 
-            push_after_commit(gateway.pk, route_keys=keys)
+        push_after_commit(self.api_gateway_id, route_keys=keys)
 
     async def acreate_route(self) -> list[Difference]:
         """Create (or repair) this route and its integration in AWS, then redeploy."""

@@ -46,7 +46,7 @@ class _PendingPush:
         from aws_ws_async.provisioning.push import apush
 
         gateway = ApiGateway._default_manager.filter(pk=self.gateway_pk).first()
-        if gateway is None or not gateway.api_id:
+        if gateway is None or not gateway.is_deployed:
             return
         try:
             run_sync(apush, gateway, fields=self.fields, route_keys=self.route_keys)
