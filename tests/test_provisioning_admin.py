@@ -236,3 +236,51 @@ def test_print_iam_policy(
     anonymous = json.loads(call("printIamPolicy", "--pk", str(new_gateway.pk)))
     connections = next(s for s in anonymous["Statement"] if s["Sid"] == "ManageConnections")
     assert ":*:" in connections["Resource"][0]
+
+
+def test_change_form_save_pushes_gateway_and_inline_routes_after_commit(
+    provisioning_settings: Any,
+    new_gateway: ApiGateway,
+    staff_client: Client,
+    moto_apigw: Any,
+    local_apigw: LocalApiGateway,
+) -> None:
+    new_gateway.create_gateway()
+    gateway = ApiGateway.objects.get(pk=new_gateway.pk)
+    route = gateway.additional_routes.get()
+    deployments = len(local_apigw.deployments[gateway.api_id])
+    data = {
+        "api_name": gateway.api_name,
+        "api_description": "edited in the admin",
+        "default_channel_name": "",
+        "target_base_endpoint": gateway.target_base_endpoint,
+        "stage_name": gateway.stage_name,
+        "stage_description": gateway.stage_description,
+        "domain_name": "",
+        "certificate_arn": "",
+        "hosted_zone_id": "",
+        "api_key_selection_expression": gateway.api_key_selection_expression,
+        "route_selection_expression": gateway.route_selection_expression,
+        "route_key": gateway.route_key,
+        "tags": json.dumps(gateway.tags),
+        "additional_routes-TOTAL_FORMS": "2",
+        "additional_routes-INITIAL_FORMS": "1",
+        "additional_routes-MIN_NUM_FORMS": "0",
+        "additional_routes-MAX_NUM_FORMS": "1000",
+        "additional_routes-0-id": str(route.pk),
+        "additional_routes-0-api_gateway": str(gateway.pk),
+        "additional_routes-0-name": route.name,
+        "additional_routes-0-route_key": route.route_key,
+        "additional_routes-0-integration_url": route.integration_url,
+        "additional_routes-1-api_gateway": str(gateway.pk),
+        "additional_routes-1-name": "Typing",
+        "additional_routes-1-route_key": "typing",
+        "additional_routes-1-integration_url": "https://backend.example.com/ws/typing",
+        "_save": "Save",
+    }
+    response = staff_client.post(f"{CHANGELIST}{gateway.pk}/change/", data)
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    assert moto_apigw.get_api(ApiId=gateway.api_id)["Description"] == "edited in the admin"
+    remote_keys = {r["RouteKey"] for r in moto_apigw.get_routes(ApiId=gateway.api_id)["Items"]}
+    assert "typing" in remote_keys
+    assert len(local_apigw.deployments[gateway.api_id]) == deployments + 1  # one merged push
