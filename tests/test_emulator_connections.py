@@ -321,3 +321,23 @@ def test_thread_emulator_from_sync_code(ws_gateway_emulator_factory: Any) -> Non
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=5)
     assert info.value.code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_default_fixture_fronts_the_live_server(ws_gateway_emulator: Any) -> None:
+    """``ws_gateway_emulator`` posts to pytest-django's live_server at /ws/ (tests.urls)."""
+    from aws_ws_async.models import WebSocketSession
+
+    async def handshake() -> int:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await session.ws_connect(ws_gateway_emulator.url, headers={"Origin": "http://x"})
+            return info.value.status
+
+    status = asyncio.run(handshake())
+    # The test view refused the unknown API id / missing token: a Django answer, not a 502.
+    assert 400 <= status < 500
+    [call] = ws_gateway_emulator.calls
+    assert (call.event, call.status) == ("CONNECT", status)
+    assert call.url.endswith("/ws/connect")
+    assert WebSocketSession.objects.count() == 0
