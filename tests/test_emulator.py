@@ -393,12 +393,12 @@ async def test_configured_limits_are_applied(make_emulator: EmulatorMaker) -> No
 async def test_idle_timeout_closes_with_1001_and_posts_disconnect(
     make_emulator: EmulatorMaker, recording_backend: RecordingBackend
 ) -> None:
-    emulator = await make_emulator(limits=Limits(idle_timeout=0.3))
+    emulator = await make_emulator(limits=Limits(idle_timeout=1.0))
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(emulator.url)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.6)
         await ws.send_str("keep me alive")  # activity resets the idle clock
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.6)  # 1.2 s after connecting, 0.6 s after the last message
         assert emulator.connection_ids() != []
         message = await next_message(ws)
         assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 1001)
