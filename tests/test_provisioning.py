@@ -395,6 +395,49 @@ async def test_route_responses_are_created_and_removed(
         assert local_apigw.route_responses[(api_id, routes[key]["RouteId"])] == []
 
 
+async def test_route_responses_switched_on_later(
+    provisioning_settings: Any,
+    new_gateway: ApiGateway,
+    moto_apigw: Any,
+    local_apigw: LocalApiGateway,
+) -> None:
+    await new_gateway.acreate_gateway()
+    api_id = new_gateway.api_id
+    routes = routes_by_key(moto_apigw, api_id)
+    assert "RouteResponseSelectionExpression" not in routes["$default"]
+    new_gateway.enable_route_responses = True
+    diffs = await new_gateway.async_to_aws(fields={"enable_route_responses"})
+    assert {d.route_key for d in diffs} == {"$default", "sendmessage"}
+    routes = routes_by_key(moto_apigw, api_id)
+    for key in ("$default", "sendmessage"):
+        assert routes[key]["RouteResponseSelectionExpression"] == "$default"
+        assert len(local_apigw.route_responses[(api_id, routes[key]["RouteId"])]) == 1
+    assert len(local_apigw.calls("PATCH", rf"/v2/apis/{api_id}/routes/[^/]+")) == 2
+    assert await new_gateway.adetect_drift() == []
+
+
+async def test_route_pointed_at_another_routes_integration_gets_its_own(
+    provisioning_settings: Any, new_gateway: ApiGateway, moto_apigw: Any
+) -> None:
+    await new_gateway.acreate_gateway()
+    api_id = new_gateway.api_id
+    routes = routes_by_key(moto_apigw, api_id)
+    moto_apigw.update_route(
+        ApiId=api_id, RouteId=routes["sendmessage"]["RouteId"], Target=routes["$default"]["Target"]
+    )
+    assert {d.field for d in await new_gateway.adetect_drift()} == {"integration_uri"}
+    await new_gateway.async_to_aws()
+    routes = routes_by_key(moto_apigw, api_id)
+    assert routes["sendmessage"]["Target"] != routes["$default"]["Target"]
+    assert integration_of(moto_apigw, api_id, routes["$default"])["IntegrationUri"] == (
+        BASE + "default"
+    )
+    assert integration_of(moto_apigw, api_id, routes["sendmessage"])["IntegrationUri"] == (
+        BASE + "sendmessage"
+    )
+    assert await new_gateway.adetect_drift() == []
+
+
 async def test_secret_rotation_dry_run_then_rewrite_and_redeploy(
     provisioning_settings: Any,
     new_gateway: ApiGateway,

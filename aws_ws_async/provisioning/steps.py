@@ -45,6 +45,12 @@ def _integration_differs(
     )
 
 
+def _shared(remote: RemoteState, integration_id: str, route_key: str) -> bool:
+    return any(
+        r.integration_id == integration_id for key, r in remote.routes.items() if key != route_key
+    )
+
+
 async def ensure_route(
     client: Any, claim: Claim, spec: GatewaySpec, route: RouteSpec, remote: RemoteState
 ) -> bool:
@@ -58,6 +64,14 @@ async def ensure_route(
     integration = remote.integrations.get(found.integration_id) if found else None
     if integration is None and record.get("integration_id") in remote.integrations:
         integration = remote.integrations[record["integration_id"]]
+    if (
+        integration is not None
+        and _integration_differs(spec, route, integration)
+        and _shared(remote, integration.integration_id, route.route_key)
+    ):
+        # Someone pointed this route at another route's integration: changing it would change
+        # that route too, so this route gets an integration of its own instead.
+        integration = None
     changed = False
 
     if integration is None:
@@ -130,12 +144,7 @@ async def remove_route(client: Any, claim: Claim, route_key: str, remote: Remote
                 ApiId=api_id, RouteId=found.route_id, RouteResponseId=response_id
             )
         await client.delete_route(ApiId=api_id, RouteId=found.route_id)
-        shared = any(
-            r.integration_id == found.integration_id
-            for key, r in remote.routes.items()
-            if key != route_key
-        )
-        if found.integration_id and not shared:
+        if found.integration_id and not _shared(remote, found.integration_id, route_key):
             await client.delete_integration(ApiId=api_id, IntegrationId=found.integration_id)
         changed = True
     routes = route_records(claim)
