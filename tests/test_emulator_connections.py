@@ -178,8 +178,9 @@ async def test_raw_answers_match_the_reference(
     assert info["identity"] == {"sourceIp": "127.0.0.1", "userAgent": "test-agent/2"}
     assert info["connectedAt"].endswith("Z")
 
-    status, headers, _ = await raw("POST", f"{base}/@connections/bm9uZQ%3D%3D", headers=SIGNED)
-    assert (status, headers["x-amzn-errortype"]) == (410, "GoneException")
+    for unknown in ("bm9uZQ%3D%3D", "with%2Fslash", "a/b"):
+        status, headers, _ = await raw("POST", f"{base}/@connections/{unknown}", headers=SIGNED)
+        assert (status, headers["x-amzn-errortype"]) == (410, "GoneException")
 
     big = b"x" * (128 * 1024 + 1)
     status, headers, body = await raw(

@@ -57,7 +57,7 @@ class GatewayEmulator:
         app = web.Application()
         manage = self.management.handle
         for prefix in ("/{stage}/@connections/", "/@connections/"):
-            path = prefix + "{connection_id}"
+            path = prefix + "{connection_id:.+}"
             app.router.add_route("POST", path, manage)
             app.router.add_route("GET", path, manage)
             app.router.add_route("DELETE", path, manage)
