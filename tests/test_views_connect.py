@@ -109,21 +109,19 @@ async def test_query_budget_with_token(
 # --- gateway checks ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "secret", [None, "", "wrong-secret-0123456789abcdefghijklmnop", GATEWAY_SECRET + "x"]
-)
 async def test_bad_gateway_secret_is_403_without_database_work(
-    ws_settings: Any, gateway: Any, browser: Any, query_log: QueryLog, secret: str | None
+    ws_settings: Any, gateway: Any, browser: Any, query_log: QueryLog
 ) -> None:
-    token = await browser.anew_token()
-    with query_log.recording() as queries:
-        response = await connect(browser, new_connection_id(), token=token, secret=secret)
-    assert response.status_code == 403
-    assert GATEWAY_SECRET not in response.content.decode()
-    # Only the session/auth middleware may touch the database; our view does not.
-    assert not [q for q in queries if "aws_ws_async" in q]
+    for secret in (None, "", "wrong-secret-0123456789abcdefghijklmnop", GATEWAY_SECRET + "x"):
+        token = await browser.anew_token()
+        with query_log.recording() as queries:
+            response = await connect(browser, new_connection_id(), token=token, secret=secret)
+        assert response.status_code == 403, secret
+        assert GATEWAY_SECRET not in response.content.decode()
+        # Only the session/auth middleware may touch the database; our view does not.
+        assert not [q for q in queries if "aws_ws_async" in q], secret
+        assert not await token_used(token)
     assert await ConnectionRateLimit.objects.acount() == 0
-    assert not await token_used(token)
 
 
 async def test_previous_secret_still_accepted_during_rotation(
@@ -140,14 +138,14 @@ async def test_no_secret_configured_means_no_header_needed(
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("api_id", ["", "unknown00", "ABC!"])
 async def test_unknown_or_empty_api_id_never_matches(
-    ws_settings: Any, gateway: Any, browser: Any, api_id: str
+    ws_settings: Any, gateway: Any, browser: Any
 ) -> None:
     # An unprovisioned row has api_id="" and must not be selected by an empty header.
     await ApiGateway.objects.acreate(api_name="unprovisioned")
-    response = await connect(browser, new_connection_id(), api_id=api_id)
-    assert response.status_code in (400, 403)
+    for api_id in ("", "unknown00", "ABC!"):
+        response = await connect(browser, new_connection_id(), api_id=api_id)
+        assert response.status_code in (400, 403), api_id
     assert await sessions() == 0
 
 
@@ -161,47 +159,47 @@ async def test_gateway_cache_is_cleared_when_a_gateway_changes(
     assert (await connect(browser, new_connection_id(), api_id="newid00001")).status_code == 200
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
-async def test_only_post(ws_settings: Any, gateway: Any, browser: Any, method: str) -> None:
-    headers = gateway_headers(new_connection_id(), connect=True)
-    headers["Cookie"] = browser.cookie()
-    token = await browser.anew_token()
-    response = await post("/ws/connect", headers, method=method, query=f"ws_token={token}")
-    assert response.status_code == 405
-    assert response.headers["allow"] == "POST"
+async def test_only_post(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
+        headers = gateway_headers(new_connection_id(), connect=True)
+        headers["Cookie"] = browser.cookie()
+        token = await browser.anew_token()
+        response = await post("/ws/connect", headers, method=method, query=f"ws_token={token}")
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
     assert await sessions() == 0
 
 
-@pytest.mark.parametrize(
-    "header",
-    ["X-Forwarded-For", "X-Amzn-Apigateway-Api-Id", "Connectionid", "Origin", "Sec-WebSocket-Key"],
-)
-async def test_missing_header_is_400(
-    ws_settings: Any, gateway: Any, browser: Any, header: str
-) -> None:
-    headers = gateway_headers(new_connection_id(), connect=True)
-    headers["Cookie"] = browser.cookie()
-    del headers[header]
-    token = await browser.anew_token()
-    response = await post("/ws/connect", headers, query=f"ws_token={token}")
-    assert response.status_code == 400
-    assert header.lower() not in response.content.decode().lower()
+async def test_missing_header_is_400(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    for header in (
+        "X-Forwarded-For",
+        "X-Amzn-Apigateway-Api-Id",
+        "Connectionid",
+        "Origin",
+        "Sec-WebSocket-Key",
+    ):
+        headers = gateway_headers(new_connection_id(), connect=True)
+        headers["Cookie"] = browser.cookie()
+        del headers[header]
+        token = await browser.anew_token()
+        response = await post("/ws/connect", headers, query=f"ws_token={token}")
+        assert response.status_code == 400, header
+        assert header.lower() not in response.content.decode().lower()
+        assert not await token_used(token)
     assert await sessions() == 0
-    assert not await token_used(token)
 
 
-@pytest.mark.parametrize("cid", ["", "a b", "abc\n", "x" * 129, "ab$c", "é"])
-async def test_invalid_connection_id(
-    ws_settings: Any, gateway: Any, browser: Any, cid: str
-) -> None:
-    headers = gateway_headers(cid, connect=True)
-    headers["Cookie"] = browser.cookie()
-    if not cid.isascii():
-        headers["Connectionid"] = cid.encode().decode("latin1")
-    token = await browser.anew_token()
-    response = await post("/ws/connect", headers, query=f"ws_token={token}")
-    assert response.status_code == 400
+async def test_invalid_connection_id(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    for cid in ("", "a b", "abc\n", "x" * 129, "ab$c", "é"):
+        headers = gateway_headers(cid, connect=True)
+        headers["Cookie"] = browser.cookie()
+        if not cid.isascii():
+            headers["Connectionid"] = cid.encode().decode("latin1")
+        token = await browser.anew_token()
+        response = await post("/ws/connect", headers, query=f"ws_token={token}")
+        assert response.status_code == 400, cid
     assert await sessions() == 0
+    assert await ConnectionRateLimit.objects.filter(reason="connection_id").acount() == 5
 
 
 async def test_oversize_body_is_413(ws_settings: Any, gateway: Any, browser: Any) -> None:
@@ -244,25 +242,19 @@ async def test_host_not_allowed_does_not_leak_settings(
         assert attempt.reason == "host"
 
 
-@pytest.mark.parametrize(
-    ("allowed", "host"),
-    [
+async def test_allowed_hosts_wildcards_work(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    for allowed, host in [
         (["*"], "anything.test"),
         ([".example.com"], "ws.example.com"),
         ([".example.com"], "example.com"),
-    ],
-)
-async def test_allowed_hosts_wildcards_work(
-    ws_settings: Any, gateway: Any, browser: Any, allowed: list[str], host: str
-) -> None:
-    ws_settings.ALLOWED_HOSTS = allowed
-    response = await connect(browser, new_connection_id(), host=host, origin=f"https://{host}")
-    assert response.status_code == 200
+    ]:
+        ws_settings.ALLOWED_HOSTS = allowed
+        response = await connect(browser, new_connection_id(), host=host, origin=f"https://{host}")
+        assert response.status_code == 200, (allowed, host)
 
 
-@pytest.mark.parametrize(
-    "origin",
-    [
+async def test_origin_is_strict(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    refused = [
         "https://evil.test",
         "https://sub.example.com",  # sub-domains only when enabled
         "https://example.com.evil.test",
@@ -271,22 +263,19 @@ async def test_allowed_hosts_wildcards_work(
         "null",
         "https://user@example.com",
         "https://example.com/path",
-    ],
-)
-async def test_origin_is_strict(ws_settings: Any, gateway: Any, browser: Any, origin: str) -> None:
-    token = await browser.anew_token()
-    response = await connect(browser, new_connection_id(), origin=origin, token=token)
-    assert response.status_code == 403
+    ]
+    for origin in refused:
+        token = await browser.anew_token()
+        response = await connect(browser, new_connection_id(), origin=origin, token=token)
+        assert response.status_code == 403, origin
+        assert not await token_used(token)
     assert await sessions() == 0
-    assert not await token_used(token)
-    assert (await ConnectionRateLimit.objects.aget()).reason == "origin"
+    assert await ConnectionRateLimit.objects.filter(reason="origin").acount() == len(refused)
 
 
-@pytest.mark.parametrize(
-    "origin", ["https://example.com", "http://example.com", "https://EXAMPLE.com:443"]
-)
-async def test_same_host_origins(ws_settings: Any, gateway: Any, browser: Any, origin: str) -> None:
-    assert (await connect(browser, new_connection_id(), origin=origin)).status_code == 200
+async def test_same_host_origins(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    for origin in ("https://example.com", "http://example.com", "https://EXAMPLE.com:443"):
+        assert (await connect(browser, new_connection_id(), origin=origin)).status_code == 200
 
 
 async def test_csrf_trusted_origins_are_trusted(
@@ -329,19 +318,20 @@ async def test_token_is_single_use(ws_settings: Any, gateway: Any, browser: Any)
     assert await sessions() == 1
 
 
-@pytest.mark.parametrize("token", ["", "0" * 64, "zz", "A" * 64, "0" * 63 + "\n"])
-async def test_bad_tokens_are_401_and_counted(
-    ws_settings: Any, gateway: Any, browser: Any, token: str
-) -> None:
-    response = await connect(browser, new_connection_id(), token=token)
-    assert response.status_code == 401
+async def test_bad_tokens_are_401_and_counted(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    bad = ["", "0" * 64, "zz", "A" * 64, "0" * 63 + "%0A"]
+    for token in bad:
+        response = await connect(browser, new_connection_id(), token=token)
+        assert response.status_code == 401, token
     assert await sessions() == 0
-    attempt = await ConnectionRateLimit.objects.aget()
-    assert (attempt.successful, attempt.reason, attempt.ip_address) == (
-        False,
-        "invalid_token",
-        CLIENT_IP,
-    )
+    attempts = [a async for a in ConnectionRateLimit.objects.all()]
+    assert len(attempts) == len(bad)
+    for attempt in attempts:
+        assert (attempt.successful, attempt.reason, attempt.ip_address) == (
+            False,
+            "invalid_token",
+            CLIENT_IP,
+        )
 
 
 async def test_token_bound_to_the_browser_session(
@@ -390,15 +380,16 @@ async def test_tokens_survive_secret_key_rotation(
 # --- channels, permissions, hook -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("channel", ["room%0A", "a%20b", "x" * 129, "%C3%A9", "room/1"])
 async def test_invalid_channel_refused_before_token_is_spent(
-    ws_settings: Any, gateway: Any, browser: Any, channel: str
+    ws_settings: Any, gateway: Any, browser: Any
 ) -> None:
-    token = await browser.anew_token()
-    response = await connect(browser, new_connection_id(), channel=channel, token=token)
-    assert response.status_code == 400
-    assert not await token_used(token)
-    assert (await ConnectionRateLimit.objects.aget()).reason == "invalid_channel"
+    bad = ["room%0A", "a%20b", "x" * 129, "%C3%A9", "room/1"]
+    for channel in bad:
+        token = await browser.anew_token()
+        response = await connect(browser, new_connection_id(), channel=channel, token=token)
+        assert response.status_code == 400, channel
+        assert not await token_used(token)
+    assert await ConnectionRateLimit.objects.filter(reason="invalid_channel").acount() == len(bad)
 
 
 async def test_dotted_channel_names_are_valid(ws_settings: Any, gateway: Any, browser: Any) -> None:
@@ -535,28 +526,20 @@ async def test_rate_limit_per_ip_across_users(ws_settings: Any, gateway: Any) ->
     assert statuses == [200, 200, 429]
 
 
-@pytest.mark.parametrize(
-    ("forwarded_for", "proxies", "expected"),
-    [
+async def test_client_ip_from_forwarded_for(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cases = [
         ("6.6.6.6, 203.0.113.7", 0, "203.0.113.7"),  # left-most is client-controlled
         ("6.6.6.6, 203.0.113.7, 10.0.0.2", 1, "203.0.113.7"),  # one ALB of ours
         ("not-an-ip", 0, None),  # no IP bucket, never 0.0.0.0
         ("203.0.113.7", 1, None),  # fewer hops than trusted proxies
-    ],
-)
-async def test_client_ip_from_forwarded_for(
-    ws_settings: Any,
-    gateway: Any,
-    browser: Any,
-    forwarded_for: str,
-    proxies: int,
-    expected: str | None,
-) -> None:
-    ws_settings.AWS_WS_ASYNC = {**ws_settings.AWS_WS_ASYNC, "trusted_proxy_count": proxies}
-    assert (
-        await connect(browser, new_connection_id(), forwarded_for=forwarded_for)
-    ).status_code == 200
-    assert (await ConnectionRateLimit.objects.aget()).ip_address == expected
+    ]
+    for forwarded_for, proxies, expected in cases:
+        ws_settings.AWS_WS_ASYNC = {**ws_settings.AWS_WS_ASYNC, "trusted_proxy_count": proxies}
+        cid = new_connection_id()
+        assert (await connect(browser, cid, forwarded_for=forwarded_for)).status_code == 200
+        attempt = await ConnectionRateLimit.objects.order_by("-pk").afirst()
+        assert attempt is not None
+        assert attempt.ip_address == expected, forwarded_for
 
 
 # --- without tokens, welcome message -------------------------------------------------------
