@@ -14,6 +14,10 @@ Scenarios:
 * ``aiobotocore_raw``: ``client.post_to_connection`` fan-out under a semaphore, ids in memory.
 * ``signed_aiohttp``: aiohttp posts signed with botocore's ``SigV4Auth`` (the floor).
 
+The endpoint (:mod:`aws_ws_async.testing.latency_endpoint`) is a bare ``asyncio.Protocol``
+HTTP server answering from a timer, so that on a small machine the endpoint's own CPU does not
+cap the fast scenarios.
+
 The two predecessor baselines are too slow to post to every recipient in reasonable time; they
 post to a fixed sample (``--sample-sequential``, ``--sample-threads``) and are reported as rates.
 CPU is this process's CPU time (all threads) per message; peak RSS is the process's high-water
@@ -113,7 +117,7 @@ def start_endpoint(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
         [
             sys.executable,
             "-c",
-            "from aws_ws_async.testing.fault_endpoint import main; main()",
+            "from aws_ws_async.testing.latency_endpoint import main; main()",
             "--latency-ms",
             str(latency_ms),
         ],
