@@ -21,14 +21,10 @@ CHANGELIST = "/admin/aws_ws_async/apigateway/"
 
 
 @pytest.fixture
-def staff_client(db: None) -> Client:
-    """A superuser of the custom (email, no username) user model, logged in."""
-    user = get_user_model()._default_manager.create_superuser(
-        email="root@example.com", password="pw-root-123"
-    )
-    client = Client()
-    client.force_login(user)
-    return client
+def staff_client(admin_client: Client) -> Client:
+    """pytest-django's logged-in superuser: here of the custom user model (email, no username)."""
+    assert not hasattr(get_user_model(), "username")
+    return admin_client
 
 
 def run_action(client: Client, action: str, *pks: int) -> list[tuple[str, str]]:
@@ -57,7 +53,7 @@ def test_create_action_provisions_and_logs_without_username(
     assert gateway.websocket_url in messages[0][1]
     entry = LogEntry.objects.get(object_id=str(gateway.pk))
     assert "Create API" in entry.get_change_message()
-    assert entry.user.get_username() == "root@example.com"
+    assert entry.user.get_username() == "admin@example.com"
 
     again = run_action(staff_client, "create_api_gateway", new_gateway.pk)
     assert again == [("info", f"{gateway}: already created ({gateway.api_id}).")]
