@@ -2,8 +2,9 @@
 
 A cleanup may face millions of rows. Deleting them with one ``QuerySet.delete()`` makes Django
 collect every row in memory (and a long statement holds locks for its whole run), so the
-commands work in primary-key batches: read at most ``batch_size`` ids, act on exactly those,
-repeat until none are left.
+commands work in primary-key batches: act on at most ``batch_size`` rows per statement and
+repeat until none are left, so memory stays flat and each statement holds its locks briefly
+while ``$connect`` keeps inserting.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connections
 from django.db.models import QuerySet
 
 DEFAULT_BATCH_SIZE = 1000
@@ -31,16 +33,20 @@ def apply_in_batches(
     """Run ``action`` on successive batches of ``queryset`` until it selects no row.
 
     ``action`` must take rows out of ``queryset`` (delete them, or change the field it filters
-    on), otherwise the loop would see the same batch again; a batch that changes nothing stops
-    the loop as a safety net.
+    on) and return how many it handled; a batch smaller than ``batch_size`` ends the loop, so
+    it always terminates.
     """
     manager = queryset.model._default_manager
+    in_database = connections[queryset.db].features.allow_sliced_subqueries_with_in
     total = 0
     while True:
-        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return total
-        done = action(manager.filter(pk__in=ids))
+        batch = queryset.order_by().values("pk")[:batch_size]
+        if in_database:
+            # One statement per batch: ... WHERE id IN (SELECT id ... LIMIT n).
+            done = action(manager.filter(pk__in=batch))
+        else:  # e.g. MySQL: no LIMIT inside IN (...); fetch the ids first.
+            ids = [row["pk"] for row in batch]
+            done = action(manager.filter(pk__in=ids)) if ids else 0
         total += done
-        if done == 0:
+        if done < batch_size:  # a short batch was the last one
             return total
