@@ -492,3 +492,13 @@ async def test_hand_made_mappings_survive_a_rotation(
         "integration.request.header.Connectionid": "context.connectionId",
         "integration.request.header.X-Ws-Gateway-Secret": f"'{SECRET}'",
     }
+
+
+async def test_asave_pushes_without_blocking_forever(
+    provisioning_settings: Any, new_gateway: ApiGateway, moto_apigw: Any
+) -> None:
+    await new_gateway.acreate_gateway()
+    gateway = await ApiGateway.objects.aget(pk=new_gateway.pk)
+    gateway.api_description = "pushed from async code"
+    await asyncio.wait_for(gateway.asave(), timeout=30)
+    assert moto_apigw.get_api(ApiId=gateway.api_id)["Description"] == "pushed from async code"
