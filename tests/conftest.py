@@ -63,14 +63,14 @@ def aws_settings(settings: Any, moto: str) -> Any:
     return settings
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _close_stray_db_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """Let the test database be dropped at the end of the run.
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, which can also be dropped again at the end of the run.
 
     Async tests reach the database from asgiref's worker thread, whose connection outlives
-    the test; PostgreSQL then refuses to drop a database that still has sessions, and every
-    run would leave its (per-run) test database behind. This teardown runs before
-    pytest-django's and ends those sessions.
+    the test; PostgreSQL refuses to drop a database that still has sessions, so every run
+    would leave its (per-run) test database behind. This wrapper's teardown runs before
+    pytest-django's and ends those sessions. Runs that use no database never create one.
     """
     yield
     from django.db import connection
