@@ -59,6 +59,14 @@ class EchoView(WebSocketView):
         count = WebSocketSession.objects.filter(connected=True).count()
         return JsonResponse({"sync": True, "connected": count})
 
+    async def whoami(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        user = await request.auser()  # type: ignore[attr-defined]
+        return {
+            "auser": user.pk if user.is_authenticated else None,
+            "channel": self.channel_name,
+            "route": kwargs.get("route"),
+        }
+
     async def nothing(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         return None
 

@@ -127,6 +127,8 @@ SERVERS = {
         "--no-access-log",
         "--log-level",
         "warning",
+        "--timeout-graceful-shutdown",
+        "1",
     ],
     "daphne": lambda port: [
         sys.executable,

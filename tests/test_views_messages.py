@@ -67,6 +67,24 @@ async def test_handler_key_wins_over_action(ws_settings: Any, gateway: Any, brow
     assert response.json()["body"]["handler"] == "echo"
 
 
+async def test_handler_sees_user_channel_and_route(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    cid = await open_session(browser, channel="lobby")
+    response = await send(cid, {"action": "whoami"}, path="/ws/sendmessage")
+    assert response.json() == {"auser": browser.user.pk, "channel": "lobby", "route": "sendmessage"}
+
+
+def test_debug_mode_keeps_escaped_truncated_notes() -> None:
+    quiet = EchoView()
+    quiet.debug_message("not kept")
+    assert quiet.debug_log == []
+    view = EchoView(debug=True)
+    view.debug_message("<b>" + "x" * 1000)
+    assert view.debug_log[0].startswith("&lt;b&gt;")
+    assert len(view.debug_log[0]) == 500
+
+
 async def test_sync_handler_runs_in_a_thread(ws_settings: Any, gateway: Any, browser: Any) -> None:
     cid = await open_session(browser)
     response = await send(cid, {"action": "sync_echo"})

@@ -20,6 +20,8 @@ class AccessMixin(WebSocketViewBase):
     #: All of these are needed; when set it wins over ``permissions_required``.
     all_permissions_required: list[str] = []
 
+    #: The connection's channel during this request.
+    channel_name: str = ""
     #: ``(channel, policy)`` read together with the token on ``$connect`` (saves a query).
     _channel_policy: tuple[str, ChannelPermission | None] | None = None
 

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
@@ -240,6 +241,21 @@ class WebSocketViewBase(ResponsesMixin, View):
         else:
             result = await sync_to_async(handler)(request, *args, **kwargs)
         return self.to_response(result)
+
+    @staticmethod
+    def set_user(request: HttpRequest, user: Any) -> None:
+        """Make ``request.user`` and ``await request.auser()`` the WebSocket's user.
+
+        API Gateway's message and ``$disconnect`` requests carry no cookies, so the user comes
+        from the session row (or the token on ``$connect``), never from the middleware.
+        """
+        resolved = user if user is not None else AnonymousUser()
+        request.user = resolved
+
+        async def auser() -> Any:
+            return resolved
+
+        request.auser = auser
 
     @staticmethod
     def to_response(result: Any) -> HttpResponse:

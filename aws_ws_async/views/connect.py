@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError
 from django.db.models import Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -71,7 +70,6 @@ class ConnectMixin(AccessMixin):
     allow_origin_subdomains: bool = False
 
     client_ip: str | None = None
-    channel_name: str = ""
     _attempt: ConnectionRateLimit | None = None
 
     # --- hooks ---------------------------------------------------------------------------
@@ -146,7 +144,7 @@ class ConnectMixin(AccessMixin):
         if token is not None and not await token.aspend():
             return await self._refuse("token_spent", await self.invalid_token(request))
 
-        request.user = user if user is not None else AnonymousUser()
+        self.set_user(request, user)
         refusal = await self._check_access(request, *args, **kwargs)
         if refusal is not None:
             return refusal

@@ -13,7 +13,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -76,7 +75,8 @@ class MessagesMixin(AccessMixin):
             return await self.session_not_found(request)
         self.websocket_session = session
         self.api_gateway = session.api_gateway
-        request.user = user if user is not None else AnonymousUser()
+        self.channel_name = session.channel_name
+        self.set_user(request, user)
         if not await self.has_required_permissions(request.user):
             return await self.permission_denied(request)
         await self.touch_last_seen(session)
@@ -143,6 +143,7 @@ class MessagesMixin(AccessMixin):
             channel_name=channel, updated_on=timezone.now()
         )
         session.channel_name = channel
+        self.channel_name = channel
         return JsonResponse({"channel": channel})
 
     # --- $disconnect ---------------------------------------------------------------------
@@ -166,7 +167,7 @@ class MessagesMixin(AccessMixin):
         session.disconnect_reason = DisconnectReason.CLIENT
         self.websocket_session = session
         self.api_gateway = session.api_gateway
-        request.user = session.user if session.user is not None else AnonymousUser()
+        self.set_user(request, session.user)
         await self.after_disconnect(session)
         return JsonResponse({})
 
