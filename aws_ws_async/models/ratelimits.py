@@ -4,6 +4,10 @@ Each attempt is inserted *before* the window is counted. Counting after insertin
 makes the limit race-free without locks: the k-th request to be admitted saw at least k rows,
 so at most ``max_attempts`` are ever admitted per window however many arrive at once. Refused
 attempts are recorded too, so a client hammering the endpoint stays refused.
+
+``successful`` means "admitted": rows start as admitted (the common case costs one INSERT) and
+are flipped with a ``reason`` when the attempt is refused later in ``$connect``; attempts
+refused before the limit check are inserted as refused directly (``arecord_refusal``).
 """
 
 from __future__ import annotations
