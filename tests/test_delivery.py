@@ -36,11 +36,15 @@ def policy(**kwargs: Any) -> DeliveryPolicy:
     return DeliveryPolicy(**base)
 
 
-@pytest.fixture(params=["fast", "standard"])
+@pytest.fixture(params=["direct", "send", "standard"])
 async def transport(request: Any, fault_settings: Any, fault_endpoint: FaultEndpoint) -> Any:
+    """The three request paths: the client's aiohttp session directly, aiobotocore's
+    ``http_session.send``, and plain ``client.post_to_connection``."""
     client = await aws.get_management_client(fault_endpoint.url)
-    t = AiobotocoreTransport(client, fast=request.param == "fast")
-    assert t.fast is (request.param == "fast")
+    mode = request.param
+    t = AiobotocoreTransport(client, fast=mode != "standard", direct=mode == "direct")
+    assert t.fast is (mode != "standard")
+    assert getattr(t, "_direct", False) is (mode == "direct")
     return t
 
 
@@ -438,3 +442,21 @@ async def test_fault_endpoint_answers_like_api_gateway(
         await client.post_to_connection(ConnectionId="gone=", Data=b"x")
     assert not isinstance(bare.value, client.exceptions.GoneException)
     assert bare.value.response["Error"]["Code"] == "410"
+
+
+async def test_latency_endpoint_serves_posts_and_deletes(settings: Any) -> None:
+    from aws_ws_async.testing.latency_endpoint import LatencyEndpoint
+    from tests.fixtures_delivery import point_settings_at
+
+    endpoint = LatencyEndpoint(0.005)
+    await endpoint.start()
+    try:
+        point_settings_at(settings, endpoint.url)
+        client = await aws.get_management_client(endpoint.url)
+        transport = AiobotocoreTransport(client)
+        report = await deliver(transport, ids(30), PAYLOAD, policy=policy())
+        assert report.delivered_count == 30
+        assert (await transport.delete("x=")).status == 204
+        assert endpoint.requests == 31
+    finally:
+        await endpoint.stop()

@@ -25,6 +25,7 @@ import logging
 from typing import Any, cast
 from urllib.parse import quote
 
+import aiohttp
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import (
     BotoCoreError,
@@ -32,6 +33,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     ReadTimeoutError,
 )
+from yarl import URL
 
 from aws_ws_async.delivery.sigv4 import ConnectionsSigner
 from aws_ws_async.delivery.transport import OK, Outcome, TransportError
@@ -52,8 +54,9 @@ def _error_from_body(body: bytes) -> str:
 class AiobotocoreTransport:
     """Posts through one aiobotocore client (one endpoint: one API and stage)."""
 
-    def __init__(self, client: Any, *, fast: bool = True) -> None:
+    def __init__(self, client: Any, *, fast: bool = True, direct: bool = True) -> None:
         self.client = client
+        self._want_direct = direct
         self.endpoint_url: str = str(client.meta.endpoint_url).rstrip("/")
         self._prefix = f"{self.endpoint_url}/@connections/"
         self.fast = fast and self._prepare_fast_path()
@@ -71,6 +74,18 @@ class AiobotocoreTransport:
         if self._credentials is None or not region:
             return False
         self._signer = ConnectionsSigner(self.endpoint_url, region, signing_name)
+        # The client's own aiohttp session (its pool and timeouts) can be used directly when no
+        # proxy is configured; otherwise requests go through aiobotocore's ``send``.
+        self._direct = (
+            self._want_direct
+            and hasattr(self._http, "_get_session")
+            and not (
+                self._http._proxy_config.proxy_url_for(self.endpoint_url)
+                if hasattr(self._http, "_proxy_config")
+                else True
+            )
+        )
+        self._session: Any = None
         return True
 
     async def post(self, connection_id: str, data: bytes) -> Outcome:
@@ -100,8 +115,10 @@ class AiobotocoreTransport:
         credentials = await self._credentials.get_frozen_credentials()
         headers = self._signer.sign(method, quoted, data, credentials)
         headers["User-Agent"] = self._user_agent
-        # A plain dict is all aiobotocore's session reads (botocore's HTTPHeaders is slower).
         url = self._signer.url(quoted)
+        if self._direct:
+            return await self._send_direct(method, url, headers, data)
+        # A plain dict is all aiobotocore's session reads (botocore's HTTPHeaders is slower).
         request = AWSPreparedRequest(method, url, cast(Any, headers), data, False)
         try:
             response = await self._http.send(request)
@@ -113,6 +130,29 @@ class AiobotocoreTransport:
         body = await response.content
         error_type = response.headers.get("x-amzn-errortype", "").split(":", 1)[0]
         return Outcome(status, error_type, _error_from_body(body))
+
+    async def _send_direct(
+        self, method: str, url: str, headers: dict[str, str], data: bytes | None
+    ) -> Outcome:
+        """Through the aiohttp session aiobotocore created for this client (same pool)."""
+        session = self._session
+        if session is None or session.closed:
+            session = self._session = await self._http._get_session(None)
+        headers["Accept-Encoding"] = "identity"
+        try:
+            async with session.request(
+                method, URL(url, encoded=True), headers=headers, data=data
+            ) as response:
+                body = await response.read()
+                status = response.status
+                error_type = response.headers.get("x-amzn-errortype", "")
+        except TimeoutError as exc:  # includes aiohttp's ServerTimeoutError
+            raise TransportError("timeout", f"{method} {url}: {exc!r}") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError("connection", f"{method} {url}: {exc!r}") from exc
+        if status < 300:
+            return OK if status == 200 else Outcome(status)
+        return Outcome(status, error_type.split(":", 1)[0], _error_from_body(body))
 
 
 def _outcome_from_client_error(exc: ClientError) -> Outcome:
