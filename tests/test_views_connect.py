@@ -399,9 +399,14 @@ async def test_dotted_channel_names_are_valid(ws_settings: Any, gateway: Any, br
 
 async def test_staff_only_channel(ws_settings: Any, gateway: Any, browser: Any) -> None:
     await ChannelPermission.objects.acreate(channel_name="staff", access=ChannelAccess.STAFF_ONLY)
-    assert (await connect(browser, new_connection_id(), channel="staff")).status_code == 403
+    token = await browser.anew_token()
+    refused = await connect(browser, new_connection_id(), channel="staff", token=token)
+    assert refused.status_code == 403
+    assert not await token_used(token)  # refusals never burn the token
     await get_user_model()._default_manager.filter(pk=browser.user.pk).aupdate(is_staff=True)
-    assert (await connect(browser, new_connection_id(), channel="staff")).status_code == 200
+    ok = await connect(browser, new_connection_id(), channel="staff", token=token)
+    assert ok.status_code == 200
+    assert await token_used(token)
 
 
 async def test_permission_rule_channel(ws_settings: Any, gateway: Any, browser: Any) -> None:

@@ -7,11 +7,11 @@ the gateway is not cached yet):
 
 1. read the token with its user and the channel's access level (one SELECT with a subquery),
 2. + 3. rate limit: INSERT this attempt, then count the window (insert-then-count: atomic),
+   then the channel policy (read in step 1), view permissions and the overridable hook,
 4. spend the token: a conditional UPDATE whose row count decides (no row locks),
 5. INSERT the session row (a duplicate connection id is a 409).
 
-The token is spent only after the rate limit and before any check that could be retried with
-the same token, so a refused attempt never burns a token it did not have to.
+The token is spent only after every other check passed, so a refused attempt never burns it.
 """
 
 from __future__ import annotations
@@ -141,13 +141,14 @@ class ConnectMixin(AccessMixin):
                 retry = int(window.total_seconds())
                 return await self._refuse("rate_limited", await self.rate_limited(request, retry))
 
-        if token is not None and not await token.aspend():
-            return await self._refuse("token_spent", await self.invalid_token(request))
-
         self.set_user(request, user)
         refusal = await self._check_access(request, *args, **kwargs)
         if refusal is not None:
             return refusal
+
+        # Spent last, just before the session row: no refusal above burns the browser's token.
+        if token is not None and not await token.aspend():
+            return await self._refuse("token_spent", await self.invalid_token(request))
 
         session = await self._create_session(request, user, channel)
         if session is None:
