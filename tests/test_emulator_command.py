@@ -177,6 +177,7 @@ def test_command_serves_and_stops_cleanly_on_ctrl_c() -> None:
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request, timeout=5)
         assert info.value.code == 410
+        info.value.close()
         process.send_signal(signal.SIGINT)
         rest, errors = process.communicate(timeout=15)
     finally:
@@ -185,3 +186,81 @@ def test_command_serves_and_stops_cleanly_on_ctrl_c() -> None:
     assert process.returncode == 0, errors
     assert "Emulator stopped." in rest
     assert "Traceback" not in errors
+
+
+def test_plain_cli_builds_a_config_without_django() -> None:
+    import argparse
+
+    from aws_ws_async.emulator import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    options = vars(
+        parser.parse_args(
+            [
+                "--target",
+                "http://127.0.0.1:9000/ws",
+                "--route",
+                "chat=http://127.0.0.1:9000/chat",
+                "--secret-header",
+                "X-Secret",
+                "--max-age",
+                "60",
+                "--disconnect-loss-rate",
+                "0.5",
+            ]
+        )
+    )
+    config = cli.build_config(options)
+    assert config.target_base_url == "http://127.0.0.1:9000/ws/"
+    assert (config.api_id, config.stage) == ("emulator", "local")
+    assert dict(config.additional_routes) == {"chat": "http://127.0.0.1:9000/chat"}
+    assert config.gateway_secret_header == "X-Secret"
+    assert config.limits.max_connection_age == 60
+    assert config.limits.idle_timeout == 600  # untouched defaults stay API Gateway's
+    assert config.faults.disconnect_loss_rate == 0.5
+    with pytest.raises(ValueError, match="no backend URL"):
+        cli.build_config(vars(parser.parse_args([])))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--route", "missing-url"])
+
+
+@pytest.mark.e2e
+def test_python_m_emulator_runs_without_a_django_project() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "aws_ws_async.emulator", "--target", "http://127.0.0.1:9/ws/"]
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--api-id", "plaincli"],
+        cwd="/",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "api 'plaincli', stage 'local'" in first, first + (process.stderr.read() or "")
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, errors
+    assert "Emulator stopped." in rest
+
+
+def test_the_emulator_never_imports_django() -> None:
+    """DESIGN: the emulator is a face that knows no Django (the command does the translating)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    code = (
+        "import sys, aws_ws_async.emulator, aws_ws_async.emulator.cli, "
+        "aws_ws_async.emulator.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

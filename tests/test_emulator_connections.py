@@ -317,11 +317,13 @@ def test_thread_emulator_from_sync_code(ws_gateway_emulator_factory: Any) -> Non
         urllib.request.urlopen(request, timeout=5)
     assert info.value.code == 410
     assert info.value.headers["x-amzn-errortype"] == "GoneException"
+    info.value.close()
     assert gateway.connection_ids() == []
     gateway.throttle_next(1)
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=5)
     assert info.value.code == 429
+    info.value.close()
 
 
 @pytest.mark.django_db(transaction=True)
