@@ -240,3 +240,39 @@ def test_drift_reports_a_deleted_api(deployed: ApiGateway, moto_apigw: Any) -> N
     assert [(d.resource, d.field, d.local, d.remote) for d in drift] == [
         ("api", "exists", True, False)
     ]
+
+
+def test_concurrent_sync_runs_on_separate_connections(
+    provisioning_settings: Any, new_gateway: ApiGateway, local_apigw: LocalApiGateway
+) -> None:
+    """Two processes' worth of runs: separate threads and database connections."""
+    import threading
+
+    from aws_ws_async.exceptions import ProvisioningInProgress
+
+    hold = local_apigw.hold("POST", "/v2/apis")
+    results: list[object] = []
+
+    def first() -> None:
+        try:
+            results.append(ApiGateway.objects.get(pk=new_gateway.pk).create_gateway())
+        except Exception as exc:
+            results.append(exc)
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert hold.entered.wait(10)
+        with pytest.raises(ProvisioningInProgress):
+            ApiGateway.objects.get(pk=new_gateway.pk).create_gateway()
+    finally:
+        hold.release.set()
+        thread.join(30)
+    assert isinstance(results[0], list)
+    gateway = ApiGateway.objects.get(pk=new_gateway.pk)
+    assert gateway.is_deployed
+    assert len(local_apigw.calls("POST", "/v2/apis")) == 1
