@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "DJANGO_SETTINGS_MODULE": "demo_project.settings",
         "DEMO_DB_ENGINE": "sqlite",
         "DEMO_DB_NAME": str(Path(args.db).resolve()),
+        "DEMO_API_ID": args.api_id,
         # A fresh shared secret per run: only this emulator can call the backend's ws/ views.
         "DEMO_GATEWAY_SECRET": secrets.token_urlsafe(32),
         "DEMO_MANAGEMENT_ENDPOINT_URL": f"http://{args.host}:{args.gateway_port}/{{stage}}",

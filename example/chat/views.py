@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -31,7 +32,10 @@ class RoomView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        api_id = getattr(settings, "DEMO_API_ID", "demolocal")
+        # The gateway the launcher created (run_demo.py --api-id); its URL is the socket's.
+        api_id = getattr(settings, "DEMO_API_ID", None) or os.environ.get(
+            "DEMO_API_ID", "demolocal"
+        )
         gateway = ApiGateway.objects.filter(api_id=api_id).first()
         context.update(
             rooms=sorted({*ROOMS, context["channel"]}),
