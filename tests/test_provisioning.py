@@ -243,6 +243,19 @@ async def test_custom_domain_with_mapping_and_alias_record(
     assert alias[0]["AliasTarget"]["DNSName"].rstrip(".") == gateway.api_gateway_domain_name
     assert alias[0]["AliasTarget"]["HostedZoneId"] == "Z1UJRXOUMOOFQ8"
 
+    # the mapping removed behind our back is drift, and a push restores it
+    assert await gateway.adetect_drift() == []
+    moto_apigw.delete_api_mapping(ApiMappingId=gateway.api_mapping_id, DomainName="ws.example.com")
+    drift = await gateway.adetect_drift()
+    assert [(d.resource, d.field, d.remote) for d in drift] == [
+        ("domain ws.example.com", "api_mapping", None)
+    ]
+    await gateway.async_to_aws()
+    mappings = moto_apigw.get_api_mappings(DomainName="ws.example.com")["Items"]
+    assert [(m["ApiId"], m["ApiMappingId"]) for m in mappings] == [
+        (gateway.api_id, gateway.api_mapping_id)
+    ]
+
 
 async def test_custom_domain_needs_a_deployed_api(
     provisioning_settings: Any, new_gateway: ApiGateway

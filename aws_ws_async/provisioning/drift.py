@@ -28,6 +28,7 @@ GROUP_FIELDS: dict[str, frozenset[str]] = {
     "route": frozenset({"target_base_endpoint"}),
     "route_response": frozenset({"enable_route_responses"}),
     "stage": frozenset({"stage_description"}),
+    "domain": frozenset({"domain_name"}),
 }
 #: AWS attribute -> (model field, GatewaySpec attribute).
 API_FIELDS = {
@@ -145,6 +146,16 @@ def compare(
                 "stage_description",
                 spec.stage_description,
                 remote.stage.get("Description") or "",
+            )
+        )
+    if remote.mappings is not None and (remote.api_id, spec.stage_name) not in remote.mappings:
+        diffs.append(
+            Difference(
+                "domain",
+                f"domain {spec.domain_name}",
+                "api_mapping",
+                f"{remote.api_id}/{spec.stage_name}",
+                ", ".join("/".join(m) for m in remote.mappings) or None,
             )
         )
     return diffs

@@ -19,9 +19,15 @@ from aws_ws_async.provisioning.clients import (
     region_of,
 )
 from aws_ws_async.provisioning.drift import Difference, compare, groups_for_fields
-from aws_ws_async.provisioning.remote import NOT_FOUND, RemoteState, fetch_remote_state
+from aws_ws_async.provisioning.remote import (
+    NOT_FOUND,
+    RemoteState,
+    fetch_mappings,
+    fetch_remote_state,
+)
 from aws_ws_async.provisioning.spec import (
     GatewaySpec,
+    api_mapping_params,
     check_hosts,
     gateway_spec,
     update_api_params,
@@ -54,6 +60,8 @@ async def _snapshot(gateway: ApiGateway, client: Any) -> tuple[GatewaySpec, Remo
     routes = [r async for r in gateway.additional_routes.order_by("pk")]
     spec = gateway_spec(gateway, routes)
     remote = await fetch_remote_state(client, gateway.api_id, spec.stage_name)
+    if gateway.custom_domain_created and gateway.domain_name:
+        remote.mappings = await fetch_mappings(client, gateway.domain_name)
     return spec, remote
 
 
@@ -156,6 +164,9 @@ async def _apply(
             )
     if "stage" in kinds:
         await ensure_stage(client, claim, spec, remote)
+    if "domain" in kinds and remote.mappings is not None:
+        response = await client.create_api_mapping(**api_mapping_params(spec, api_id))
+        await claim.record(api_mapping_id=response["ApiMappingId"])
 
 
 async def arotate_secret(gateway: ApiGateway, *, dry_run: bool = False) -> list[Difference]:

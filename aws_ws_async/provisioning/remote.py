@@ -7,7 +7,7 @@ One read per resource kind (API, tags, routes, integrations, route responses, st
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aws_ws_async.provisioning.clients import api_arn, error_code, region_of
@@ -42,7 +42,9 @@ class RemoteState:
     routes: dict[str, RemoteRoute]
     integrations: dict[str, RemoteIntegration]
     stage: dict[str, Any] | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: (api id, stage) pairs mapped on the custom domain; ``None`` when not checked. A domain
+    #: that no longer exists reads as no mappings.
+    mappings: list[tuple[str, str]] | None = None
 
     def integration_for(self, route_key: str) -> RemoteIntegration | None:
         route = self.routes.get(route_key)
@@ -117,3 +119,14 @@ async def fetch_remote_state(client: Any, api_id: str, stage_name: str) -> Remot
         integrations=integrations,
         stage=stage,
     )
+
+
+async def fetch_mappings(client: Any, domain_name: str) -> list[tuple[str, str]]:
+    """The API mappings of a custom domain ([] if the domain is gone)."""
+    try:
+        items = await paginate(client.get_api_mappings, DomainName=domain_name)
+    except Exception as exc:
+        if error_code(exc) != NOT_FOUND:
+            raise
+        return []
+    return [(str(m.get("ApiId", "")), str(m.get("Stage", ""))) for m in items]
