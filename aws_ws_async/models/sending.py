@@ -246,8 +246,9 @@ def iter_recipient_chunks(
 
 
 def _finish(report: DeliveryReport, started: float, operation: str, sender: type[Any]) -> None:
+    """Stamp the duration and log the one summary line of this broadcast."""
     report.duration = time.perf_counter() - started
-    logger.info("%s finished: %s", operation, report.summary())
+    logger.info("%s finished: %s", operation, report.summary(), extra={"model": sender.__name__})
 
 
 async def abroadcast(
@@ -435,6 +436,7 @@ def disconnect_all(
 ) -> DeliveryReport:
     """Sync twin of :func:`adisconnect_all` (queries in the caller's thread)."""
     from aws_ws_async import sync
+    from aws_ws_async.signals import broadcast_finished
 
     sync.portal()._check_caller()
     started = time.perf_counter()
@@ -456,6 +458,9 @@ def disconnect_all(
         mark_disconnected_ids(queryset.model, part.delivered + part.gone, reason)
         report.merge(part)
     _finish(report, started, "disconnect", queryset.model)
+    broadcast_finished.send(
+        sender=queryset.model, report=report, operation="disconnect", queryset=queryset
+    )
     return report
 
 
