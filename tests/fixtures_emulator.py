@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from aiohttp import web
 
 from aws_ws_async.emulator import EmulatorConfig, GatewayEmulator
 from aws_ws_async.emulator.pytest_plugin import (  # noqa: F401 - registered as fixtures
+    asgi_server_factory,
     ws_gateway_emulator,
     ws_gateway_emulator_config,
     ws_gateway_emulator_factory,
@@ -127,49 +127,20 @@ class DjangoServer:
 
 
 @pytest.fixture
-def django_asgi_server() -> Iterator[DjangoServer]:
-    """uvicorn (``--ws none``, as the docs recommend behind API Gateway) serving Django.
+def django_asgi_server(asgi_server_factory: Any) -> DjangoServer:  # noqa: F811
+    """The project's ASGI application under uvicorn (``--ws none``), in a thread of this process.
 
-    It runs in this process so it shares the test database and settings overrides; tests that
-    use it need ``django_db(transaction=True)`` so its threads see committed rows.
+    It shares the test database and settings overrides; tests that use it need
+    ``django_db(transaction=True)`` so its threads see committed rows.
     """
-    import threading
-
-    import uvicorn
     from asgiref.sync import sync_to_async
     from django.core.asgi import get_asgi_application
     from django.db import connections
 
-    from tests.conftest import free_port
-
-    port = free_port()
-    config = uvicorn.Config(
-        get_asgi_application(),
-        host="127.0.0.1",
-        port=port,
-        ws="none",
-        lifespan="off",
-        log_level="warning",
+    # Work started outside a request (welcome messages, broadcasts) runs its ORM calls in
+    # asgiref's shared sync thread; close that thread's connections so the test database can be
+    # dropped afterwards.
+    server = asgi_server_factory(
+        get_asgi_application(), before_stop=sync_to_async(connections.close_all)
     )
-    server = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(server.serve(),), name="uvicorn-e2e", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield DjangoServer(url=f"http://127.0.0.1:{port}", port=port)
-    finally:
-        # Work started outside a request (welcome messages, broadcasts) ran its ORM calls in
-        # asgiref's shared sync thread; close that thread's connections so the test database
-        # can be dropped.
-        close = asyncio.run_coroutine_threadsafe(sync_to_async(connections.close_all)(), loop)
-        close.result(timeout=10)
-        server.should_exit = True
-        thread.join(timeout=10)
-        loop.close()
+    return DjangoServer(url=server.url, port=server.port)

@@ -7,7 +7,15 @@ Enable them in a ``conftest.py``::
 ``ws_gateway_emulator_factory`` starts emulators (each on its own thread and loop, so sync and
 async tests both work) and stops them after the test. ``ws_gateway_emulator`` is one emulator in
 front of pytest-django's ``live_server`` at ``/ws/``; override ``ws_gateway_emulator_config`` to
-point it elsewhere.
+point it elsewhere, e.g. at an ASGI server from ``asgi_server_factory`` (needed when views leave
+work on the event loop, such as ``send_after_connect``)::
+
+    @pytest.fixture
+    def ws_gateway_emulator_config(asgi_server_factory):
+        from django.core.asgi import get_asgi_application
+
+        server = asgi_server_factory(get_asgi_application())
+        return EmulatorConfig(f"{server.url}/ws/")
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from aws_ws_async.emulator.asgi_thread import AsgiServerThread
 from aws_ws_async.emulator.config import EmulatorConfig
 from aws_ws_async.emulator.server import EmulatorThread
 
@@ -57,7 +66,34 @@ def ws_gateway_emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig
 
 @pytest.fixture
 def ws_gateway_emulator(
-    ws_gateway_emulator_factory: EmulatorFactory, ws_gateway_emulator_config: EmulatorConfig
+    ws_gateway_emulator_config: EmulatorConfig, ws_gateway_emulator_factory: EmulatorFactory
 ) -> EmulatorThread:
-    """A running emulator; ``.url`` for clients, ``.management_url`` for ``@connections``."""
+    """A running emulator; ``.url`` for clients, ``.management_url`` for ``@connections``.
+
+    The configuration (and any backend server it starts) is set up first, so the emulator stops
+    first and its ``$disconnect`` posts still reach the backend.
+    """
     return ws_gateway_emulator_factory(ws_gateway_emulator_config)
+
+
+AsgiServerFactory = Callable[..., AsgiServerThread]
+
+
+@pytest.fixture
+def asgi_server_factory() -> Iterator[AsgiServerFactory]:
+    """``factory(app, *, host="127.0.0.1", port=0, before_stop=None)`` -> a running server.
+
+    ``before_stop`` is an async callable run on the server's loop before it stops; Django tests
+    pass ``sync_to_async(django.db.connections.close_all)`` so the test database can be dropped.
+    Tests using it with a database need ``django_db(transaction=True)``.
+    """
+    started: list[AsgiServerThread] = []
+
+    def factory(app: Any, **kwargs: Any) -> AsgiServerThread:
+        server = AsgiServerThread(app, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in reversed(started):
+        server.stop()
