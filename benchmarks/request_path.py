@@ -163,8 +163,9 @@ def build_world(requests: int, repeat: int) -> World:
     ApiGateway.objects.filter(api_id=API_ID).delete()
     gateway = ApiGateway.objects.create(api_name="bench views", api_id=API_ID, stage_name="b")
     user_model = get_user_model()
-    user_model._default_manager.filter(username="bench").delete()
-    user = user_model._default_manager.create_user("bench", "bench@example.com", "pw-bench-1")
+    login = {user_model.USERNAME_FIELD: "bench@example.com"}  # works for any user model
+    user_model._default_manager.filter(**login).delete()
+    user = user_model._default_manager.create_user(**login, password="pw-bench-1")
     store = SessionStore()
     store["_auth_user_id"] = str(user.pk)
     store.save()
