@@ -51,7 +51,7 @@ def configure(db: str, workdir: str, pool: bool) -> None:
     from django.conf import settings
 
     if db == "postgres":
-        database = {
+        database: dict[str, Any] = {
             "ENGINE": "django.db.backends.postgresql",
             "HOST": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("BENCH_PG_PORT", "5432"),
@@ -61,7 +61,7 @@ def configure(db: str, workdir: str, pool: bool) -> None:
         if pool:  # Django's psycopg pool: ASGI requests stop paying a connection each
             database["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20}}
     else:
-        database = {
+        database: dict[str, Any] = {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(Path(workdir) / "bench.sqlite3"),
         }
