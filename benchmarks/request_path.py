@@ -61,7 +61,7 @@ def configure(db: str, workdir: str, pool: bool) -> None:
         if pool:  # Django's psycopg pool: ASGI requests stop paying a connection each
             database["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20}}
     else:
-        database: dict[str, Any] = {
+        database = {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(Path(workdir) / "bench.sqlite3"),
         }
