@@ -214,8 +214,14 @@ async def test_handler_exception_is_logged_not_leaked(
 # --- sessions, users, permissions ----------------------------------------------------------
 
 
-async def test_unknown_connection_is_401(ws_settings: Any, gateway: Any) -> None:
+async def test_unknown_connection_is_401(
+    ws_settings: Any, gateway: Any, query_log: QueryLog
+) -> None:
     assert (await send(new_connection_id(), {"action": "echo"})).status_code == 401
+    with query_log.recording() as queries:
+        malformed = await send("bad id\n", {"action": "echo"})
+    assert malformed.status_code == 401
+    assert not [q for q in queries if "aws_ws_async" in q]
 
 
 async def test_session_of_another_gateway_is_not_found(

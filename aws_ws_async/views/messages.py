@@ -20,6 +20,7 @@ from django.utils import timezone
 from aws_ws_async.conf import get_settings
 from aws_ws_async.hashing import matches_any, user_auth_hashes
 from aws_ws_async.models import DisconnectReason, WebSocketSession
+from aws_ws_async.validators import is_valid_connection_id
 from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.background import spawn
 from aws_ws_async.views.base import BodyError
@@ -83,7 +84,12 @@ class MessagesMixin(AccessMixin):
         return await self.call_handler(handler, request, *args, **kwargs)
 
     async def load_session(self) -> WebSocketSession | None:
-        """The connected session with this id on this gateway, with user and gateway (1 query)."""
+        """The connected session with this id on this gateway, with user and gateway (1 query).
+
+        A malformed id cannot exist, so it costs no query.
+        """
+        if not is_valid_connection_id(self.connection_id):
+            return None
         gateway_filter = Q(api_gateway__api_id=self.api_id)
         if self.aws_api_gateway_id:
             gateway_filter |= Q(api_gateway__isnull=True)
