@@ -157,6 +157,7 @@ def test_management_command(
     out = io.StringIO()
     call_command("sendWebSocketMessage", "--channel", "room", '{"a": 1}', stdout=out)
     assert "Sending to 4 connected session(s)" in out.getvalue()
+    assert "  4/4: 4 delivered, 0 gone, 0 failed" in out.getvalue()  # progress per chunk
     assert "4 delivered, 0 gone, 0 failed" in out.getvalue()
     assert all(threaded_fault_endpoint.received[cid] == [b'{"a":1}'] for cid in room)
 
@@ -172,3 +173,26 @@ def test_management_command(
         call_command("sendWebSocketMessage", "{}", stdout=out)
     with pytest.raises(CommandError, match="131072"):
         call_command("sendWebSocketMessage", "--all", "--text", "x" * 131073, stdout=out)
+
+
+def test_sync_broadcast_across_gateways_reports_unreachable_rows(
+    settings: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    from aws_ws_async.models import ApiGateway
+    from tests.fixtures_delivery import point_settings_at
+
+    point_settings_at(settings, threaded_fault_endpoint.url + "/{api_id}")
+    first = make_sessions(make_gateway("A", "apiaaaaaa1"), 4, prefix="a")
+    second = make_sessions(make_gateway("B", "apibbbbbb2"), 4, prefix="b")
+    unprovisioned = make_sessions(ApiGateway.objects.create(api_name="C"), 1, prefix="u")
+    seen: list[int] = []
+    report = WebSocketSession.objects.all().send_message(
+        "hi", db_chunk_size=3, progress=lambda r: seen.append(r.total)
+    )
+    assert sorted(report.delivered) == sorted(first + second)
+    assert [(f.connection_id, f.reason) for f in report.failed] == [
+        (unprovisioned[0], "gateway_not_provisioned")
+    ]
+    assert seen == [3, 6, 9]
+    assert {threaded_fault_endpoint.prefix_of[c] for c in first} == {"/apiaaaaaa1"}
+    assert {threaded_fault_endpoint.prefix_of[c] for c in second} == {"/apibbbbbb2"}
