@@ -12,8 +12,8 @@ from aws_ws_async.testing import FaultEndpoint, FaultPlan
 FAST_RETRY_SETTINGS = {
     "backoff_base_seconds": 0.001,
     "backoff_max_seconds": 0.005,
-    "read_timeout_seconds": 0.5,
-    "connect_timeout_seconds": 0.5,
+    "read_timeout_seconds": 2.0,
+    "connect_timeout_seconds": 2.0,
     "max_throttle_retries": 6,
     "max_transient_retries": 2,
 }

@@ -191,11 +191,17 @@ async def test_connection_resets_are_retried(transport: Any, fault_endpoint: Fau
     assert [(f.reason, f.attempts) for f in report.failed] == [("connection_error", 3)]
 
 
+@pytest.mark.parametrize("mode", ["direct", "send", "standard"])
 async def test_timeouts_are_retried_then_fail(
-    transport: Any, fault_endpoint: FaultEndpoint
+    settings: Any, fault_endpoint: FaultEndpoint, mode: str
 ) -> None:
+    from tests.fixtures_delivery import point_settings_at
+
+    point_settings_at(settings, fault_endpoint.url, read_timeout_seconds=0.3)
+    client = await aws.get_management_client(fault_endpoint.url)
+    transport = AiobotocoreTransport(client, fast=mode != "standard", direct=mode == "direct")
     fault_endpoint.plan.hang_ids = {"hang="}
-    fault_endpoint.plan.hang_seconds = 1.1
+    fault_endpoint.plan.hang_seconds = 0.8
     report = await deliver(
         transport, ["hang=", "ok="], PAYLOAD, policy=policy(max_transient_retries=1)
     )

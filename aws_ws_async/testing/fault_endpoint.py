@@ -38,7 +38,7 @@ class FaultPlan:
     latency: float = 0.0
     #: Ids answered 410 (gone).
     gone: set[str] = field(default_factory=set)
-    #: Ids answered 410 until this many seconds after the endpoint started (a pending $connect).
+    #: Ids answered 410 until this many seconds after their first request (a pending $connect).
     gone_for_seconds: dict[str, float] = field(default_factory=dict)
     #: The first ``throttle_first`` calls for each id in ``throttle_ids`` (all ids if None) get 429.
     throttle_first: int = 0
@@ -88,6 +88,7 @@ class FaultEndpoint:
         self._started = 0.0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._first_seen: dict[str, float] = {}
         self._tokens = float(self.plan.rate_burst)
         self._tokens_at = time.monotonic()
 
@@ -154,6 +155,7 @@ class FaultEndpoint:
         self.calls.clear()
         self.deleted.clear()
         self.prefix_of.clear()
+        self._first_seen.clear()
         self.in_flight_log.clear()
         self.max_in_flight_seen = 0
         self.requests = 0
@@ -231,7 +233,8 @@ class FaultEndpoint:
         if connection_id in plan.gone:
             return error_response(410, bare=bare)
         gone_for = plan.gone_for_seconds.get(connection_id)
-        if gone_for is not None and time.monotonic() - self._started < gone_for:
+        first = self._first_seen.setdefault(connection_id, time.monotonic())
+        if gone_for is not None and time.monotonic() - first < gone_for:
             return error_response(410, bare=bare)
         if call <= plan.throttle_first and self._matches(plan.throttle_ids, connection_id):
             return error_response(429, bare=bare)
