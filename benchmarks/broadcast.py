@@ -470,14 +470,16 @@ def run_comparison(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     results = summarise(runs)
     print_table(args, results, runs)
     return {
-        "params": params(args),
+        "params": {
+            **params(args),
+            "sampled_posts": {
+                "predecessor_sequential": runs["predecessor_sequential"][0].messages,
+                "predecessor_threads": runs["predecessor_threads"][0].messages,
+            },
+            "machine": machine(),
+        },
         "results": results,
         "ratios": ratios(results),
-        "sampled": {
-            "predecessor_sequential": runs["predecessor_sequential"][0].messages,
-            "predecessor_threads": runs["predecessor_threads"][0].messages,
-        },
-        "machine": machine(),
     }
 
 
@@ -513,7 +515,14 @@ def run_memory(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
         f"growth {growth:.1f} MB (target <= 64 MB)"
     )
     return {
-        "params": {**params(args), "recipients": recipients},
+        "params": {**params(args), "recipients": recipients, "machine": machine()},
+        "results": {
+            "asend_message": {
+                "msgs_per_s": round(measured.rate, 1),
+                "cpu_us_per_msg": round(measured.cpu_us, 1),
+                "peak_rss_mb": round(measured.peak_rss, 1),
+            }
+        },
         "memory": {
             "recipients": recipients,
             "msgs_per_s": round(measured.rate, 1),
@@ -522,7 +531,6 @@ def run_memory(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
             "peak_rss_mb": round(measured.peak_rss, 1),
             "peak_rss_growth_mb": round(growth, 1),
         },
-        "machine": machine(),
     }
 
 
