@@ -183,6 +183,19 @@ async def test_malformed_bodies_are_400(ws_settings: Any, gateway: Any, browser:
         assert response.json()["error"] == "invalid_body"
 
 
+async def test_lying_content_length_is_never_a_500(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    cid = await open_session(browser)
+    body = json.dumps({"action": "echo"}).encode()
+    for declared in ("abc", "-5", "999999999", "0", "3", str(len(body) + 10)):
+        headers = {**gateway_headers(cid), "Content-Length": declared}
+        response = await post("/ws/default", headers, body)
+        assert response.status_code in (200, 400, 413), (declared, response.status_code)
+    huge = {**gateway_headers(cid), "Content-Length": "999999999"}
+    assert (await post("/ws/default", huge, body)).status_code == 413
+
+
 async def test_trailing_newline_json_is_fine(ws_settings: Any, gateway: Any, browser: Any) -> None:
     cid = await open_session(browser)
     assert (await send(cid, b'{"action": "echo"}\n')).status_code == 200
