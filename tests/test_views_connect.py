@@ -159,6 +159,16 @@ async def test_gateway_cache_is_cleared_when_a_gateway_changes(
     assert (await connect(browser, new_connection_id(), api_id="newid00001")).status_code == 200
 
 
+async def test_gateway_cache_ttl(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    """Cached: a QuerySet.update() is not seen until expiry; with TTL 0 it is seen at once."""
+    assert (await connect(browser, new_connection_id())).status_code == 200
+    await ApiGateway.objects.filter(pk=gateway.pk).aupdate(api_id="moved00001")  # no signal
+    assert (await connect(browser, new_connection_id())).status_code == 200  # cached row
+    ws_settings.AWS_WS_ASYNC = {**ws_settings.AWS_WS_ASYNC, "gateway_cache_seconds": 0}
+    assert (await connect(browser, new_connection_id())).status_code == 403
+    assert (await connect(browser, new_connection_id(), api_id="moved00001")).status_code == 200
+
+
 async def test_only_post(ws_settings: Any, gateway: Any, browser: Any) -> None:
     for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
         headers = gateway_headers(new_connection_id(), connect=True)
