@@ -466,3 +466,19 @@ async def test_latency_endpoint_serves_posts_and_deletes(settings: Any) -> None:
         assert endpoint.requests == 31
     finally:
         await endpoint.stop()
+
+
+async def test_fast_path_requests_the_same_url_as_botocore(
+    settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    from tests.fixtures_delivery import point_settings_at
+
+    url = fault_endpoint.url + "/prod"
+    point_settings_at(settings, url)
+    client = await aws.get_management_client(url)
+    odd = "a b/c~d=é"
+    paths = []
+    for fast in (False, True):
+        assert (await AiobotocoreTransport(client, fast=fast).post(odd, b"x")).status == 200
+        paths.append(fault_endpoint.raw_path_of[odd])
+    assert paths[0] == paths[1] == "/prod/@connections/a%20b%2Fc~d%3D%C3%A9"

@@ -79,6 +79,8 @@ class FaultEndpoint:
         self.deleted: list[str] = []
         #: The path before ``/@connections/`` of each id's last request (which API/stage).
         self.prefix_of: dict[str, str] = {}
+        #: The raw (still percent-encoded) path of each id's last request.
+        self.raw_path_of: dict[str, str] = {}
         self.in_flight = 0
         self.max_in_flight_seen = 0
         #: (time, in_flight) at each request start, to observe concurrency over time.
@@ -155,6 +157,7 @@ class FaultEndpoint:
         self.calls.clear()
         self.deleted.clear()
         self.prefix_of.clear()
+        self.raw_path_of.clear()
         self._first_seen.clear()
         self.in_flight_log.clear()
         self.max_in_flight_seen = 0
@@ -187,6 +190,7 @@ class FaultEndpoint:
             return error_response(404, "Not found", bare=True)
         connection_id = unquote(path[index + len(MARKER) :])
         self.prefix_of[connection_id] = path[:index]
+        self.raw_path_of[connection_id] = request.raw_path
         self.requests += 1
         self.calls[connection_id] += 1
         call = self.calls[connection_id]
