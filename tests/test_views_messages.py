@@ -147,6 +147,16 @@ async def test_base_change_channel_needs_listing(
     assert (await send(cid, {"action": "echo"}, path="/ws-explicit/default")).status_code == 200
 
 
+async def test_base_handlers_can_only_narrow() -> None:
+    hidden = type("Hidden", (EchoView,), {"BASE_HANDLERS": set()})
+    assert "change_channel" not in hidden.get_allowed_handlers()
+    assert "default" not in hidden.get_allowed_handlers()
+    widened = type("Widened", (EchoView,), {"BASE_HANDLERS": {"connect", "dispatch", "default"}})
+    allowed = widened.get_allowed_handlers()
+    assert "default" in allowed
+    assert not allowed & {"connect", "dispatch"}
+
+
 async def test_discovered_handlers() -> None:
     handlers = EchoView.get_allowed_handlers()
     assert {"echo", "sync_echo", "nothing", "boom", "default", "change_channel"} <= handlers

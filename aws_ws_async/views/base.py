@@ -60,7 +60,8 @@ class WebSocketViewBase(ResponsesMixin, View):
     MAX_BODY_SIZE: int = MAX_MESSAGE_BYTES
     ALLOWED_HANDLERS: ClassVar[set[str]] = set()
     ADDITIONAL_ALLOWED_HANDLERS: ClassVar[set[str] | list[str]] = []
-    BASE_HANDLERS: ClassVar[frozenset[str]] = frozenset({"default", "change_channel"})
+    #: Base-class methods that may be exposed as handlers (can only be narrowed).
+    BASE_HANDLERS: ClassVar[frozenset[str] | set[str]] = frozenset({"default", "change_channel"})
     #: Run ``default`` for an unknown handler name (the predecessor's silent fallback).
     FALLBACK_TO_DEFAULT_HANDLER: bool = False
     handler_selection_key: str = "handler"
@@ -111,10 +112,12 @@ class WebSocketViewBase(ResponsesMixin, View):
             from aws_ws_async.views.websocket import WebSocketView
 
             if cls.ALLOWED_HANDLERS:
-                cached = explicit_handlers(set(cls.ALLOWED_HANDLERS), WebSocketView)
+                cached = explicit_handlers(
+                    set(cls.ALLOWED_HANDLERS), WebSocketView, frozenset(cls.BASE_HANDLERS)
+                )
             else:
                 extra = {"default", *cls.ADDITIONAL_ALLOWED_HANDLERS}
-                cached = discover_handlers(cls, WebSocketView, extra)
+                cached = discover_handlers(cls, WebSocketView, extra, frozenset(cls.BASE_HANDLERS))
             cls._handler_cache[cls] = cached
         return cached
 

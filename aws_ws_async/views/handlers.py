@@ -16,13 +16,23 @@ from typing import Any
 EXPOSABLE_BASE_HANDLERS = frozenset({"default", "change_channel"})
 
 
-def discover_handlers(cls: type, base: type, extra: set[str] | frozenset[str]) -> frozenset[str]:
+def _reserved(base: type, exposable: frozenset[str]) -> set[str]:
+    allowed = EXPOSABLE_BASE_HANDLERS & exposable
+    return {name for name in dir(base) if name not in allowed}
+
+
+def discover_handlers(
+    cls: type,
+    base: type,
+    extra: set[str] | frozenset[str],
+    exposable: frozenset[str] = EXPOSABLE_BASE_HANDLERS,
+) -> frozenset[str]:
     """Public functions defined on ``cls`` and its ``base`` subclasses in between, plus ``extra``.
 
     ``base`` (``WebSocketView``) and everything it inherits are excluded, as are mixins that are
     not ``base`` subclasses: a helper mixin's public methods must not become remote calls.
     """
-    reserved = {name for name in dir(base) if name not in EXPOSABLE_BASE_HANDLERS}
+    reserved = _reserved(base, exposable)
     names: set[str] = set()
     for klass in cls.__mro__:
         if klass is base or not issubclass(klass, base):
@@ -36,9 +46,17 @@ def discover_handlers(cls: type, base: type, extra: set[str] | frozenset[str]) -
     return frozenset(names)
 
 
-def explicit_handlers(names: set[str] | frozenset[str], base: type) -> frozenset[str]:
-    """An explicit ``ALLOWED_HANDLERS`` list, minus names that are never callable."""
-    reserved = {name for name in dir(base) if name not in EXPOSABLE_BASE_HANDLERS}
+def explicit_handlers(
+    names: set[str] | frozenset[str],
+    base: type,
+    exposable: frozenset[str] = EXPOSABLE_BASE_HANDLERS,
+) -> frozenset[str]:
+    """An explicit ``ALLOWED_HANDLERS`` list, minus names that are never callable.
+
+    ``exposable`` (the view's ``BASE_HANDLERS``) can only narrow the base methods that may be
+    exposed, never add hooks such as ``connect`` to them.
+    """
+    reserved = _reserved(base, exposable)
     return frozenset(name for name in names if _exposable(name, reserved))
 
 
