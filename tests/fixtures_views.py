@@ -127,6 +127,12 @@ class StrictChannelsView(EchoView):
     ALLOW_UNLISTED_CHANNELS = False
 
 
+class PinnedGatewayView(EchoView):
+    """The predecessor's ``aws_api_gateway_id``: the API id header must equal it."""
+
+    aws_api_gateway_id = "pinned0001"
+
+
 class SubdomainView(EchoView):
     allow_origin_subdomains = True
     allowed_origins = ["https://*.trusted.test"]

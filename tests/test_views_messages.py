@@ -433,3 +433,17 @@ async def test_session_rows_written_directly(ws_settings: Any, gateway: Any, use
         auth_hash=await sync_to_async(hash_user_auth)(user),
     )
     assert (await send(cid, {"action": "echo"})).json()["user"] == user.pk
+
+
+async def test_pinned_api_id_works_without_a_gateway_row(ws_settings: Any, browser: Any) -> None:
+    cid = new_connection_id()
+    refused = await connect(browser, cid, path="/ws-pinned/connect")  # default API id
+    assert refused.status_code == 403
+    response = await connect(browser, cid, path="/ws-pinned/connect", api_id="pinned0001")
+    assert response.status_code == 200
+    session = await WebSocketSession.objects.aget(connection_id=cid)
+    assert session.api_gateway_id is None
+    echo = await send(cid, {"action": "echo"}, path="/ws-pinned/default", api_id="pinned0001")
+    assert echo.status_code == 200
+    other = await send(cid, {"action": "echo"}, path="/ws-pinned/default")
+    assert other.status_code == 403

@@ -17,5 +17,6 @@ urlpatterns = [
     path("ws-hook/<slug:route>", v.HookView.as_view()),
     path("ws-strict/<slug:route>", v.StrictChannelsView.as_view()),
     path("ws-sub/<slug:route>", v.SubdomainView.as_view()),
+    path("ws-pinned/<slug:route>", v.PinnedGatewayView.as_view()),
     path("ws-token/", WebSocketTokenView.as_view(), name="ws-token"),
 ]
