@@ -10,6 +10,7 @@ only arrives because it is retried after the handshake completed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -159,31 +160,40 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))
-def server(request: pytest.FixtureRequest, project: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def server(
+    request: pytest.FixtureRequest,
+    project: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
     port = free_port()
-    process = subprocess.Popen(
-        SERVERS[request.param](port),
-        cwd=EXAMPLE,
-        env=project["env"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    # A file, not a pipe: a chatty server can never block on a full pipe nobody reads.
+    log_path = tmp_path_factory.mktemp("logs") / f"{request.param}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            SERVERS[request.param](port),
+            cwd=EXAMPLE,
+            env=project["env"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        wait_for_port(port, process)
+        try:
+            wait_for_port(port, process)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{error}\n{log_path.read_text(errors='replace')}") from None
         yield {"name": request.param, "port": port, "url": f"http://127.0.0.1:{port}", **project}
     finally:
-        with_group = os.getpgid(process.pid) if process.poll() is None else None
-        if with_group is not None:
-            os.killpg(with_group, signal.SIGTERM)
+        # start_new_session made the server the leader of its own process group (pgid == pid),
+        # so this ends it and anything it spawned, and nothing else.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            if with_group is not None:
-                os.killpg(with_group, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def gateway_headers(server: dict[str, Any], cid: str, *, connect: bool = False) -> dict[str, str]:
