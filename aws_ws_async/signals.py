@@ -38,7 +38,12 @@ def close_user_connections(user: Any, reason: str = "logout") -> concurrent.futu
     Returns the future of the DELETEs (already running) so callers may wait if they like.
     """
     from aws_ws_async import sync
-    from aws_ws_async.models.sending import _delete_groups, delivery_policy, endpoints_for
+    from aws_ws_async.models.sending import (
+        _close_op,
+        _fan_out_groups,
+        delivery_policy,
+        endpoints_for,
+    )
     from aws_ws_async.models.sessions import WebSocketSession
 
     rows = list(
@@ -58,9 +63,8 @@ def close_user_connections(user: Any, reason: str = "logout") -> concurrent.futu
     async def close() -> Any:
         from aws_ws_async.delivery import AdaptiveLimiter
 
-        report = await _delete_groups(
-            groups, endpoints, policy, AdaptiveLimiter(policy.max_concurrency)
-        )
+        limiter = AdaptiveLimiter(policy.max_concurrency)
+        report = await _fan_out_groups(_close_op(reason), groups, endpoints, policy, limiter)
         if report.failed:
             logger.warning(
                 "logout: %d connection(s) could not be closed: %s",

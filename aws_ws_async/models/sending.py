@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from aws_ws_async.delivery import (
 )
 
 if TYPE_CHECKING:
+    from aws_ws_async.delivery.engine import Recipients
     from aws_ws_async.models.sessions import WebSocketSession
 
 logger = logging.getLogger("aws_ws_async.sending")
@@ -241,14 +242,113 @@ def iter_recipient_chunks(
 
 
 # ---------------------------------------------------------------------------------------------
-# Broadcast (QuerySet level)
+# What a broadcast and a bulk close do differently
 # ---------------------------------------------------------------------------------------------
 
 
-def _finish(report: DeliveryReport, started: float, operation: str, sender: type[Any]) -> None:
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    """The few points where a broadcast (POST) and a server-side close (DELETE) differ.
+
+    Everything else (streaming or chunking the recipients, one engine per gateway under one
+    shared limiter, marking rows in bulk) is the same loop, written once below and handed one
+    of these.
+    """
+
+    #: Name in the summary log line: ``broadcast`` or ``disconnect``.
+    name: str
+    #: ``operation`` sent with ``broadcast_finished``: ``send`` or ``disconnect``.
+    signal: str
+    #: ``disconnect_reason`` written on the rows this operation marks.
+    reason: str
+    #: The encoded message; None for a DELETE.
+    payload: bytes | None = None
+
+    @property
+    def closes(self) -> bool:
+        return self.payload is None
+
+    async def deliver(self, engine: Engine, recipients: Recipients) -> DeliveryReport:
+        if self.payload is None:
+            return await engine.delete(recipients)
+        return await engine.post(recipients, self.payload)
+
+    def unreachable(self, ids: list[str], gateway_id: int | None) -> DeliveryReport:
+        """No endpoint: a post fails, while a close has no connection left to close (gone)."""
+        if self.payload is None:
+            return DeliveryReport(gone=list(ids))
+        return DeliveryReport(failed=_unreachable(ids, gateway_id))
+
+    def to_mark(self, report: DeliveryReport) -> list[str]:
+        """Ids whose rows end disconnected: a close marks what it closed, not only the gone."""
+        return report.delivered + report.gone if self.closes else report.gone
+
+
+def _send_op(payload: bytes) -> _Operation:
+    return _Operation("broadcast", "send", "gone", payload)
+
+
+def _close_op(reason: str) -> _Operation:
+    return _Operation("disconnect", "disconnect", reason)
+
+
+def _finish(report: DeliveryReport, started: float, op: _Operation, sender: type[Any]) -> None:
     """Stamp the duration and log the one summary line of this broadcast."""
     report.duration = time.perf_counter() - started
-    logger.info("%s finished: %s", operation, report.summary(), extra={"model": sender.__name__})
+    logger.info("%s finished: %s", op.name, report.summary(), extra={"model": sender.__name__})
+
+
+# ---------------------------------------------------------------------------------------------
+# Broadcast and bulk close (QuerySet level), async: streamed per gateway
+# ---------------------------------------------------------------------------------------------
+
+
+async def _astream_all(
+    queryset: models.QuerySet[Any],
+    op: _Operation,
+    policy: DeliveryPolicy,
+    chunk: int,
+    limiter: AdaptiveLimiter,
+) -> DeliveryReport:
+    """One engine per gateway, all concurrent, each streaming its connected rows by pk.
+
+    Gone connections are marked in background batches while the engines run (the close also
+    marks the ones it closed), so memory stays flat however many rows match.
+    """
+    base = queryset.filter(connected=True)
+    gateway_ids = [
+        g async for g in base.order_by().values_list("api_gateway_id", flat=True).distinct()
+    ]
+    endpoints = await aendpoints_for(gateway_ids)
+    marker = _BulkMarker(queryset.model, op.reason)
+
+    async def one_gateway(gateway_id: int | None) -> DeliveryReport:
+        rows = _stream_connection_ids(base.filter(api_gateway_id=gateway_id), chunk)
+        endpoint = endpoints.get(gateway_id)
+        if endpoint is None:
+            part = DeliveryReport()
+            async for cid in rows:
+                lost = op.unreachable([cid], gateway_id)
+                part.merge(lost)
+                for marked in op.to_mark(lost):
+                    marker.add(marked)
+            return part
+        transport = await transport_for(endpoint, policy)
+        engine = Engine(transport, policy=policy, limiter=limiter, on_gone=marker.add)
+        part = await op.deliver(engine, rows)
+        if op.closes:  # the gone ones went through ``on_gone`` already
+            for cid in part.delivered:
+                marker.add(cid)
+        return part
+
+    report = DeliveryReport(concurrency=policy.max_concurrency)
+    try:
+        parts = await asyncio.gather(*(one_gateway(g) for g in gateway_ids))
+    finally:
+        await marker.aclose()
+    for part in parts:
+        report.merge(part)
+    return report
 
 
 async def abroadcast(
@@ -262,42 +362,107 @@ async def abroadcast(
     """Send ``data`` to every connected session of ``queryset``; see the module docs."""
     from aws_ws_async.signals import broadcast_finished
 
-    payload = encode_payload(data)  # fails before anything is read or sent
+    op = _send_op(encode_payload(data))  # fails before anything is read or sent
     started = time.perf_counter()
     policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
     chunk = db_chunk_size or get_settings().db_chunk_size
-    base = queryset.filter(connected=True)
-    gateway_ids = [
-        g async for g in base.order_by().values_list("api_gateway_id", flat=True).distinct()
-    ]
-    endpoints = await aendpoints_for(gateway_ids)
     limiter = AdaptiveLimiter(policy.max_concurrency)
-    marker = _BulkMarker(queryset.model, "gone")
+    report = await _astream_all(queryset, op, policy, chunk, limiter)
+    report.lowest_concurrency = limiter.lowest
+    _finish(report, started, op, queryset.model)
+    await broadcast_finished.asend(
+        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
+    )
+    return report
 
-    async def one_gateway(gateway_id: int | None) -> DeliveryReport:
-        rows = base.filter(api_gateway_id=gateway_id)
+
+async def adisconnect_all(
+    queryset: models.QuerySet[Any],
+    reason: str = "server",
+    *,
+    concurrency: int | None = None,
+    db_chunk_size: int | None = None,
+) -> DeliveryReport:
+    """``DELETE @connections/{id}`` for every connected session, then mark them disconnected.
+
+    A 410 means already closed: marked too. Rows without a (provisioned) gateway have no
+    connection to close and are only marked (listed as gone). Failures stay connected.
+    """
+    from aws_ws_async.signals import broadcast_finished
+
+    op = _close_op(reason)
+    started = time.perf_counter()
+    policy = delivery_policy(concurrency=concurrency)
+    chunk = db_chunk_size or get_settings().db_chunk_size
+    limiter = AdaptiveLimiter(policy.max_concurrency)
+    report = await _astream_all(queryset, op, policy, chunk, limiter)
+    _finish(report, started, op, queryset.model)
+    await broadcast_finished.asend(
+        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
+    )
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Broadcast and bulk close (QuerySet level), sync: chunks in this thread, sends on the portal
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_chunks(
+    queryset: models.QuerySet[Any],
+    op: _Operation,
+    policy: DeliveryPolicy,
+    chunk: int,
+    limiter: AdaptiveLimiter,
+    *,
+    timeout: float | None = None,
+    progress: ProgressFn | None = None,
+) -> DeliveryReport:
+    """Read ``chunk`` connected rows at a time here, fan each chunk out on the portal loop.
+
+    Only one chunk of ids is held at a time; gateway endpoints are looked up the first time a
+    chunk mentions the gateway, and the chunk's rows are marked before the next one is read.
+    """
+    from aws_ws_async import sync
+
+    endpoints: dict[int | None, str | None] = {}
+    report = DeliveryReport(concurrency=policy.max_concurrency)
+    for rows in iter_recipient_chunks(queryset.filter(connected=True), chunk):
+        groups: dict[int | None, list[str]] = {}
+        for _, cid, gateway_id in rows:
+            groups.setdefault(gateway_id, []).append(cid)
+        missing = [g for g in groups if g not in endpoints]
+        if missing:
+            endpoints.update(endpoints_for(missing))
+        part = sync.run(
+            partial(_fan_out_groups, op, groups, endpoints, policy, limiter), timeout=timeout
+        )
+        mark_disconnected_ids(queryset.model, op.to_mark(part), op.reason)
+        report.merge(part)
+        if progress is not None:
+            progress(report)
+    return report
+
+
+async def _fan_out_groups(
+    op: _Operation,
+    groups: dict[int | None, list[str]],
+    endpoints: dict[int | None, str | None],
+    policy: DeliveryPolicy,
+    limiter: AdaptiveLimiter,
+) -> DeliveryReport:
+    """On the portal loop: one engine per gateway for one chunk of ids."""
+
+    async def one(gateway_id: int | None, ids: list[str]) -> DeliveryReport:
         endpoint = endpoints.get(gateway_id)
         if endpoint is None:
-            part = DeliveryReport()
-            async for cid in _stream_connection_ids(rows, chunk):
-                part.failed.extend(_unreachable([cid], gateway_id))
-            return part
+            return op.unreachable(ids, gateway_id)
         transport = await transport_for(endpoint, policy)
-        engine = Engine(transport, policy=policy, limiter=limiter, on_gone=marker.add)
-        return await engine.post(_stream_connection_ids(rows, chunk), payload)
+        return await op.deliver(Engine(transport, policy=policy, limiter=limiter), ids)
 
-    report = DeliveryReport(concurrency=policy.max_concurrency)
-    try:
-        parts = await asyncio.gather(*(one_gateway(g) for g in gateway_ids))
-    finally:
-        await marker.aclose()
-    for part in parts:
+    report = DeliveryReport()
+    for part in await asyncio.gather(*(one(g, ids) for g, ids in groups.items())):
         report.merge(part)
-    report.lowest_concurrency = limiter.lowest
-    _finish(report, started, "broadcast", queryset.model)
-    await broadcast_finished.asend(
-        sender=queryset.model, report=report, operation="send", queryset=queryset
-    )
     return report
 
 
@@ -315,113 +480,16 @@ def broadcast(
     from aws_ws_async.signals import broadcast_finished
 
     sync.portal()._check_caller()
-    payload = encode_payload(data)
+    op = _send_op(encode_payload(data))
     started = time.perf_counter()
     policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
     chunk = db_chunk_size or get_settings().db_chunk_size
-    base = queryset.filter(connected=True)
-    endpoints: dict[int | None, str | None] = {}
     limiter = AdaptiveLimiter(policy.max_concurrency)
-    report = DeliveryReport(concurrency=policy.max_concurrency)
-    for rows in iter_recipient_chunks(base, chunk):
-        groups: dict[int | None, list[str]] = {}
-        for _, cid, gateway_id in rows:
-            groups.setdefault(gateway_id, []).append(cid)
-        missing = [g for g in groups if g not in endpoints]
-        if missing:
-            endpoints.update(endpoints_for(missing))
-        part = sync.run(partial(_post_groups, groups, endpoints, payload, policy, limiter))
-        if part.gone:
-            mark_disconnected_ids(queryset.model, part.gone, "gone")
-        report.merge(part)
-        if progress is not None:
-            progress(report)
+    report = _run_chunks(queryset, op, policy, chunk, limiter, progress=progress)
     report.lowest_concurrency = limiter.lowest
-    _finish(report, started, "broadcast", queryset.model)
+    _finish(report, started, op, queryset.model)
     broadcast_finished.send(
-        sender=queryset.model, report=report, operation="send", queryset=queryset
-    )
-    return report
-
-
-async def _post_groups(
-    groups: dict[int | None, list[str]],
-    endpoints: dict[int | None, str | None],
-    payload: bytes,
-    policy: DeliveryPolicy,
-    limiter: AdaptiveLimiter,
-) -> DeliveryReport:
-    """On the portal loop: one engine per gateway for one chunk of ids."""
-
-    async def one(gateway_id: int | None, ids: list[str]) -> DeliveryReport:
-        endpoint = endpoints.get(gateway_id)
-        if endpoint is None:
-            return DeliveryReport(failed=_unreachable(ids, gateway_id))
-        transport = await transport_for(endpoint, policy)
-        return await Engine(transport, policy=policy, limiter=limiter).post(ids, payload)
-
-    report = DeliveryReport()
-    for part in await asyncio.gather(*(one(g, ids) for g, ids in groups.items())):
-        report.merge(part)
-    return report
-
-
-# ---------------------------------------------------------------------------------------------
-# Server-side close (QuerySet level)
-# ---------------------------------------------------------------------------------------------
-
-
-async def adisconnect_all(
-    queryset: models.QuerySet[Any],
-    reason: str = "server",
-    *,
-    concurrency: int | None = None,
-    db_chunk_size: int | None = None,
-) -> DeliveryReport:
-    """``DELETE @connections/{id}`` for every connected session, then mark them disconnected.
-
-    A 410 means already closed: marked too. Rows without a (provisioned) gateway have no
-    connection to close and are only marked (listed as gone). Failures stay connected.
-    """
-    from aws_ws_async.signals import broadcast_finished
-
-    started = time.perf_counter()
-    policy = delivery_policy(concurrency=concurrency)
-    chunk = db_chunk_size or get_settings().db_chunk_size
-    base = queryset.filter(connected=True)
-    gateway_ids = [
-        g async for g in base.order_by().values_list("api_gateway_id", flat=True).distinct()
-    ]
-    endpoints = await aendpoints_for(gateway_ids)
-    limiter = AdaptiveLimiter(policy.max_concurrency)
-    marker = _BulkMarker(queryset.model, reason)
-
-    async def one_gateway(gateway_id: int | None) -> DeliveryReport:
-        rows = base.filter(api_gateway_id=gateway_id)
-        endpoint = endpoints.get(gateway_id)
-        if endpoint is None:
-            part = DeliveryReport()
-            async for cid in _stream_connection_ids(rows, chunk):
-                part.gone.append(cid)
-                marker.add(cid)
-            return part
-        transport = await transport_for(endpoint, policy)
-        engine = Engine(transport, policy=policy, limiter=limiter, on_gone=marker.add)
-        part = await engine.delete(_stream_connection_ids(rows, chunk))
-        for cid in part.delivered:
-            marker.add(cid)
-        return part
-
-    report = DeliveryReport(concurrency=policy.max_concurrency)
-    try:
-        parts = await asyncio.gather(*(one_gateway(g) for g in gateway_ids))
-    finally:
-        await marker.aclose()
-    for part in parts:
-        report.merge(part)
-    _finish(report, started, "disconnect", queryset.model)
-    await broadcast_finished.asend(
-        sender=queryset.model, report=report, operation="disconnect", queryset=queryset
+        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
     )
     return report
 
@@ -439,47 +507,16 @@ def disconnect_all(
     from aws_ws_async.signals import broadcast_finished
 
     sync.portal()._check_caller()
+    op = _close_op(reason)
     started = time.perf_counter()
     policy = delivery_policy(concurrency=concurrency)
     chunk = db_chunk_size or get_settings().db_chunk_size
-    endpoints: dict[int | None, str | None] = {}
     limiter = AdaptiveLimiter(policy.max_concurrency)
-    report = DeliveryReport(concurrency=policy.max_concurrency)
-    for rows in iter_recipient_chunks(queryset.filter(connected=True), chunk):
-        groups: dict[int | None, list[str]] = {}
-        for _, cid, gateway_id in rows:
-            groups.setdefault(gateway_id, []).append(cid)
-        missing = [g for g in groups if g not in endpoints]
-        if missing:
-            endpoints.update(endpoints_for(missing))
-        part = sync.run(
-            partial(_delete_groups, groups, endpoints, policy, limiter), timeout=timeout
-        )
-        mark_disconnected_ids(queryset.model, part.delivered + part.gone, reason)
-        report.merge(part)
-    _finish(report, started, "disconnect", queryset.model)
+    report = _run_chunks(queryset, op, policy, chunk, limiter, timeout=timeout)
+    _finish(report, started, op, queryset.model)
     broadcast_finished.send(
-        sender=queryset.model, report=report, operation="disconnect", queryset=queryset
+        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
     )
-    return report
-
-
-async def _delete_groups(
-    groups: dict[int | None, list[str]],
-    endpoints: dict[int | None, str | None],
-    policy: DeliveryPolicy,
-    limiter: AdaptiveLimiter,
-) -> DeliveryReport:
-    async def one(gateway_id: int | None, ids: list[str]) -> DeliveryReport:
-        endpoint = endpoints.get(gateway_id)
-        if endpoint is None:
-            return DeliveryReport(gone=list(ids))
-        transport = await transport_for(endpoint, policy)
-        return await Engine(transport, policy=policy, limiter=limiter).delete(ids)
-
-    report = DeliveryReport()
-    for part in await asyncio.gather(*(one(g, ids) for g, ids in groups.items())):
-        report.merge(part)
     return report
 
 
@@ -505,26 +542,19 @@ async def _session_endpoint(session: WebSocketSession) -> str | None:
     return (await aendpoints_for([session.api_gateway_id])).get(session.api_gateway_id)
 
 
-async def _post_one(
+async def _deliver_one(
+    op: _Operation,
     endpoint: str | None,
     gateway_id: int | None,
     connection_id: str,
-    payload: bytes,
     policy: DeliveryPolicy,
 ) -> DeliveryReport:
     if endpoint is None:
-        return DeliveryReport(failed=_unreachable([connection_id], gateway_id), concurrency=1)
+        report = op.unreachable([connection_id], gateway_id)
+        report.concurrency = 1
+        return report
     transport = await transport_for(endpoint, policy)
-    return await Engine(transport, policy=policy).post([connection_id], payload)
-
-
-async def _delete_one(
-    endpoint: str | None, connection_id: str, policy: DeliveryPolicy
-) -> DeliveryReport:
-    if endpoint is None:
-        return DeliveryReport(gone=[connection_id], concurrency=1)
-    transport = await transport_for(endpoint, policy)
-    return await Engine(transport, policy=policy).delete([connection_id])
+    return await op.deliver(Engine(transport, policy=policy), [connection_id])
 
 
 def _single_policy(gone_retry_seconds: float = 0.0) -> DeliveryPolicy:
@@ -540,8 +570,8 @@ async def asend_to_session(
         return DeliveryReport(gone=[session.connection_id], concurrency=1)
     endpoint = await _session_endpoint(session)
     policy = _single_policy(gone_retry_seconds)
-    report = await _post_one(
-        endpoint, session.api_gateway_id, session.connection_id, payload, policy
+    report = await _deliver_one(
+        _send_op(payload), endpoint, session.api_gateway_id, session.connection_id, policy
     )
     if report.gone:
         await session.amark_disconnected("gone")
@@ -565,7 +595,8 @@ def send_to_session(
     policy = _single_policy(gone_retry_seconds)
     gateway_id, cid = session.api_gateway_id, session.connection_id
     report = sync.run(
-        lambda: _post_one(endpoint, gateway_id, cid, payload, policy), timeout=timeout
+        lambda: _deliver_one(_send_op(payload), endpoint, gateway_id, cid, policy),
+        timeout=timeout,
     )
     if report.gone:
         session.mark_disconnected("gone")
@@ -575,7 +606,9 @@ def send_to_session(
 async def adisconnect_session(session: WebSocketSession, reason: str = "server") -> DeliveryReport:
     """Server-side close of one connection; 204 or 410 both end with the row disconnected."""
     endpoint = await _session_endpoint(session)
-    report = await _delete_one(endpoint, session.connection_id, _single_policy())
+    op = _close_op(reason)
+    gateway_id = session.api_gateway_id
+    report = await _deliver_one(op, endpoint, gateway_id, session.connection_id, _single_policy())
     if not report.failed:
         await session.amark_disconnected(reason)
     return report
@@ -588,8 +621,10 @@ def disconnect_session(
 
     sync.portal()._check_caller()
     endpoint = _session_endpoint_sync(session)
-    cid = session.connection_id
-    report = sync.run(lambda: _delete_one(endpoint, cid, _single_policy()), timeout=timeout)
+    op, gateway_id, cid = _close_op(reason), session.api_gateway_id, session.connection_id
+    report = sync.run(
+        lambda: _deliver_one(op, endpoint, gateway_id, cid, _single_policy()), timeout=timeout
+    )
     if not report.failed:
         session.mark_disconnected(reason)
     return report
