@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -27,6 +27,14 @@ from aws_ws_async.validators import TOKEN_RE, validate_token
 
 def digest_token(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+class _SpendQueries(NamedTuple):
+    """The conditional UPDATE's rows and timestamp, and the query for the token's owner."""
+
+    rows: models.QuerySet[WebSocketToken]
+    now: datetime
+    owner: models.QuerySet[Any]
 
 
 class WebSocketToken(models.Model):
@@ -101,49 +109,53 @@ class WebSocketToken(models.Model):
     # --- consuming -------------------------------------------------------------------------
 
     @classmethod
-    def consume(cls, raw_token: str, session_key: str) -> Any | None:
-        """Spend the token and return its (active) user, or None. Two queries at most."""
-        if not isinstance(raw_token, str) or TOKEN_RE.fullmatch(raw_token) is None:
-            return None
-        if not session_key:
-            return None
-        digest = digest_token(raw_token)
-        now = timezone.now()
-        spent = cls.objects.filter(
+    def _unspent_rows(
+        cls, digest: str, session_key: str, now: datetime
+    ) -> models.QuerySet[WebSocketToken]:
+        """Rows a token digest may still be spent from: unused, unexpired, bound to the session."""
+        return cls.objects.filter(
             token=digest,
             used=False,
             expires_at__gt=now,
             session_key_hash__in=session_key_hashes(session_key),
-        ).update(used=True, used_at=now)
-        if spent != 1:
-            return None
-        return (
-            get_user_model()
-            ._default_manager.filter(websocket_tokens__token=digest, is_active=True)
-            .first()
         )
 
     @classmethod
-    async def aconsume(cls, raw_token: str, session_key: str) -> Any | None:
+    def _spend_queries(cls, raw_token: object, session_key: str) -> _SpendQueries | None:
+        """What :meth:`consume` and :meth:`aconsume` run, built once for both.
+
+        None for malformed input, which never reaches the database; the two callers differ only
+        in running the UPDATE and the owner lookup sync or async.
+        """
         if not isinstance(raw_token, str) or TOKEN_RE.fullmatch(raw_token) is None:
             return None
         if not session_key:
             return None
         digest = digest_token(raw_token)
         now = timezone.now()
-        spent = await cls.objects.filter(
-            token=digest,
-            used=False,
-            expires_at__gt=now,
-            session_key_hash__in=session_key_hashes(session_key),
-        ).aupdate(used=True, used_at=now)
-        if spent != 1:
-            return None
-        return (
-            await get_user_model()
-            ._default_manager.filter(websocket_tokens__token=digest, is_active=True)
-            .afirst()
+        owner = get_user_model()._default_manager.filter(
+            websocket_tokens__token=digest, is_active=True
         )
+        return _SpendQueries(cls._unspent_rows(digest, session_key, now), now, owner)
+
+    @classmethod
+    def consume(cls, raw_token: str, session_key: str) -> Any | None:
+        """Spend the token and return its (active) user, or None. Two queries at most."""
+        queries = cls._spend_queries(raw_token, session_key)
+        if queries is None:
+            return None
+        if queries.rows.update(used=True, used_at=queries.now) != 1:
+            return None
+        return queries.owner.first()
+
+    @classmethod
+    async def aconsume(cls, raw_token: str, session_key: str) -> Any | None:
+        queries = cls._spend_queries(raw_token, session_key)
+        if queries is None:
+            return None
+        if await queries.rows.aupdate(used=True, used_at=queries.now) != 1:
+            return None
+        return await queries.owner.afirst()
 
     # --- two-step consumption for $connect (read, then spend) -------------------------------
 
@@ -160,12 +172,7 @@ class WebSocketToken(models.Model):
             return cls.objects.none()
         if not isinstance(session_key, str) or not session_key or len(session_key) > 256:
             return cls.objects.none()
-        return cls.objects.filter(
-            token=digest_token(raw_token),
-            used=False,
-            expires_at__gt=timezone.now(),
-            session_key_hash__in=session_key_hashes(session_key),
-        )
+        return cls._unspent_rows(digest_token(raw_token), session_key, timezone.now())
 
     async def aspend(self) -> bool:
         """Mark this token used; True only for the one caller whose UPDATE changed the row.
