@@ -46,6 +46,13 @@ def _summarise(items: list[Any]) -> str:
     return shown + (f"; and {more} more" if more > 0 else "")
 
 
+def _sync_outcome(diffs: list[Any], done: str) -> str:
+    """The message of a sync in either direction: ``done`` (with ``{n}``) and the changes."""
+    if not diffs:
+        return "already in sync with AWS"
+    return f"{done.format(n=len(diffs))}: {_summarise(diffs)}"
+
+
 def _run_each(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
@@ -125,12 +132,7 @@ def sync_from_aws(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
 ) -> None:
     def pull(gateway: ApiGateway) -> str:
-        diffs = gateway.sync_from_aws()
-        return (
-            f"took {len(diffs)} change(s) from AWS: {_summarise(diffs)}"
-            if diffs
-            else ("already in sync with AWS")
-        )
+        return _sync_outcome(gateway.sync_from_aws(), "took {n} change(s) from AWS")
 
     _run_each(modeladmin, request, queryset, "Sync from AWS", pull)
 
@@ -140,12 +142,7 @@ def sync_to_aws(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
 ) -> None:
     def push(gateway: ApiGateway) -> str:
-        diffs = gateway.sync_to_aws()
-        return (
-            f"pushed {len(diffs)} change(s) and redeployed: {_summarise(diffs)}"
-            if diffs
-            else ("already in sync with AWS")
-        )
+        return _sync_outcome(gateway.sync_to_aws(), "pushed {n} change(s) and redeployed")
 
     _run_each(modeladmin, request, queryset, "Sync to AWS", push)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from aws_ws_async import aws
@@ -42,29 +42,23 @@ def _session() -> Any:
 
 
 @asynccontextmanager
-async def apigatewayv2_client() -> AsyncIterator[Any]:
+async def _client(service: str, endpoint_setting: str) -> AsyncIterator[Any]:
+    """A ``service`` client on the loop's session, its endpoint read from settings on entry."""
+    session = _session()
+    config = aws.client_config(retries=RETRIES, read_timeout=30)
+    endpoint_url = getattr(get_settings(), endpoint_setting)
+    async with session.client(service, endpoint_url=endpoint_url, config=config) as client:
+        yield client
+
+
+def apigatewayv2_client() -> AbstractAsyncContextManager[Any]:
     """An ``apigatewayv2`` client bound to the running loop, closed on exit."""
-    session = _session()
-    config = aws.client_config(retries=RETRIES, read_timeout=30)
-    async with session.client(
-        "apigatewayv2",
-        endpoint_url=get_settings().apigateway_endpoint_url,
-        config=config,
-    ) as client:
-        yield client
+    return _client("apigatewayv2", "apigateway_endpoint_url")
 
 
-@asynccontextmanager
-async def route53_client() -> AsyncIterator[Any]:
+def route53_client() -> AbstractAsyncContextManager[Any]:
     """A ``route53`` client (global service; the region only matters for signing)."""
-    session = _session()
-    config = aws.client_config(retries=RETRIES, read_timeout=30)
-    async with session.client(
-        "route53",
-        endpoint_url=get_settings().route53_endpoint_url,
-        config=config,
-    ) as client:
-        yield client
+    return _client("route53", "route53_endpoint_url")
 
 
 def region_of(client: Any) -> str:

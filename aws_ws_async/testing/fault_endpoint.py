@@ -12,7 +12,6 @@ Usable from async tests (``async with FaultEndpoint(plan) as ep``), from sync co
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import threading
@@ -25,6 +24,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from aws_ws_async.testing._cli import serve_until_interrupted
 from aws_ws_async.testing.responses import error_response, ok_response
 
 MARKER = "/@connections/"
@@ -263,22 +263,11 @@ class FaultEndpoint:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve a latency-only endpoint until interrupted (used by the benchmark)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
-    args = parser.parse_args(argv)
-
-    async def serve() -> None:
-        endpoint = FaultEndpoint(FaultPlan(latency=args.latency_ms / 1000), port=args.port)
-        await endpoint.start()
-        print(endpoint.port, flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await endpoint.stop()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    serve_until_interrupted(
+        __doc__ or "",
+        lambda latency, port: FaultEndpoint(FaultPlan(latency=latency), port=port),
+        argv,
+    )
 
 
 if __name__ == "__main__":

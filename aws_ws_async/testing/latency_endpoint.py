@@ -13,9 +13,9 @@ Run it as ``python -c "from aws_ws_async.testing.latency_endpoint import main; m
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
+
+from aws_ws_async.testing._cli import serve_until_interrupted
 
 _RESPONSES = {
     b"POST": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-amzn-RequestId: bench\r\n\r\n",
@@ -99,22 +99,11 @@ class LatencyEndpoint:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Latency-only @connections endpoint.")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
-    args = parser.parse_args(argv)
-
-    async def serve() -> None:
-        endpoint = LatencyEndpoint(args.latency_ms / 1000, port=args.port)
-        await endpoint.start()
-        print(endpoint.port, flush=True)  # the parent process reads the port
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await endpoint.stop()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    serve_until_interrupted(
+        "Latency-only @connections endpoint.",
+        lambda latency, port: LatencyEndpoint(latency, port=port),
+        argv,
+    )
 
 
 if __name__ == "__main__":

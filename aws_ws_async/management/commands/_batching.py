@@ -12,10 +12,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.db.models import QuerySet
 
 DEFAULT_BATCH_SIZE = 1000
+
+
+def add_batch_size_argument(parser: CommandParser, statements: str) -> None:
+    """``--batch-size``, the same option on every housekeeping command."""
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"Rows per {statements} statement (default {DEFAULT_BATCH_SIZE}).",
+    )
+
+
+def batch_size_option(options: dict[str, Any]) -> int:
+    """The parsed ``--batch-size``; below 1 would never finish a batch, so it is refused."""
+    batch_size: int = options["batch_size"]
+    if batch_size < 1:
+        raise CommandError("--batch-size must be at least 1.")
+    return batch_size
 
 
 def delete_in_batches(queryset: QuerySet[Any], batch_size: int = DEFAULT_BATCH_SIZE) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.core.management.base import BaseCommand, CommandError
 
+from aws_ws_async.exceptions import ApiGatewaySyncError
 from aws_ws_async.models import ApiGateway
 from aws_ws_async.provisioning.drift import Difference
 
@@ -23,3 +24,17 @@ def write_differences(command: BaseCommand, diffs: Iterable[Difference], prefix:
         command.stdout.write(f"  {prefix} {diff}")
         count += 1
     return count
+
+
+def run_steps(command: BaseCommand, gateway: ApiGateway, create: Callable[[], list[str]]) -> None:
+    """Run one resumable creation and list its steps; an AWS failure becomes a CommandError.
+
+    Shared by ``createApiGateway`` and ``createCustomDomain`` so both report progress and
+    failures the same way.
+    """
+    try:
+        steps = create()
+    except ApiGatewaySyncError as exc:
+        raise CommandError(f"{gateway}: {exc}") from exc
+    for step in steps:
+        command.stdout.write(f"  {step}")

@@ -13,7 +13,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from aws_ws_async.conf import get_settings
-from aws_ws_async.management.commands._batching import DEFAULT_BATCH_SIZE, delete_in_batches
+from aws_ws_async.management.commands._batching import (
+    add_batch_size_argument,
+    batch_size_option,
+    delete_in_batches,
+)
 from aws_ws_async.models import ConnectionRateLimit, WebSocketToken
 
 #: Tokens younger than this are never deleted, even with a shorter expiry, to leave a margin.
@@ -43,12 +47,7 @@ class Command(BaseCommand):
             f"rate_limit_retention_days, now {s.rate_limit_retention_days}).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Only count; delete nothing.")
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=DEFAULT_BATCH_SIZE,
-            help=f"Rows per DELETE statement (default {DEFAULT_BATCH_SIZE}).",
-        )
+        add_batch_size_argument(parser, "DELETE")
 
     def handle(self, *args: Any, **options: Any) -> None:
         s = get_settings()
@@ -60,13 +59,11 @@ class Command(BaseCommand):
         )
         given_rate_age: int | None = options["rate_limit_age"]
         rate_age = s.rate_limit_retention_days if given_rate_age is None else given_rate_age
-        batch_size: int = options["batch_size"]
         if token_age < 0:
             raise CommandError("--token-age must be 0 or more.")
         if rate_age < 0:
             raise CommandError("--rate-limit-age must be 0 or more.")
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
+        batch_size = batch_size_option(options)
 
         now = timezone.now()
         tokens = WebSocketToken.objects.filter(created_at__lt=now - timedelta(seconds=token_age))

@@ -15,8 +15,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from aws_ws_async.management.commands._batching import (
-    DEFAULT_BATCH_SIZE,
+    add_batch_size_argument,
     apply_in_batches,
+    batch_size_option,
     delete_in_batches,
 )
 from aws_ws_async.models import DisconnectReason, WebSocketSession, WebSocketSessionQuerySet
@@ -40,21 +41,14 @@ class Command(BaseCommand):
             help="Only delete sessions disconnected more than N days ago (keep recent history).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Only count; change nothing.")
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=DEFAULT_BATCH_SIZE,
-            help=f"Rows per UPDATE/DELETE statement (default {DEFAULT_BATCH_SIZE}).",
-        )
+        add_batch_size_argument(parser, "UPDATE/DELETE")
 
     def handle(self, *args: Any, **options: Any) -> None:
         days: int | None = options["older_than_days"]
-        batch_size: int = options["batch_size"]
         dry_run: bool = options["dry_run"]
         if days is not None and days < 0:
             raise CommandError("--older-than-days must be 0 or more.")
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
+        batch_size = batch_size_option(options)
 
         stale = 0
         if options["stale"]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from aws_ws_async.exceptions import ApiGatewaySyncError
-from aws_ws_async.management.commands._provisioning import get_gateway
+from aws_ws_async.management.commands._provisioning import get_gateway, run_steps
 
 
 class Command(BaseCommand):
@@ -22,12 +21,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{gateway}: already created and deployed ({gateway.api_id}).")
             return
         self.stdout.write(f"{gateway}: creating API, routes, stage and deployment...")
-        try:
-            steps = gateway.create_gateway()
-        except ApiGatewaySyncError as exc:
-            raise CommandError(f"{gateway}: {exc}") from exc
-        for step in steps:
-            self.stdout.write(f"  {step}")
+        run_steps(self, gateway, gateway.create_gateway)
         self.stdout.write(
             self.style.SUCCESS(f"{gateway}: deployed; clients connect to {gateway.websocket_url}")
         )

@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from aws_ws_async.exceptions import ApiGatewaySyncError
-from aws_ws_async.management.commands._provisioning import get_gateway
+from aws_ws_async.management.commands._provisioning import get_gateway, run_steps
 
 
 class Command(BaseCommand):
@@ -24,12 +23,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{gateway}: custom domain {gateway.domain_name} already exists.")
             return
         self.stdout.write(f"{gateway}: creating custom domain {gateway.domain_name}...")
-        try:
-            steps = gateway.create_custom_domain()
-        except ApiGatewaySyncError as exc:
-            raise CommandError(f"{gateway}: {exc}") from exc
-        for step in steps:
-            self.stdout.write(f"  {step}")
+        run_steps(self, gateway, gateway.create_custom_domain)
         if not gateway.hosted_zone_id:
             self.stdout.write(
                 f"  no hosted_zone_id: point a DNS record for {gateway.domain_name} at "
