@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
 
 from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import WebSocketView
@@ -84,6 +85,14 @@ class EchoView(WebSocketView):
     def _private(self, request: HttpRequest) -> str:
         return "never callable"
 
+    #: How often ``prop``'s getter ran: a message naming it must not run it.
+    prop_reads = 0
+
+    @property
+    def prop(self) -> Any:
+        type(self).prop_reads += 1
+        return self.echo
+
     async def after_connect(self, session: WebSocketSession) -> None:
         if session.channel_name == "welcome":
             self.send_after_connect({"type": "welcome", "id": session.connection_id})
@@ -106,7 +115,23 @@ class FallbackView(EchoView):
 
 
 class ExplicitView(EchoView):
-    ALLOWED_HANDLERS = {"echo", "connect", "dispatch", "_private", "static_helper"}
+    ALLOWED_HANDLERS = {
+        "echo",
+        "connect",
+        "dispatch",
+        "_private",
+        "static_helper",
+        "class_helper",
+        "prop",
+        "missing",
+    }
+
+
+class DefaultView(EchoView):
+    """Overrides ``default`` without the fallback opt-in."""
+
+    async def default(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, str]:
+        return {"handled_by": "default"}
 
 
 class NoTokenView(EchoView):
@@ -136,6 +161,13 @@ class PinnedGatewayView(EchoView):
 class SubdomainView(EchoView):
     allow_origin_subdomains = True
     allowed_origins = ["https://*.trusted.test"]
+
+
+#: Extra URLs for tests marked ``@pytest.mark.urls("tests.fixtures_views")``.
+urlpatterns = [
+    path("ws/<slug:route>", EchoView.as_view()),
+    path("ws-default/<slug:route>", DefaultView.as_view()),
+]
 
 
 # --- request helpers ----------------------------------------------------------------------
@@ -263,20 +295,27 @@ async def post(
     body: bytes | str = b"",
     *,
     method: str = "POST",
-    query: str = "",
+    query: str | bytes = "",
+    extra_raw_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> Response:
     """Send one integration request through Django's real ASGI handler, byte for byte.
 
     Django's test clients add their own ``Host`` and ``Cookie`` headers; API Gateway's requests
-    carry exactly the headers given here, so the scope is built by hand.
+    carry exactly the headers given here, so the scope is built by hand. ``Content-Length`` is
+    added (``0`` for an empty body) unless given, as API Gateway, aiohttp, uvicorn and daphne
+    all do; ``"Content-Length": ""`` in ``headers`` sends none.
+    ``extra_raw_headers`` are appended as they are (repeated names, raw bytes).
     """
     if isinstance(body, str):
         body = body.encode()
     raw_headers = [
-        (name.lower().encode("latin1"), value.encode("latin1")) for name, value in headers.items()
+        (name.lower().encode("latin1"), value.encode("latin1"))
+        for name, value in headers.items()
+        if not (name.lower() == "content-length" and value == "")
     ]
-    if body and not any(name == b"content-length" for name, _ in raw_headers):
+    if not any(name.lower() == "content-length" for name in headers):
         raw_headers.append((b"content-length", str(len(body)).encode()))
+    raw_headers.extend(extra_raw_headers)
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -285,7 +324,7 @@ async def post(
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": query.encode("latin1"),
+        "query_string": query if isinstance(query, bytes) else query.encode("latin1"),
         "root_path": "",
         "headers": raw_headers,
         "client": ("10.0.0.9", 41234),

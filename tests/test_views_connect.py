@@ -180,23 +180,83 @@ async def test_only_post(ws_settings: Any, gateway: Any, browser: Any) -> None:
     assert await sessions() == 0
 
 
-async def test_missing_header_is_400(ws_settings: Any, gateway: Any, browser: Any) -> None:
-    for header in (
-        "X-Forwarded-For",
-        "X-Amzn-Apigateway-Api-Id",
-        "Connectionid",
-        "Origin",
-        "Sec-WebSocket-Key",
-    ):
-        headers = gateway_headers(new_connection_id(), connect=True)
-        headers["Cookie"] = browser.cookie()
+#: Every header API Gateway sends on every route (the predecessor required the same set,
+#: plus nginx's X-Real-Ip, which is not API Gateway's).
+GATEWAY_HEADERS = (
+    "Host",
+    "Content-Length",
+    "User-Agent",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Port",
+    "X-Amzn-Trace-Id",
+    "X-Amzn-Apigateway-Api-Id",
+    "Connectionid",
+)
+HANDSHAKE_HEADERS = ("Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Version")
+
+
+@pytest.mark.parametrize("header", GATEWAY_HEADERS + HANDSHAKE_HEADERS)
+async def test_missing_header_is_400(
+    ws_settings: Any, gateway: Any, browser: Any, header: str
+) -> None:
+    headers = gateway_headers(new_connection_id(), connect=True)
+    headers["Cookie"] = browser.cookie()
+    headers[header] = ""  # sent empty (Content-Length: not sent at all)
+    if header != "Content-Length":
         del headers[header]
+    token = await browser.anew_token()
+    response = await post("/ws/connect", headers, query=f"ws_token={token}")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "missing_headers"
+    assert header.lower() not in response.content.decode().lower()
+    assert not await token_used(token)
+    assert await sessions() == 0
+
+
+@pytest.mark.parametrize("header", GATEWAY_HEADERS)
+@pytest.mark.parametrize("route", ["default", "disconnect"])
+async def test_missing_gateway_header_on_other_routes(
+    ws_settings: Any, gateway: Any, browser: Any, header: str, route: str
+) -> None:
+    cid = new_connection_id()
+    assert (await connect(browser, cid, channel="room")).status_code == 200
+    headers = gateway_headers(cid)
+    headers[header] = ""
+    if header != "Content-Length":
+        del headers[header]
+    before = await ConnectionRateLimit.objects.acount()
+    response = await post(f"/ws/{route}", headers, '{"action": "echo"}')
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "missing_headers"
+    session = await WebSocketSession.objects.aget(connection_id=cid)
+    assert session.connected
+    assert await ConnectionRateLimit.objects.acount() == before
+
+
+async def test_required_headers_are_configurable(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    """A proxy of yours that strips a header: narrow ``required_headers``; add your own with
+    ``additional_required_headers``."""
+    from tests.fixtures_views import EchoView
+
+    headers = gateway_headers(new_connection_id(), connect=True)
+    headers["Cookie"] = browser.cookie()
+    del headers["X-Amzn-Trace-Id"]
+    original = EchoView.required_headers
+    EchoView.required_headers = [h for h in original if h != "X-Amzn-Trace-Id"]
+    EchoView.additional_required_headers = ["X-Real-Ip"]
+    try:
         token = await browser.anew_token()
         response = await post("/ws/connect", headers, query=f"ws_token={token}")
-        assert response.status_code == 400, header
-        assert header.lower() not in response.content.decode().lower()
-        assert not await token_used(token)
-    assert await sessions() == 0
+        assert response.status_code == 400  # X-Real-Ip missing
+        headers["X-Real-Ip"] = CLIENT_IP
+        response = await post("/ws/connect", headers, query=f"ws_token={token}")
+        assert response.status_code == 200, response.content
+    finally:
+        EchoView.required_headers = original
+        EchoView.additional_required_headers = []
 
 
 async def test_invalid_connection_id(ws_settings: Any, gateway: Any, browser: Any) -> None:
@@ -400,6 +460,27 @@ async def test_invalid_channel_refused_before_token_is_spent(
         assert response.status_code == 400, channel
         assert not await token_used(token)
     assert await ConnectionRateLimit.objects.filter(reason="invalid_channel").acount() == len(bad)
+
+
+async def test_hostile_connect_queries(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    """Uppercase token (tokens are lowercase hex), 129-char or non-UTF-8 channel: 4xx, no
+    session, token not spent; api id with spaces: 403."""
+    token = await browser.anew_token()
+    cases = [
+        (f"ws_token={token.upper()}", 401),
+        (f"ws_token={token}&channel={'a' * 129}", 400),
+        (f"ws_token={token}&channel=%FF%FE", 400),
+        (f"ws_token={token}&channel=room%0A", 400),
+        (f"ws_token={token}&ws_token=", 401),  # the last value counts (QueryDict)
+    ]
+    for query, status in cases:
+        headers = gateway_headers(new_connection_id(), connect=True)
+        headers["Cookie"] = browser.cookie()
+        response = await post("/ws/connect", headers, query=query)
+        assert response.status_code == status, query
+    assert (await connect(browser, new_connection_id(), api_id="abc 123")).status_code == 403
+    assert not await token_used(token)
+    assert await sessions() == 0
 
 
 async def test_dotted_channel_names_are_valid(ws_settings: Any, gateway: Any, browser: Any) -> None:

@@ -22,6 +22,8 @@ from aws_ws_async.models import (
 )
 from aws_ws_async.views.background import wait_for_background_tasks
 from tests.fixtures_views import (
+    API_ID,
+    GATEWAY_SECRET,
     EchoView,
     ExplicitView,
     QueryLog,
@@ -139,7 +141,8 @@ async def test_base_change_channel_needs_listing(
 ) -> None:
     assert "change_channel" in EchoView.get_allowed_handlers()  # listed in ADDITIONAL_...
     explicit = ExplicitView.get_allowed_handlers()
-    assert explicit == frozenset({"echo", "static_helper"})  # reserved and private names dropped
+    # Reserved, private, missing names and non-methods (static/class method, property) dropped.
+    assert explicit == frozenset({"echo"})
     cid = await open_session(browser, path="/ws-explicit/connect")
     assert (
         await send(cid, {"action": "sync_echo"}, path="/ws-explicit/default")
@@ -163,11 +166,34 @@ async def test_discovered_handlers() -> None:
     assert not handlers & {"static_helper", "class_helper", "_private", "after_connect", "connect"}
 
 
-async def test_missing_handler_key(ws_settings: Any, gateway: Any, browser: Any) -> None:
-    cid = await open_session(browser)
-    response = await send(cid, {"message": "hi"})
-    # "default" exists on the base class (not overridden): it answers unknown handler.
-    assert response.status_code == 404
+@pytest.mark.urls("tests.fixtures_views")
+async def test_missing_handler_key_is_400_even_with_default(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    """The predecessor refused a message naming no handler (400); so do we, even when the view
+    overrides ``default``. Only ``FALLBACK_TO_DEFAULT_HANDLER`` routes it to ``default``."""
+    for prefix in ("/ws", "/ws-default"):
+        cid = await open_session(browser, path=f"{prefix}/connect")
+        response = await send(cid, {"message": "hi"}, path=f"{prefix}/default")
+        assert response.status_code == 400, prefix
+        assert response.json()["error"] == "handler_missing"
+    named = await send(cid, {"action": "default"}, path="/ws-default/default")
+    assert named.json() == {"handled_by": "default"}
+
+
+async def test_listed_non_methods_are_never_called(
+    ws_settings: Any, gateway: Any, browser: Any, query_log: QueryLog
+) -> None:
+    """Listed in ALLOWED_HANDLERS, but a static/class method, a property or absent: 404, and
+    the property's getter never runs (the predecessor exposed static methods)."""
+    cid = await open_session(browser, path="/ws-explicit/connect")
+    reads = ExplicitView.prop_reads
+    for name in ("static_helper", "class_helper", "prop", "missing", "connect", "_private"):
+        with query_log.recording() as queries:
+            response = await send(cid, {"action": name}, path="/ws-explicit/default")
+        assert response.status_code == 404, name
+        assert not [q for q in queries if "aws_ws_async" in q], name
+    assert ExplicitView.prop_reads == reads
 
 
 async def test_non_string_handler_is_refused(ws_settings: Any, gateway: Any, browser: Any) -> None:
@@ -447,3 +473,53 @@ async def test_pinned_api_id_works_without_a_gateway_row(ws_settings: Any, brows
     assert echo.status_code == 200
     other = await send(cid, {"action": "echo"}, path="/ws-pinned/default")
     assert other.status_code == 403
+
+
+# --- hostile input (audit against the predecessor's checks) -------------------------------
+
+
+async def test_duplicate_gateway_headers_are_refused(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    """A repeated header reaches Django joined with a comma: it must never match."""
+    cid = await open_session(browser)
+    body = b'{"action": "echo"}'
+    cases = {
+        b"connectionid": (cid, 401),
+        b"x-amzn-apigateway-api-id": ("abc123def4", 401),
+        b"x-ws-gateway-secret": (GATEWAY_SECRET, 403),
+        b"content-length": (str(len(body)), 400),
+        b"host": ("example.com", 400),
+    }
+    for name, (value, status) in cases.items():
+        headers = {**gateway_headers(cid), "Content-Length": str(len(body))}
+        extra = [(name, value.encode())]
+        response = await post("/ws/default", headers, body, extra_raw_headers=extra)
+        assert response.status_code == status, name
+    assert (await WebSocketSession.objects.aget(connection_id=cid)).connected
+
+
+async def test_odd_bytes_and_ids_never_5xx(ws_settings: Any, gateway: Any, browser: Any) -> None:
+    cid = await open_session(browser)
+    body = b'{"action": "echo"}'
+    odd = [(b"x-thing", b"\xff\xfe\x80")]
+    assert (
+        await post("/ws/default", gateway_headers(cid), body, extra_raw_headers=odd)
+    ).status_code == 200
+    for bad_cid, api_id in (("\xe9\xff", API_ID), (cid, " abc123def4 "), (cid, "abc 123")):
+        response = await post("/ws/default", gateway_headers(bad_cid, api_id=api_id), body)
+        assert response.status_code == 401, (bad_cid, api_id)
+    assert (
+        await post("/ws/default", gateway_headers(cid), body, query=b"a=\xff\xfe")
+    ).status_code == 400  # refused by Django's ASGI handler itself (UnicodeDecodeError)
+
+
+async def test_deep_but_parseable_json_is_not_a_500(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    """Nesting past the recursion limit is a 400; a handler that ignores the nesting runs."""
+    cid = await open_session(browser)
+    deep = b'{"action": "nothing", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert (await send(cid, deep)).status_code == 400
+    shallow = b'{"action": "nothing", "x": ' + b"[" * 200 + b"]" * 200 + b"}"
+    assert (await send(cid, shallow)).status_code == 200

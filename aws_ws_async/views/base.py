@@ -31,7 +31,7 @@ from django.views.decorators.csrf import csrf_exempt
 from aws_ws_async.conf import get_settings
 from aws_ws_async.models import ApiGateway, WebSocketSession
 from aws_ws_async.security import secret_matches
-from aws_ws_async.views.handlers import discover_handlers, explicit_handlers
+from aws_ws_async.views.handlers import discover_handlers, explicit_handlers, is_plain_method
 from aws_ws_async.views.responses import ResponsesMixin
 
 logger = logging.getLogger("aws_ws_async.views")
@@ -67,12 +67,21 @@ class WebSocketViewBase(ResponsesMixin, View):
     handler_selection_key: str = "handler"
     route_selection_key: str = "action"
     #: Headers every route must carry (the connection-id header from settings is added).
+    #: API Gateway's HTTP_PROXY integration sends all of them on ``$connect``, messages and
+    #: ``$disconnect``; a request without one did not come from it (docs/security.md). The
+    #: predecessor required the same set. Narrow it only if a proxy of yours strips one.
     required_headers: ClassVar[list[str]] = [
+        "Host",
+        "Content-Length",
+        "User-Agent",
         "X-Forwarded-For",
         "X-Forwarded-Proto",
+        "X-Forwarded-Port",
+        "X-Amzn-Trace-Id",
         "X-Amzn-Apigateway-Api-Id",
     ]
-    #: More headers to require, e.g. ones your proxy adds (none by default: see the docs).
+    #: More headers to require, e.g. ones your own proxy adds (none by default: ``X-Real-Ip``,
+    #: which the predecessor required, is nginx's, not API Gateway's).
     additional_required_headers: ClassVar[list[str]] = []
     #: If set, the ``X-Amzn-Apigateway-Api-Id`` header must equal it.
     aws_api_gateway_id: str | None = None
@@ -118,6 +127,8 @@ class WebSocketViewBase(ResponsesMixin, View):
             else:
                 extra = {"default", *cls.ADDITIONAL_ALLOWED_HANDLERS}
                 cached = discover_handlers(cls, WebSocketView, extra, frozenset(cls.BASE_HANDLERS))
+            # Only plain methods: a listed static/class method or property is never a handler.
+            cached = frozenset(name for name in cached if is_plain_method(cls, name))
             cls._handler_cache[cls] = cached
         return cached
 

@@ -4,12 +4,13 @@ A message names its handler in the body, so the set of callable names is an allo
 plain methods (``def`` or ``async def``) defined on the subclass, plus names listed explicitly.
 Everything ``WebSocketView`` itself defines (``connect``, ``dispatch``, hooks, responses) is never
 callable, except ``default`` and ``change_channel`` which exist to be exposed. Static methods,
-class methods and properties are not handlers.
+class methods and properties are not handlers, even when listed in ``ALLOWED_HANDLERS``.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 #: Base-class methods a subclass may expose as handlers.
@@ -58,6 +59,28 @@ def explicit_handlers(
     """
     reserved = _reserved(base, exposable)
     return frozenset(name for name in names if _exposable(name, reserved))
+
+
+def is_plain_method(cls: type, name: str) -> bool:
+    """Whether ``name`` is a ``def``/``async def`` on ``cls`` (looked up without descriptors)."""
+    try:
+        attr = inspect.getattr_static(cls, name)
+    except AttributeError:
+        return False
+    return inspect.isfunction(attr)
+
+
+def bound_handler(view: object, name: str) -> Callable[..., Any] | None:
+    """``view``'s method ``name`` if it is a plain function on its class, else None.
+
+    Checked on the class without running descriptors, so a name listed in ``ALLOWED_HANDLERS``
+    that is a static or class method, a property (whose getter would run) or any other class
+    attribute is refused like an unknown name, whatever the allow-list says.
+    """
+    if not is_plain_method(type(view), name):
+        return None
+    method = getattr(view, name, None)
+    return method if callable(method) else None
 
 
 def _exposable(name: Any, reserved: set[str]) -> bool:

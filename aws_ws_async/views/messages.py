@@ -24,6 +24,7 @@ from aws_ws_async.validators import is_valid_connection_id
 from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.background import spawn
 from aws_ws_async.views.base import BodyError
+from aws_ws_async.views.handlers import bound_handler
 
 logger = logging.getLogger("aws_ws_async.views")
 
@@ -54,7 +55,9 @@ class MessagesMixin(AccessMixin):
         if name is None:
             if named:
                 return await self.unknown_handler(request, "")
-            if "default" not in allowed:
+            # The predecessor refused a message naming no handler (400); only the explicit
+            # fallback opt-in sends it to ``default``.
+            if not (self.FALLBACK_TO_DEFAULT_HANDLER and "default" in allowed):
                 return await self.handler_selection_key_missing(request)
             name = "default"
         elif name not in allowed:
@@ -62,8 +65,9 @@ class MessagesMixin(AccessMixin):
                 logger.info("unknown handler %r (connection %s)", name[:64], self.connection_id)
                 return await self.unknown_handler(request, name)
             name = "default"
-        handler = getattr(self, name, None)
-        if not callable(handler):
+        handler = bound_handler(self, name)
+        if handler is None:
+            logger.info("listed handler %r is not a method", name[:64])
             return await self.unknown_handler(request, name)
 
         session = await self.load_session()
