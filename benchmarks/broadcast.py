@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from benchmarks._postgres import ensure_postgres_database
+
 CHANNEL = "bench"
 API_ID = "bench00001"
 PAYLOAD = {"type": "broadcast", "text": "x" * 200}
@@ -141,28 +143,12 @@ def setup_django(db: str, endpoint: str, workdir: str) -> None:
         os.environ.pop(name, None)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     if db == "postgres":
-        ensure_postgres_database()
+        ensure_postgres_database("aws_ws_async_bench")
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", verbosity=0)
-
-
-def ensure_postgres_database() -> None:
-    import psycopg
-
-    name = os.environ.get("BENCH_PG_NAME", "aws_ws_async_bench")
-    with psycopg.connect(
-        host=os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
-        port=os.environ.get("BENCH_PG_PORT", "5432"),
-        user=os.environ.get("BENCH_PG_USER", "postgres"),
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def fill(recipients: int) -> list[str]:

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks._postgres import ensure_postgres_database
+
 API_ID = "bench00001"
 SECRET = "bench-gateway-secret-0123456789abcdefghij"
 SCENARIOS = ("baseline", "message", "message_write", "connect", "disconnect")
@@ -95,21 +97,6 @@ def configure(db: str, workdir: str, pool: bool) -> None:
         LOGGING_CONFIG=None,
     )
     django.setup()
-
-
-def ensure_postgres_database() -> None:
-    import psycopg
-
-    name = os.environ.get("BENCH_PG_NAME", "aws_ws_async_bench_views")
-    with psycopg.connect(
-        host=os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
-        port=os.environ.get("BENCH_PG_PORT", "5432"),
-        user=os.environ.get("BENCH_PG_USER", "postgres"),
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # --- URLconf (this module is ROOT_URLCONF) --------------------------------------------------
@@ -427,7 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
         if args.db == "postgres":
-            ensure_postgres_database()
+            ensure_postgres_database("aws_ws_async_bench_views")
         configure(args.db, workdir, args.pool)
         build_urls()
         world = build_world(args.requests, args.repeat)
