@@ -283,3 +283,21 @@ async def test_refusals_over_real_http(server: dict[str, Any]) -> None:
             assert r.status == 403
         async with http.post(f"{url}/ws/default", data=b"x" * 200_000, headers=headers) as r:
             assert r.status == 413
+
+
+async def test_required_headers_survive_real_servers(server: dict[str, Any]) -> None:
+    """Evidence for requiring Host and Content-Length: aiohttp sends ``Content-Length: 0`` on an
+    empty POST (as API Gateway does) and uvicorn/daphne pass it to Django, so a bodiless
+    ``$disconnect`` is judged on its merits (401: no such session), not refused for a missing
+    header; only a chunked request lacks Content-Length, and it is refused (400)."""
+    url = server["url"]
+    cid = new_connection_id()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/ws/disconnect", headers=gateway_headers(server, cid)) as r:
+            assert r.status == 401, await r.text()
+        body = json.dumps({"action": "send_message", "message": "x"}).encode()
+        async with http.post(
+            f"{url}/ws/default", data=body, headers=gateway_headers(server, cid), chunked=True
+        ) as r:
+            assert r.status == 400, await r.text()
+            assert (await r.json())["error"] == "missing_headers"
