@@ -84,25 +84,25 @@ def _endpoint_for(api_id: str, stage: str) -> str | None:
     return aws.management_endpoint(api_id, stage)
 
 
-def endpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, str | None]:
-    """Sync: gateway pk -> endpoint URL (None: no gateway, or not provisioned)."""
+def _gateway_rows(gateway_ids: Iterable[int | None]) -> models.QuerySet[Any, tuple[Any, ...]]:
+    """(pk, api_id, stage_name) of the gateways asked for; the same query for both twins."""
     from aws_ws_async.models.gateways import ApiGateway
 
     wanted = [g for g in gateway_ids if g is not None]
+    return ApiGateway.objects.filter(pk__in=wanted).values_list("pk", "api_id", "stage_name")
+
+
+def endpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, str | None]:
+    """Sync: gateway pk -> endpoint URL (None: no gateway, or not provisioned)."""
     result: dict[int | None, str | None] = {None: None}
-    rows = ApiGateway.objects.filter(pk__in=wanted).values_list("pk", "api_id", "stage_name")
-    for pk, api_id, stage in rows:
+    for pk, api_id, stage in _gateway_rows(gateway_ids):
         result[pk] = _endpoint_for(api_id, stage)
     return result
 
 
 async def aendpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, str | None]:
-    from aws_ws_async.models.gateways import ApiGateway
-
-    wanted = [g for g in gateway_ids if g is not None]
     result: dict[int | None, str | None] = {None: None}
-    rows = ApiGateway.objects.filter(pk__in=wanted).values_list("pk", "api_id", "stage_name")
-    async for pk, api_id, stage in rows:
+    async for pk, api_id, stage in _gateway_rows(gateway_ids):
         result[pk] = _endpoint_for(api_id, stage)
     return result
 
@@ -143,25 +143,25 @@ def _disconnect_values(reason: str) -> dict[str, Any]:
     }
 
 
+def _connected_batches(model: type[models.Model], ids: list[str]) -> Iterator[models.QuerySet[Any]]:
+    """The still-connected rows of ``ids``, ``GONE_BATCH`` ids per query (so per UPDATE)."""
+    for start in range(0, len(ids), GONE_BATCH):
+        batch = ids[start : start + GONE_BATCH]
+        yield model._default_manager.filter(connection_id__in=batch, connected=True)
+
+
 def mark_disconnected_ids(model: type[models.Model], ids: list[str], reason: str) -> int:
     """Sync: one UPDATE per ``GONE_BATCH`` ids; only rows still connected change."""
     changed = 0
-    for start in range(0, len(ids), GONE_BATCH):
-        batch = ids[start : start + GONE_BATCH]
-        changed += model._default_manager.filter(connection_id__in=batch, connected=True).update(
-            **_disconnect_values(reason)
-        )
+    for rows in _connected_batches(model, ids):
+        changed += rows.update(**_disconnect_values(reason))
     return changed
 
 
 async def amark_disconnected_ids(model: type[models.Model], ids: list[str], reason: str) -> int:
     changed = 0
-    for start in range(0, len(ids), GONE_BATCH):
-        batch = ids[start : start + GONE_BATCH]
-        manager = model._default_manager
-        changed += await manager.filter(connection_id__in=batch, connected=True).aupdate(
-            **_disconnect_values(reason)
-        )
+    for rows in _connected_batches(model, ids):
+        changed += await rows.aupdate(**_disconnect_values(reason))
     return changed
 
 
