@@ -130,7 +130,10 @@ def requests(draw: st.DrawFn, connect_route: bool) -> tuple[str, dict[str, str],
     headers = gateway_headers("PLACEHOLDER", connect=connect_route)
     del headers["Connectionid"]
     method = draw(methods)
-    return method, mutate_headers(draw, headers), draw(bodies), draw(queries)
+    body = draw(bodies)
+    # Explicit, so it can be garbled, empty (not sent) or lie; if dropped, ``post`` adds it.
+    headers["Content-Length"] = str(len(body))
+    return method, mutate_headers(draw, headers), body, draw(queries)
 
 
 async def snapshot() -> list[tuple[str, str, bool]]:

@@ -117,6 +117,11 @@ RESERVED_OR_UNKNOWN = [
     "send_after_connect",
     "after_connect",
     "handler_error",
+    "http_method_not_allowed",
+    "options",
+    "message",
+    "route_request",
+    "prop",
     "nope",
     "",
     "ECHO",
@@ -212,7 +217,18 @@ async def test_fallback_to_default_is_opt_in(ws_settings: Any, gateway: Any, bro
 
 async def test_malformed_bodies_are_400(ws_settings: Any, gateway: Any, browser: Any) -> None:
     cid = await open_session(browser)
-    bodies = [b"", b"not json", b"[1, 2]", b'"echo"', b"null", b"\xff\xfe", b"[" * 50000, b'{"a":']
+    bodies = [
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b'"echo"',
+        b"null",
+        b"42",
+        b"\xff\xfe",
+        b"[" * 50000,
+        b'{"a":',
+        b'{"action": "echo", "n": ' + b"1" * 5000 + b"}",  # over int's digit limit
+    ]
     for body in bodies:
         response = await send(cid, body)
         assert response.status_code == 400, body[:20]
