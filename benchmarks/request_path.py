@@ -199,8 +199,8 @@ class QueryCounter:
 
 async def call(app: Any, path: str, headers: dict[str, str], body: bytes, query: str) -> int:
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    if body:
-        raw.append((b"content-length", str(len(body)).encode()))
+    # API Gateway always sends Content-Length (0 on $connect/$disconnect); the view requires it.
+    raw.append((b"content-length", str(len(body)).encode()))
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
