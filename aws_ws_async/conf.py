@@ -209,6 +209,13 @@ SPECS: dict[str, Spec] = {
         "posfloat",
         "How long a message queued during $connect keeps retrying 410 while the socket opens.",
     ),
+    "fast_signing": Spec(
+        True,
+        "bool",
+        "Sign @connections requests with the specialised SigV4 signer and send them through the "
+        "aiobotocore client's own connection pool (about 5x less CPU per post). False calls "
+        "client.post_to_connection / delete_connection for every request.",
+    ),
 }
 
 #: Keys of the legacy ``WEBSOCKETS`` dict that are read, mapped to our key names.
@@ -257,6 +264,7 @@ class AppSettings:
     read_timeout_seconds: float = SPECS["read_timeout_seconds"].default
     db_chunk_size: int = SPECS["db_chunk_size"].default
     welcome_retry_seconds: float = SPECS["welcome_retry_seconds"].default
+    fast_signing: bool = SPECS["fast_signing"].default
     #: Where each value came from ("default", "AWS_WS_ASYNC", "WEBSOCKETS", a legacy setting name).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -9,6 +9,8 @@ Scenarios:
 
 * ``asend_message``: ``WebSocketSession.objects.for_channel(...).asend_message(...)``, from the
   database, on one long-lived event loop (its cached client warmed up first, as in a server).
+* ``asend_message_standard``: the same, with ``AWS_WS_ASYNC["fast_signing"] = False``: every post
+  goes through ``client.post_to_connection`` (what the fast path saves, measured side by side).
 * ``predecessor_sequential``: a boto3 loop, one post after another (predecessor up to 4.0).
 * ``predecessor_threads``: boto3 with ``ThreadPoolExecutor(10)`` (predecessor 4.1).
 * ``aiobotocore_raw``: ``client.post_to_connection`` fan-out under a semaphore, ids in memory.
@@ -50,6 +52,7 @@ API_ID = "bench00001"
 PAYLOAD = {"type": "broadcast", "text": "x" * 200}
 SCENARIOS = (
     "asend_message",
+    "asend_message_standard",
     "predecessor_sequential",
     "predecessor_threads",
     "aiobotocore_raw",
@@ -211,6 +214,14 @@ class Bench:
 
         self.runner.run(warm())
         return measure(len(self.ids), lambda: self.runner.run(run()))
+
+    def asend_message_standard(self) -> Run:
+        from django.conf import settings
+        from django.test.utils import override_settings
+
+        standard = {**getattr(settings, "AWS_WS_ASYNC", {}), "fast_signing": False}
+        with override_settings(AWS_WS_ASYNC=standard):
+            return self.asend_message()
 
     # boto3 baselines -----------------------------------------------------------------------
 

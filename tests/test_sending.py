@@ -290,3 +290,28 @@ async def test_gateway_delete_marks_sessions(fault_settings: Any) -> None:
     after = await states()
     assert set(after.values()) == {(False, "gateway_deleted")}
     assert len(after) == 3
+
+
+@pytest.mark.parametrize("fast_signing", [True, False])
+async def test_fast_signing_setting_chooses_the_client_path(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, fast_signing: bool
+) -> None:
+    """Both paths deliver, classify and mark the same; only the request machinery differs.
+
+    botocore's full call path adds its ``amz-sdk-invocation-id`` header; the fast path signs
+    and sends the request itself and does not.
+    """
+    fault_settings.AWS_WS_ASYNC = {**fault_settings.AWS_WS_ASYNC, "fast_signing": fast_signing}
+    _, ids = await setup_rows(6)
+    fault_endpoint.plan.gone = {ids[0]}
+
+    report = await WebSocketSession.objects.for_channel("room").asend_message(MESSAGE)
+
+    assert set(report.delivered) == set(ids[1:])
+    assert report.gone == [ids[0]]
+    assert (await states())[ids[0]] == (False, "gone")
+    for cid in ids[1:]:
+        assert fault_endpoint.received[cid] == [BODY]
+        headers = {k.lower() for k in fault_endpoint.headers_of[cid]}
+        assert "authorization" in headers
+        assert ("amz-sdk-invocation-id" in headers) is (not fast_signing)

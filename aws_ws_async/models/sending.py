@@ -115,7 +115,7 @@ async def transport_for(endpoint_url: str, policy: DeliveryPolicy) -> Aiobotocor
     """
     pool = max(get_settings().max_concurrency, policy.max_concurrency)
     client = await aws.get_management_client(endpoint_url, max_pool_connections=pool)
-    return AiobotocoreTransport(client)
+    return AiobotocoreTransport(client, fast=get_settings().fast_signing)
 
 
 def _unreachable(connection_ids: Iterable[str], gateway_id: int | None) -> list[Failure]:

@@ -81,6 +81,8 @@ class FaultEndpoint:
         self.prefix_of: dict[str, str] = {}
         #: The raw (still percent-encoded) path of each id's last request.
         self.raw_path_of: dict[str, str] = {}
+        #: The headers of each id's last request (to see which client path sent it).
+        self.headers_of: dict[str, dict[str, str]] = {}
         self.in_flight = 0
         self.max_in_flight_seen = 0
         #: (time, in_flight) at each request start, to observe concurrency over time.
@@ -191,6 +193,7 @@ class FaultEndpoint:
         connection_id = unquote(path[index + len(MARKER) :])
         self.prefix_of[connection_id] = path[:index]
         self.raw_path_of[connection_id] = request.raw_path
+        self.headers_of[connection_id] = dict(request.headers)
         self.requests += 1
         self.calls[connection_id] += 1
         call = self.calls[connection_id]
