@@ -315,3 +315,20 @@ async def test_fast_signing_setting_chooses_the_client_path(
         headers = {k.lower() for k in fault_endpoint.headers_of[cid]}
         assert "authorization" in headers
         assert ("amz-sdk-invocation-id" in headers) is (not fast_signing)
+
+
+async def test_bulk_disconnect_reports_lowered_concurrency(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    """An account-wide throttle during a mass close shows in the report, as for broadcasts."""
+    _, ids = await setup_rows(120)
+    fault_endpoint.plan.latency = 0.005
+    fault_endpoint.plan.max_in_flight = 4
+    fault_settings.AWS_WS_ASYNC = {**fault_settings.AWS_WS_ASYNC, "max_throttle_retries": 30}
+    report = await WebSocketSession.objects.filter(channel_name="room").adisconnect(
+        concurrency=32
+    )
+    assert sorted(report.delivered) == sorted(ids)
+    assert report.throttled > 0
+    assert report.concurrency == 32
+    assert 0 < report.lowest_concurrency < 32

@@ -368,7 +368,6 @@ async def abroadcast(
     chunk = db_chunk_size or get_settings().db_chunk_size
     limiter = AdaptiveLimiter(policy.max_concurrency)
     report = await _astream_all(queryset, op, policy, chunk, limiter)
-    report.lowest_concurrency = limiter.lowest
     _finish(report, started, op, queryset.model)
     await broadcast_finished.asend(
         sender=queryset.model, report=report, operation=op.signal, queryset=queryset
@@ -486,7 +485,6 @@ def broadcast(
     chunk = db_chunk_size or get_settings().db_chunk_size
     limiter = AdaptiveLimiter(policy.max_concurrency)
     report = _run_chunks(queryset, op, policy, chunk, limiter, progress=progress)
-    report.lowest_concurrency = limiter.lowest
     _finish(report, started, op, queryset.model)
     broadcast_finished.send(
         sender=queryset.model, report=report, operation=op.signal, queryset=queryset
