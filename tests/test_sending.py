@@ -325,9 +325,7 @@ async def test_bulk_disconnect_reports_lowered_concurrency(
     fault_endpoint.plan.latency = 0.005
     fault_endpoint.plan.max_in_flight = 4
     fault_settings.AWS_WS_ASYNC = {**fault_settings.AWS_WS_ASYNC, "max_throttle_retries": 30}
-    report = await WebSocketSession.objects.filter(channel_name="room").adisconnect(
-        concurrency=32
-    )
+    report = await WebSocketSession.objects.filter(channel_name="room").adisconnect(concurrency=32)
     assert sorted(report.delivered) == sorted(ids)
     assert report.throttled > 0
     assert report.concurrency == 32
