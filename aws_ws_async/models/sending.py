@@ -360,19 +360,9 @@ async def abroadcast(
     collect_delivered: bool = True,
 ) -> DeliveryReport:
     """Send ``data`` to every connected session of ``queryset``; see the module docs."""
-    from aws_ws_async.signals import broadcast_finished
-
     op = _send_op(encode_payload(data))  # fails before anything is read or sent
-    started = time.perf_counter()
     policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
-    chunk = db_chunk_size or get_settings().db_chunk_size
-    limiter = AdaptiveLimiter(policy.max_concurrency)
-    report = await _astream_all(queryset, op, policy, chunk, limiter)
-    _finish(report, started, op, queryset.model)
-    await broadcast_finished.asend(
-        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
-    )
-    return report
+    return await _arun_operation(queryset, op, policy, db_chunk_size)
 
 
 async def adisconnect_all(
@@ -387,11 +377,20 @@ async def adisconnect_all(
     A 410 means already closed: marked too. Rows without a (provisioned) gateway have no
     connection to close and are only marked (listed as gone). Failures stay connected.
     """
+    policy = delivery_policy(concurrency=concurrency)
+    return await _arun_operation(queryset, _close_op(reason), policy, db_chunk_size)
+
+
+async def _arun_operation(
+    queryset: models.QuerySet[Any],
+    op: _Operation,
+    policy: DeliveryPolicy,
+    db_chunk_size: int | None,
+) -> DeliveryReport:
+    """Run ``op`` over every connected session of ``queryset``, then log and signal the report."""
     from aws_ws_async.signals import broadcast_finished
 
-    op = _close_op(reason)
     started = time.perf_counter()
-    policy = delivery_policy(concurrency=concurrency)
     chunk = db_chunk_size or get_settings().db_chunk_size
     limiter = AdaptiveLimiter(policy.max_concurrency)
     report = await _astream_all(queryset, op, policy, chunk, limiter)
@@ -476,20 +475,11 @@ def broadcast(
 ) -> DeliveryReport:
     """Sync twin of :func:`abroadcast`: queries here, posts on the portal loop."""
     from aws_ws_async import sync
-    from aws_ws_async.signals import broadcast_finished
 
     sync.portal()._check_caller()
     op = _send_op(encode_payload(data))
-    started = time.perf_counter()
     policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
-    chunk = db_chunk_size or get_settings().db_chunk_size
-    limiter = AdaptiveLimiter(policy.max_concurrency)
-    report = _run_chunks(queryset, op, policy, chunk, limiter, progress=progress)
-    _finish(report, started, op, queryset.model)
-    broadcast_finished.send(
-        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
-    )
-    return report
+    return _run_operation(queryset, op, policy, db_chunk_size, progress=progress)
 
 
 def disconnect_all(
@@ -502,15 +492,28 @@ def disconnect_all(
 ) -> DeliveryReport:
     """Sync twin of :func:`adisconnect_all` (queries in the caller's thread)."""
     from aws_ws_async import sync
-    from aws_ws_async.signals import broadcast_finished
 
     sync.portal()._check_caller()
-    op = _close_op(reason)
-    started = time.perf_counter()
     policy = delivery_policy(concurrency=concurrency)
+    return _run_operation(queryset, _close_op(reason), policy, db_chunk_size, timeout=timeout)
+
+
+def _run_operation(
+    queryset: models.QuerySet[Any],
+    op: _Operation,
+    policy: DeliveryPolicy,
+    db_chunk_size: int | None,
+    *,
+    progress: ProgressFn | None = None,
+    timeout: float | None = None,
+) -> DeliveryReport:
+    """Sync twin of :func:`_arun_operation`: chunks read here, posted on the portal loop."""
+    from aws_ws_async.signals import broadcast_finished
+
+    started = time.perf_counter()
     chunk = db_chunk_size or get_settings().db_chunk_size
     limiter = AdaptiveLimiter(policy.max_concurrency)
-    report = _run_chunks(queryset, op, policy, chunk, limiter, timeout=timeout)
+    report = _run_chunks(queryset, op, policy, chunk, limiter, progress=progress, timeout=timeout)
     _finish(report, started, op, queryset.model)
     broadcast_finished.send(
         sender=queryset.model, report=report, operation=op.signal, queryset=queryset
