@@ -116,11 +116,9 @@ class MessagesMixin(AccessMixin):
         message would be refused again anyway).
         """
         await session.amark_disconnected(DisconnectReason.USER_INVALID)
-        adisconnect = getattr(session, "adisconnect", None)
-        if adisconnect is not None:
-            report = await adisconnect(reason=DisconnectReason.USER_INVALID)
-            if getattr(report, "failed", None):
-                logger.warning("could not close connection %s: %s", session.connection_id, report)
+        report = await session.adisconnect(reason=DisconnectReason.USER_INVALID)
+        if report.failed:
+            logger.warning("could not close connection %s: %s", session.connection_id, report)
 
     async def touch_last_seen(self, session: WebSocketSession) -> None:
         """Refresh ``last_seen_at`` at most once per interval (a conditional UPDATE)."""
