@@ -180,12 +180,12 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
         "connected_at",
         "last_seen_at",
         "disconnect_reason",
-        "request_count",
     )
     list_filter = ("connected", "disconnect_reason", "api_gateway")
     search_fields = ("connection_id", "channel_name")
     list_select_related = ("user", "api_gateway")
-    exclude = ("session_key_hash", "auth_hash")
+    # request_count is kept for compatibility but no longer maintained (no write per message).
+    exclude = ("session_key_hash", "auth_hash", "request_count")
     date_hierarchy = "connected_at"
     ordering = ("-id",)
 
