@@ -104,6 +104,12 @@ async def test_query_budget_with_token(
     print(f"\n$connect queries: cold={len(cold)} warm={len(warm)}")
     assert len(cold) <= 6, cold
     assert len(warm) <= 5, warm
+    # Both logs hold the session INSERT: an empty log cannot pass the budgets above.
+    for log in (cold, warm):
+        assert any(
+            q.lstrip().upper().startswith("INSERT") and "aws_ws_async_websocketsession" in q
+            for q in log
+        ), log
 
 
 # --- gateway checks ------------------------------------------------------------------------
