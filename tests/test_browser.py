@@ -44,6 +44,7 @@ class Demo:
     url: str
     process: subprocess.Popen[str]
     output: list[str]
+    reader: threading.Thread
 
 
 def _pump(stream: Any, lines: queue.Queue[str], sink: list[str]) -> None:
@@ -76,7 +77,8 @@ def demo() -> Iterator[Demo]:
         )
         output: list[str] = []
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_pump, args=(process.stdout, lines, output), daemon=True).start()
+        reader = threading.Thread(target=_pump, args=(process.stdout, lines, output), daemon=True)
+        reader.start()
         deadline = time.monotonic() + 60
         try:
             while True:
@@ -88,7 +90,9 @@ def demo() -> Iterator[Demo]:
                     break
                 if process.poll() is not None and lines.empty():
                     pytest.fail("the demo exited:\n" + "".join(output))
-            yield Demo(url=f"http://127.0.0.1:{port}/", process=process, output=output)
+            yield Demo(
+                url=f"http://127.0.0.1:{port}/", process=process, output=output, reader=reader
+            )
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -247,7 +251,9 @@ def test_demo_chat_in_a_real_browser(demo: Demo, browser: Any) -> None:
     # Ctrl-C stops the demo cleanly: every socket closed, $disconnects delivered, exit 0.
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(timeout=30) == 0, "".join(demo.output)
-    time.sleep(0.2)  # let the reader thread drain the last lines
+    # The reader ends at EOF: joining it (not a fixed sleep) guarantees every last line is in.
+    demo.reader.join(30)
+    assert not demo.reader.is_alive()
     output = "".join(demo.output)
     assert "Demo stopped." in output
     assert "Traceback" not in output
