@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
+from typing import Any
 
 import aiohttp
 import pytest
@@ -278,13 +280,16 @@ async def test_dropped_client_loses_its_disconnect(
 
 
 async def test_disconnect_loss_rate_one_never_posts_disconnect(
-    make_emulator: EmulatorMaker, recording_backend: RecordingBackend
+    make_emulator: EmulatorMaker, recording_backend: RecordingBackend, caplog: Any
 ) -> None:
+    caplog.set_level(logging.INFO, logger="aws_ws_async.emulator")
     emulator = await make_emulator(faults=Faults(disconnect_loss_rate=1.0))
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(emulator.url)
         await ws.close()
-    await asyncio.sleep(0.1)
+    # Wait for the emulator's decision itself, not a fixed sleep: a late post on a loaded
+    # machine would slip past a sleep, and a decision never taken now fails the wait.
+    await recording_backend.wait_for(lambda: "losing $disconnect" in caplog.text)
     assert recording_backend.paths() == ["/ws/connect"]
 
 
