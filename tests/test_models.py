@@ -392,7 +392,9 @@ EXPECTED = {
 @pytest.mark.django_db
 def test_allows_matrix_sync() -> None:
     users = _access_users()
-    for access, policy in _policies().items():
+    policies = _policies()
+    assert set(policies) == set(EXPECTED)  # every access level is exercised, none skipped
+    for access, policy in policies.items():
         admitted = {name for name, user in users.items() if policy.allows(user)}
         assert admitted == EXPECTED[access], access
 
@@ -403,6 +405,7 @@ async def test_aallows_matrix_async() -> None:
 
     users = await sync_to_async(_access_users)()
     policies = await sync_to_async(_policies)()
+    assert set(policies) == set(EXPECTED)
     for access, policy in policies.items():
         admitted = {name for name, user in users.items() if await policy.aallows(user)}
         assert admitted == EXPECTED[access], access
