@@ -115,7 +115,8 @@ def test_small_batches_delete_everything(sessions: dict[str, WebSocketSession]) 
 
 @pytest.mark.parametrize("args", [["--older-than-days", "-1"], ["--batch-size", "0"]])
 def test_clear_rejects_bad_numbers(args: list[str]) -> None:
-    with pytest.raises(CommandError):
+    # Matched on the option's own message: an unknown option is a CommandError too.
+    with pytest.raises(CommandError, match=f"^{args[0]} must be "):
         run("clearWebSocketSessions", *args)
 
 
@@ -189,7 +190,7 @@ def test_cleanup_dry_run(tokens_and_attempts: None) -> None:
     "args", [["--token-age", "-5"], ["--rate-limit-age", "-1"], ["--batch-size", "0"]]
 )
 def test_cleanup_rejects_bad_numbers(args: list[str]) -> None:
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match=f"^{args[0]} must be "):
         run("cleanupWebSocketTokens", *args)
 
 

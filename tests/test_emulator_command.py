@@ -132,7 +132,7 @@ def test_row_without_api_id_is_refused(db: None) -> None:
 
 
 def test_bad_route_flag_is_rejected_by_the_parser() -> None:
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="--route: expected KEY=URL"):
         build("--target", "http://127.0.0.1/ws/", "--route", "no-equals-sign")
 
 

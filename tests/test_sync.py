@@ -169,7 +169,7 @@ def test_management_command(
         call_command("sendWebSocketMessage", "--all", "{nope", stdout=out)
     with pytest.raises(CommandError, match="no user"):
         call_command("sendWebSocketMessage", "--user", "nobody@example.com", "{}", stdout=out)
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="one of the arguments --channel --user --all"):
         call_command("sendWebSocketMessage", "{}", stdout=out)
     with pytest.raises(CommandError, match="131072"):
         call_command("sendWebSocketMessage", "--all", "--text", "x" * 131073, stdout=out)
