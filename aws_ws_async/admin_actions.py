@@ -20,7 +20,7 @@ from django.http import HttpRequest
 
 from aws_ws_async.exceptions import ApiGatewaySyncError, ProvisioningInProgress
 from aws_ws_async.models import ApiGateway
-from aws_ws_async.provisioning.bridge import in_transaction
+from aws_ws_async.sync import in_transaction
 
 logger = logging.getLogger("aws_ws_async.admin_actions")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
+
 
 class AwsWsAsyncError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
-class ImproperlyConfiguredGateway(AwsWsAsyncError):
+class ImproperlyConfiguredGateway(AwsWsAsyncError, ImproperlyConfigured):
     """A gateway row lacks what an operation needs (no ``api_id``, no stage, no region...)."""
 
 
@@ -30,3 +32,22 @@ class ApiGatewaySyncError(AwsWsAsyncError):
 
 class ProvisioningInProgress(ApiGatewaySyncError):
     """Another run holds the provisioning claim on this gateway."""
+
+
+# --- the sync bridge (aws_ws_async.sync) -----------------------------------------------------
+
+
+class BridgeError(AwsWsAsyncError):
+    """A sync twin could not hand its work to the portal loop."""
+
+
+class SyncCallOnEventLoop(BridgeError, SynchronousOnlyOperation):
+    """A sync twin was called on a thread running an event loop; await the async twin instead."""
+
+
+class CalledInsideTransaction(BridgeError, ApiGatewaySyncError):
+    """A sync twin that must not run inside ``transaction.atomic()`` was called inside one.
+
+    Provisioning calls AWS: a rollback cannot take back what AWS created, and the portal's own
+    database connections cannot see the caller's uncommitted rows (and would wait on its locks).
+    """

@@ -3,20 +3,29 @@
 ``async_to_sync`` from plain sync code runs a new event loop per call, so a client cached per
 loop would be created and thrown away on every call (milliseconds each, plus a fresh
 connection pool). The portal instead keeps one event loop running in a daemon thread for the
-life of the process; every sync shim hands its coroutine to that loop and waits for the result,
+life of the process; every sync twin hands its coroutine to that loop and waits for the result,
 so repeated calls reuse one cached client and its warm connections.
 
 Rules:
 
-* Safe from plain sync code (views, admin, management commands, the shell, Celery tasks) and
-  from worker threads of a running loop (``loop.run_in_executor``, ``sync_to_async``).
-* Refused on a thread that is running an event loop: blocking that loop while waiting would
-  stall everything on it. Use the ``a``-prefixed twin there (``await qs.asend_message(...)``).
-* The Django ORM: the portal's threads have their own database connections and cannot see rows
-  of a caller's uncommitted transaction. The shims in :mod:`aws_ws_async.models.sending`
-  therefore run every query in the caller's thread and hand the portal only connection ids and
-  bytes. Anything else run through :func:`run` that touches the ORM does so inside a
-  ``ThreadSensitiveContext`` whose connections are closed when the call ends.
+* **Fresh context.** Work handed to the portal runs in an *empty* :mod:`contextvars` context.
+  Under an ASGI server a sync view runs on the request's thread-sensitive executor, and
+  asgiref keeps that executor in a context variable. ``asyncio.run_coroutine_threadsafe``
+  copies the caller's context, so an inherited one would send any ``sync_to_async`` call made
+  on the portal back to the very thread that is blocked waiting for the portal: a deadlock
+  the test client never shows. Nothing of the caller's context is meant to cross.
+* **Safe from any sync caller**: plain code, WSGI and ASGI sync views, ``sync_to_async`` with
+  ``thread_sensitive`` True or False, worker threads, and forked children (the child starts
+  its own portal).
+* **Refused on a thread that runs an event loop** (``refuse_on_loop``, on by default for
+  :func:`run`): blocking that loop would stall everything on it. Await the ``a`` twin there.
+* **Transactions.** Sending twins read their rows in the caller's thread (so they see its
+  uncommitted rows) and hand the portal only connection ids and bytes; they are allowed
+  inside ``atomic()`` because a post is not a database write. Provisioning twins use the ORM
+  on the portal and create things in AWS that a rollback cannot take back; they pass
+  ``refuse_in_transaction`` and are refused inside ``atomic()``.
+* **ORM on the portal** (``orm=True``): the call runs in its own ``ThreadSensitiveContext`` and
+  the connections its queries opened are closed when it ends.
 """
 
 from __future__ import annotations
@@ -24,29 +33,71 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
 import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
-from django.core.exceptions import SynchronousOnlyOperation
-from django.db import connections
+from django.db import connections, transaction
 
-from aws_ws_async.exceptions import AwsWsAsyncError
+from aws_ws_async.exceptions import CalledInsideTransaction, SyncCallOnEventLoop
 
 logger = logging.getLogger("aws_ws_async.sync")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
-
-class SyncCallOnEventLoop(AwsWsAsyncError, SynchronousOnlyOperation):
-    """A sync shim was called on a thread running an event loop; await the async twin instead."""
+__all__ = [
+    "CalledInsideTransaction",
+    "Portal",
+    "SyncCallOnEventLoop",
+    "call_outside_transaction",
+    "check_not_in_transaction",
+    "check_not_on_loop",
+    "in_transaction",
+    "portal",
+    "run",
+    "submit",
+]
 
 
 def _close_thread_connections() -> None:
     connections.close_all()
+
+
+def on_loop_thread() -> bool:
+    """True when the calling thread is running an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_not_on_loop() -> None:
+    """Raise :class:`SyncCallOnEventLoop` when called on a thread running an event loop."""
+    if on_loop_thread():
+        raise SyncCallOnEventLoop(
+            "This is the synchronous API and this thread runs an event loop; await the "
+            "async twin instead (e.g. `await qs.asend_message(...)`)."
+        )
+
+
+def in_transaction(using: str | None = None) -> bool:
+    """True when ``using``'s connection (default: ``default``) is inside ``atomic()``."""
+    return bool(transaction.get_connection(using).in_atomic_block)
+
+
+def check_not_in_transaction(what: str, using: str | None = None) -> None:
+    """Raise :class:`CalledInsideTransaction` when ``using``'s connection is in ``atomic()``."""
+    if in_transaction(using):
+        raise CalledInsideTransaction(
+            f"{what}() calls AWS and must run after the database transaction commits: call it "
+            "outside transaction.atomic() or from transaction.on_commit()."
+        )
 
 
 class Portal:
@@ -81,34 +132,57 @@ class Portal:
             loop.call_soon(started.set)
             loop.run_forever()
 
-        thread = threading.Thread(target=run, name="aws-ws-async-portal", daemon=True)
+        # Started from an empty context too, so the thread itself carries nothing over.
+        thread = threading.Thread(
+            target=contextvars.Context().run, args=(run,), name="aws-ws-async-portal", daemon=True
+        )
         thread.start()
         started.wait()
         self._loop, self._thread, self._pid = loop, thread, os.getpid()
 
-    def _check_caller(self) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise SyncCallOnEventLoop(
-                "This is the synchronous API and this thread runs an event loop; await the "
-                "async twin instead (e.g. `await qs.asend_message(...)`)."
-            )
+    def _after_fork_in_child(self) -> None:
+        # The parent's portal thread does not exist in the child, and the lock may have been
+        # held by another parent thread at fork time: start from scratch.
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
+        self._pid = 0
 
-    def submit(self, factory: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
-        """Schedule ``factory()`` on the portal loop without waiting (fire and forget)."""
-        self._check_caller()
+    def submit(
+        self, factory: Callable[[], Awaitable[T]], *, orm: bool = False
+    ) -> concurrent.futures.Future[T]:
+        """Schedule ``factory()`` on the portal loop and return its future without waiting.
+
+        Allowed from a thread running a loop (it does not block). The coroutine starts in an
+        empty context (see the module docs).
+        """
         self.calls += 1
-        return asyncio.run_coroutine_threadsafe(self._wrap(factory), self.loop)
+        loop = self.loop
+        coro = self._wrap_orm(factory) if orm else self._wrap(factory)
+        # run_coroutine_threadsafe copies the *current* context into the loop callback that
+        # creates the task; running it inside a new empty Context makes that copy empty.
+        return contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, loop)
 
-    def run(self, factory: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+    def run(
+        self,
+        factory: Callable[[], Awaitable[T]],
+        *,
+        timeout: float | None = None,
+        orm: bool = False,
+        refuse_on_loop: bool = True,
+        refuse_in_transaction: str | None = None,
+        using: str | None = None,
+    ) -> T:
         """Run ``factory()`` on the portal loop and return its result (or raise its error).
 
-        On ``timeout`` the coroutine is cancelled and :class:`TimeoutError` raised.
+        ``refuse_in_transaction`` names the operation for the error raised when ``using``'s
+        connection is inside ``atomic()``. On ``timeout`` the coroutine is cancelled and
+        :class:`TimeoutError` raised.
         """
-        future = self.submit(factory)
+        if refuse_on_loop:
+            check_not_on_loop()
+        if refuse_in_transaction is not None:
+            check_not_in_transaction(refuse_in_transaction, using)
+        future = self.submit(factory, orm=orm)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -117,6 +191,10 @@ class Portal:
 
     @staticmethod
     async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
+        return await factory()
+
+    @staticmethod
+    async def _wrap_orm(factory: Callable[[], Awaitable[T]]) -> T:
         async with ThreadSensitiveContext():
             try:
                 return await factory()
@@ -133,7 +211,9 @@ class Portal:
         from aws_ws_async.aws import aclose_clients
 
         try:
-            asyncio.run_coroutine_threadsafe(aclose_clients(), loop).result(timeout)
+            contextvars.Context().run(
+                asyncio.run_coroutine_threadsafe, aclose_clients(), loop
+            ).result(timeout)
         except Exception:  # pragma: no cover - best effort at interpreter exit
             logger.debug("closing portal clients failed", exc_info=True)
         loop.call_soon_threadsafe(loop.stop)
@@ -144,6 +224,8 @@ class Portal:
 
 _portal = Portal()
 atexit.register(_portal.shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_portal._after_fork_in_child)
 
 
 def portal() -> Portal:
@@ -151,6 +233,40 @@ def portal() -> Portal:
     return _portal
 
 
-def run(factory: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+def run(
+    factory: Callable[[], Awaitable[T]],
+    *,
+    timeout: float | None = None,
+    orm: bool = False,
+    refuse_on_loop: bool = True,
+    refuse_in_transaction: str | None = None,
+    using: str | None = None,
+) -> T:
     """Run an async callable from sync code through the portal (see module docs)."""
-    return _portal.run(factory, timeout=timeout)
+    return _portal.run(
+        factory,
+        timeout=timeout,
+        orm=orm,
+        refuse_on_loop=refuse_on_loop,
+        refuse_in_transaction=refuse_in_transaction,
+        using=using,
+    )
+
+
+def submit(
+    factory: Callable[[], Awaitable[T]], *, orm: bool = False
+) -> concurrent.futures.Future[T]:
+    """Schedule an async callable on the portal without waiting (see :meth:`Portal.submit`)."""
+    return _portal.submit(factory, orm=orm)
+
+
+def call_outside_transaction(
+    func: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run ``await func(*args, **kwargs)`` on the portal with the ORM, refused inside ``atomic()``.
+
+    The rule for twins that create things in AWS and record them in the database
+    (provisioning): see the module docs.
+    """
+    name = getattr(func, "__name__", "this operation").removeprefix("a")
+    return run(lambda: func(*args, **kwargs), orm=True, refuse_in_transaction=name)

@@ -267,7 +267,7 @@ class ApiGateway(models.Model):
         return await acreate_gateway(self)
 
     def create_gateway(self) -> list[str]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.acreate_gateway)
 
@@ -278,7 +278,7 @@ class ApiGateway(models.Model):
         return await acreate_custom_domain(self)
 
     def create_custom_domain(self) -> list[str]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.acreate_custom_domain)
 
@@ -293,7 +293,7 @@ class ApiGateway(models.Model):
     def sync_to_aws(
         self, fields: Iterable[str] | None = None, *, dry_run: bool = False
     ) -> list[Difference]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.async_to_aws, fields, dry_run=dry_run)
 
@@ -304,7 +304,7 @@ class ApiGateway(models.Model):
         return await apull(self, dry_run=dry_run)
 
     def sync_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.async_from_aws, dry_run=dry_run)
 
@@ -315,7 +315,7 @@ class ApiGateway(models.Model):
         return await adetect_drift(self)
 
     def detect_drift(self) -> list[Difference]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.adetect_drift)
 
@@ -326,7 +326,7 @@ class ApiGateway(models.Model):
         return await arotate_secret(self, dry_run=dry_run)
 
     def update_integrations(self, *, dry_run: bool = False) -> list[Difference]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.aupdate_integrations, dry_run=dry_run)
 
@@ -445,7 +445,7 @@ class ApiGatewayAdditionalRoute(models.Model):
         return await apush(gateway, route_keys={self.route_key})
 
     def create_route(self) -> list[Difference]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.acreate_route)
 
@@ -468,6 +468,6 @@ class ApiGatewayAdditionalRoute(models.Model):
         return await apush(gateway, route_keys={key})
 
     def delete_route(self) -> list[Difference]:
-        from aws_ws_async.provisioning.bridge import run_sync
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         return run_sync(self.adelete_route)

@@ -476,7 +476,7 @@ def broadcast(
     """Sync twin of :func:`abroadcast`: queries here, posts on the portal loop."""
     from aws_ws_async import sync
 
-    sync.portal()._check_caller()
+    sync.check_not_on_loop()
     op = _send_op(encode_payload(data))
     policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
     return _run_operation(queryset, op, policy, db_chunk_size, progress=progress)
@@ -493,7 +493,7 @@ def disconnect_all(
     """Sync twin of :func:`adisconnect_all` (queries in the caller's thread)."""
     from aws_ws_async import sync
 
-    sync.portal()._check_caller()
+    sync.check_not_on_loop()
     policy = delivery_policy(concurrency=concurrency)
     return _run_operation(queryset, _close_op(reason), policy, db_chunk_size, timeout=timeout)
 
@@ -588,7 +588,7 @@ def send_to_session(
 ) -> DeliveryReport:
     from aws_ws_async import sync
 
-    sync.portal()._check_caller()
+    sync.check_not_on_loop()
     payload = encode_payload(data)
     if not session.connected:
         return DeliveryReport(gone=[session.connection_id], concurrency=1)
@@ -620,7 +620,7 @@ def disconnect_session(
 ) -> DeliveryReport:
     from aws_ws_async import sync
 
-    sync.portal()._check_caller()
+    sync.check_not_on_loop()
     endpoint = _session_endpoint_sync(session)
     op, gateway_id, cid = _close_op(reason), session.api_gateway_id, session.connection_id
     report = sync.run(

@@ -42,8 +42,8 @@ class _PendingPush:
 
     def run(self) -> None:
         from aws_ws_async.models.gateways import ApiGateway
-        from aws_ws_async.provisioning.bridge import run_sync
         from aws_ws_async.provisioning.push import apush
+        from aws_ws_async.sync import call_outside_transaction as run_sync
 
         gateway = ApiGateway._default_manager.filter(pk=self.gateway_pk).first()
         if gateway is None or not gateway.is_deployed:

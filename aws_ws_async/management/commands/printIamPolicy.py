@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from aws_ws_async import aws
 from aws_ws_async.exceptions import AwsWsAsyncError
 from aws_ws_async.management.commands._provisioning import get_gateway
-from aws_ws_async.provisioning.bridge import run_sync
 from aws_ws_async.provisioning.iam import build_policy
+from aws_ws_async.sync import call_outside_transaction as run_sync
 
 
 async def _caller_account() -> str:
