@@ -103,6 +103,12 @@ SPECS: dict[str, Spec] = {
         "posint",
         "How long rate-limit rows are kept before cleanup deletes them.",
     ),
+    "ipv6_rate_limit_prefix": Spec(
+        64,
+        "posint",
+        "$connect rate limits group IPv6 clients by this prefix length (1-128); IPv4 stays "
+        "per address.",
+    ),
     "trusted_proxy_count": Spec(
         0,
         "nonnegint",
@@ -199,6 +205,17 @@ SPECS: dict[str, Spec] = {
         "TCP/TLS connect timeout of @connections calls.",
     ),
     "read_timeout_seconds": Spec(10.0, "posfloat", "Read timeout of @connections calls."),
+    "attempt_timeout_seconds": Spec(
+        15.0,
+        "posfloat",
+        "Total deadline of one @connections attempt (connect + send + headers + body); a peer "
+        "that trickles its answer fails with reason 'timeout' after this long.",
+    ),
+    "transport": Spec(
+        "aws_ws_async.delivery.aiobotocore_transport.AiobotocoreTransport",
+        "str",
+        "Dotted path of the transport class (or factory) that posts to @connections.",
+    ),
     "db_chunk_size": Spec(
         2000,
         "posint",
@@ -239,6 +256,7 @@ class AppSettings:
     rate_limit_max_attempts: int = SPECS["rate_limit_max_attempts"].default
     rate_limit_window_minutes: int = SPECS["rate_limit_window_minutes"].default
     rate_limit_retention_days: int = SPECS["rate_limit_retention_days"].default
+    ipv6_rate_limit_prefix: int = SPECS["ipv6_rate_limit_prefix"].default
     trusted_proxy_count: int = SPECS["trusted_proxy_count"].default
     gateway_secrets: tuple[str, ...] = ()
     gateway_secret_header: str = SPECS["gateway_secret_header"].default
@@ -262,6 +280,8 @@ class AppSettings:
     backoff_max_seconds: float = SPECS["backoff_max_seconds"].default
     connect_timeout_seconds: float = SPECS["connect_timeout_seconds"].default
     read_timeout_seconds: float = SPECS["read_timeout_seconds"].default
+    attempt_timeout_seconds: float = SPECS["attempt_timeout_seconds"].default
+    transport: str = SPECS["transport"].default
     db_chunk_size: int = SPECS["db_chunk_size"].default
     welcome_retry_seconds: float = SPECS["welcome_retry_seconds"].default
     fast_signing: bool = SPECS["fast_signing"].default
