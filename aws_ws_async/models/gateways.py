@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from aws_ws_async.conf import get_settings
+from aws_ws_async.models.endpoints import ApiGatewayManager, endpoint_url
 
 if TYPE_CHECKING:
     from aws_ws_async.provisioning.drift import Difference
@@ -139,6 +140,15 @@ class ApiGateway(models.Model):
         max_length=32, blank=True, default="", db_index=True, validators=[validate_api_id]
     )
     api_endpoint = models.CharField(max_length=255, blank=True, default="")
+    management_endpoint_url = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_(
+            "This gateway's own @connections URL (custom domain, other region, emulator); may "
+            "use {api_id}, {region} and {stage}. Empty: the management_endpoint_url setting."
+        ),
+    )
     deployment_id = models.CharField(max_length=32, blank=True, default="", editable=False)
     api_gateway_domain_name = models.CharField(max_length=255, blank=True, default="")
     api_gateway_hosted_zone_id = models.CharField(
@@ -161,6 +171,8 @@ class ApiGateway(models.Model):
     aws_resources = models.JSONField(default=dict, blank=True, editable=False)
     created_on = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_on = models.DateTimeField(auto_now=True)
+
+    objects = ApiGatewayManager()
 
     class Meta:
         verbose_name = _("API Gateway")
@@ -218,6 +230,11 @@ class ApiGateway(models.Model):
     @property
     def is_deployed(self) -> bool:
         return bool(self.api_created and self.api_id and self.deployment_id)
+
+    @property
+    def management_endpoint(self) -> str | None:
+        """The ``@connections`` URL posts go to (None: not provisioned, nothing to post to)."""
+        return endpoint_url(self.api_id, self.stage_name, self.management_endpoint_url)
 
     @property
     def websocket_url(self) -> str:
