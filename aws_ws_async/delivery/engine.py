@@ -115,6 +115,8 @@ class Engine:
         self.policy = policy or DeliveryPolicy()
         self.limiter = limiter or AdaptiveLimiter(self.policy.max_concurrency)
         self.on_gone = on_gone
+        #: The report the current run fills in; still readable if the run is cancelled.
+        self.report: DeliveryReport | None = None
 
     async def post(self, recipients: Recipients, payload: bytes) -> DeliveryReport:
         transport = self.transport
@@ -129,7 +131,7 @@ class Engine:
         return await self._run(recipients, self.transport.delete)
 
     async def _run(self, recipients: Recipients, send: SendFn) -> DeliveryReport:
-        report = DeliveryReport(concurrency=self.limiter.ceiling)
+        report = self.report = DeliveryReport(concurrency=self.limiter.ceiling)
         started = time.perf_counter()
         workers = self.limiter.ceiling
         if isinstance(recipients, Sized):
