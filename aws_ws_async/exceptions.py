@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
 
 
@@ -24,6 +26,34 @@ class PayloadTooLarge(AwsWsAsyncError, ValueError):
 
 class DeliveryError(AwsWsAsyncError):
     """A single post to one connection failed for a reason other than the connection being gone."""
+
+
+class DeliveryFailed(DeliveryError):
+    """Raised by ``DeliveryReport.raise_for_failures()``: ``report`` says who failed and why."""
+
+    def __init__(self, report: Any) -> None:
+        failed = report.failed
+        sample = ", ".join(f"{f.connection_id} ({f.reason})" for f in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        super().__init__(f"{len(failed)} of {report.total} recipient(s) failed: {sample}{more}")
+        self.report = report
+
+
+class BroadcastAborted(AwsWsAsyncError):
+    """A broadcast or bulk close stopped before every recipient was handled.
+
+    ``report`` holds what was done before the stop (delivered, gone and marked, failed; posts
+    cancelled in flight are failures with reason ``cancelled``); ``__cause__`` is the error
+    that stopped it. Nothing is posted after this is raised.
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(f"{message}; before stopping: {report.summary()}")
+        self.report = report
+
+
+class BroadcastTimeout(BroadcastAborted, TimeoutError):
+    """A broadcast's ``timeout=`` (total deadline) expired; ``report`` says how far it got."""
 
 
 class ApiGatewaySyncError(AwsWsAsyncError):

@@ -1,18 +1,51 @@
-"""The result of a delivery: who got the message, who is gone, who failed and why."""
+"""The result of a delivery: who got the message, who is gone, who failed and why.
+
+Failure reasons are the documented :class:`FailureReason` constants (a ``StrEnum``, so they
+compare equal to their plain string values and stay JSON-friendly).
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+
+from aws_ws_async.exceptions import DeliveryFailed
+
+
+class FailureReason(enum.StrEnum):
+    """Why one connection could not be reached (``Failure.reason``)."""
+
+    #: 403 from ``@connections`` (wrong credentials or IAM policy).
+    FORBIDDEN = "forbidden"
+    #: 413: the message is larger than API Gateway accepts.
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    #: 400 and any other 4xx that is not retried.
+    BAD_REQUEST = "bad_request"
+    #: 429 after every throttle retry.
+    THROTTLED = "throttled"
+    #: 5xx after every transient retry.
+    SERVER_ERROR = "server_error"
+    #: No answer within the attempt deadline, after every transient retry.
+    TIMEOUT = "timeout"
+    #: Connection refused or reset, after every transient retry.
+    CONNECTION_ERROR = "connection_error"
+    #: The session has no ``api_gateway``: nothing to send through.
+    NO_GATEWAY = "no_gateway"
+    #: The session's gateway has no ``api_id`` or stage (never provisioned).
+    GATEWAY_NOT_PROVISIONED = "gateway_not_provisioned"
+    #: The post was in flight when the broadcast stopped (aborted or past its ``timeout``);
+    #: it may or may not have arrived.
+    CANCELLED = "cancelled"
+    #: An unexpected exception (a bug): its type and message are in ``detail``.
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
     """One connection that could not be reached, with a short machine-readable ``reason``.
 
-    Reasons: ``forbidden`` (403), ``payload_too_large`` (413), ``bad_request`` (400 and other
-    4xx), ``throttled`` (429 after all retries), ``server_error`` (5xx after all retries),
-    ``timeout`` and ``connection_error`` (no response after all retries), ``no_gateway`` /
-    ``gateway_not_provisioned`` (nothing to send through), ``error`` (an unexpected exception).
+    ``reason`` is one of :class:`FailureReason` (compare with ``FailureReason.FORBIDDEN`` or
+    with the plain string ``"forbidden"``: both work).
     """
 
     connection_id: str
@@ -59,6 +92,17 @@ class DeliveryReport:
     def ok(self) -> bool:
         """True when nothing failed (gone connections are expected, not failures)."""
         return not self.failed
+
+    def raise_for_failures(self) -> DeliveryReport:
+        """Raise :class:`~aws_ws_async.exceptions.DeliveryFailed` if anything failed.
+
+        For callers who prefer an exception to inspecting the report (the predecessor raised).
+        Gone connections are not failures. Returns the report itself when nothing failed, so
+        ``report = (await qs.asend_message(data)).raise_for_failures()`` reads naturally.
+        """
+        if self.failed:
+            raise DeliveryFailed(self)
+        return self
 
     def merge(self, other: DeliveryReport) -> None:
         """Fold another report (another gateway, another chunk) into this one."""
