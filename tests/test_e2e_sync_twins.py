@@ -1,0 +1,114 @@
+"""Every sync twin from a view under real uvicorn, daphne and runserver (issue 9.1).
+
+The Django test client runs sync views in the test's thread and never showed that under ASGI
+each sync twin deadlocked: work handed to the portal inherited the request's thread-sensitive
+executor and was queued on the very thread blocked waiting for it. Each request here has a
+20 s deadline, so a deadlock fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from aws_ws_async.testing import FaultEndpoint
+from tests.e2e_harness import (
+    ASGI_SERVERS,
+    WSGI_SERVERS,
+    RunningServer,
+    e2e_endpoint,  # noqa: F401  (fixture)
+    e2e_project,  # noqa: F401  (fixture)
+    server_fixture,
+)
+
+pytestmark = pytest.mark.e2e
+
+server = server_fixture(ASGI_SERVERS + WSGI_SERVERS)
+DEADLINE = aiohttp.ClientTimeout(total=20)
+
+
+async def post(
+    http: aiohttp.ClientSession, url: str, data: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(url, data=data) as response:
+        body = await response.json(content_type=None) if response.status == 200 else {}
+        if response.status != 200:
+            raise AssertionError(f"{url}: {response.status} {await response.text()}")
+        return response.status, body
+
+
+async def make_sessions(
+    http: aiohttp.ClientSession, server: RunningServer, count: int, **extra: str
+) -> list[str]:
+    _, body = await post(http, f"{server.url}/e2e/make-sessions", {"count": str(count), **extra})
+    return list(body["ids"])
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
+
+
+SENDS = {
+    "qs_send": ("/e2e/qs-send", 2),
+    "session_send": ("/e2e/session-send", 1),
+    "async_sync_to_async_thread_sensitive": ("/e2e/async-qs-send?thread_sensitive=1", 2),
+    "async_sync_to_async_not_thread_sensitive": ("/e2e/async-qs-send?thread_sensitive=0", 2),
+}
+
+
+@pytest.mark.parametrize("twin", sorted(SENDS))
+async def test_sync_send_twin(server: RunningServer, e2e_endpoint: FaultEndpoint, twin: str) -> None:
+    path, count = SENDS[twin]
+    async with aiohttp.ClientSession(timeout=DEADLINE) as http:
+        ids = await make_sessions(http, server, count)
+        _, body = await post(http, server.url + path, {"ids": ",".join(ids)})
+    assert body["delivered"] == count, body
+    for cid in ids:
+        assert e2e_endpoint.received[cid], f"{cid} got nothing under {server.name}"
+
+
+async def test_send_to_user(server: RunningServer, e2e_endpoint: FaultEndpoint) -> None:
+    username = f"u-{server.name}-{os.urandom(4).hex()}"
+    async with aiohttp.ClientSession(timeout=DEADLINE) as http:
+        ids = await make_sessions(http, server, 2, username=username)
+        _, body = await post(http, f"{server.url}/e2e/send-to-user", {"username": username})
+    assert body["delivered"] == 2, body
+    assert all(e2e_endpoint.received[cid] for cid in ids)
+
+
+@pytest.mark.parametrize(("path", "count"), [("/e2e/qs-disconnect", 2), ("/e2e/session-disconnect", 1)])
+async def test_sync_disconnect_twin(
+    server: RunningServer, e2e_endpoint: FaultEndpoint, path: str, count: int
+) -> None:
+    async with aiohttp.ClientSession(timeout=DEADLINE) as http:
+        ids = await make_sessions(http, server, count)
+        _, body = await post(http, server.url + path, {"ids": ",".join(ids)})
+    assert body["delivered"] == count, body
+    assert set(ids) <= set(e2e_endpoint.deleted)
+
+
+async def test_logout_closes_connections_without_stalling(
+    server: RunningServer, e2e_endpoint: FaultEndpoint
+) -> None:
+    """The logout receiver closes the user's sockets; the request does not wait a fixed 2 s."""
+    username = f"logout-{server.name}-{os.urandom(4).hex()}"
+    jar = aiohttp.CookieJar(unsafe=True)  # keep cookies for an IP-address host
+    async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
+        ids = await make_sessions(http, server, 2, username=username, login="1")
+        assert any(c.key == "sessionid" for c in jar), "login set no session cookie"
+        started = time.monotonic()
+        async with http.post(f"{server.url}/e2e/logout") as response:
+            assert response.status == 200, await response.text()
+            await response.read()
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.5, f"logout took {elapsed:.2f}s under {server.name}"
+    await wait_until(lambda: set(ids) <= set(e2e_endpoint.deleted))
