@@ -3,12 +3,16 @@
 Every check inspects raw values with ``isinstance`` before using them, so a setting of the wrong
 type (``AWS_WS_ASYNC = "oops"``, ``WEBSOCKETS = 5``, a list where a dict belongs) is *reported*
 with an id and never crashes ``check``, ``migrate`` or ``runserver`` (a defect of the
-predecessor). Secrets are never echoed in messages.
+predecessor). Secrets are never echoed in messages. Values are judged by ``conf.validate``, the
+same function the run time uses, and handler exposure by the view's own
+``get_allowed_handlers``, so a check can never disagree with what a request would do.
 
 Ids (documented in ``docs/checks.md``):
 
 * ``E001`` invalid gateway secret format, ``E002`` value of the wrong type, ``E003`` settings
-  container is not a dict, ``E004`` session or authentication middleware missing;
+  container is not a dict, ``E004`` session or authentication middleware missing, ``E005`` the
+  ``transport`` dotted path cannot be imported, ``E006`` an unknown key that looks like a
+  misspelt security key (requests are refused meanwhile);
 * ``W002`` unknown key, ``W006`` a key set both in ``AWS_WS_ASYNC`` and a legacy setting,
   ``I001`` legacy setting names in use;
 * deploy-only (``check --deploy``): ``W001`` no gateway secret, ``W003`` no AWS region,
@@ -19,9 +23,8 @@ Ids (documented in ``docs/checks.md``):
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -29,8 +32,13 @@ from django.core.checks import CheckMessage, Error, Info, Warning, register
 from django.utils.module_loading import import_string
 
 from aws_ws_async import conf
+from aws_ws_async.views.checks import _routed_view_classes as _routed_view_classes
+from aws_ws_async.views.checks import check_routed_views as check_routed_views
 
 TAG = "aws_ws_async"
+
+#: Keys whose values must never appear in a message.
+SECRET_KEYS = frozenset({"gateway_secret", "access_key_id", "secret_access_key", "session_token"})
 
 SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -48,29 +56,11 @@ def _label(source: str, key: str | None = None) -> str:
     return source if key is None else f"{source}[{key!r}]"
 
 
-def _containers() -> Iterator[tuple[str, Mapping[Any, Any]]]:
-    """The settings dicts that are set and really are mappings, ours first."""
-    for name in (conf.SETTINGS_NAME, conf.LEGACY_SETTINGS_NAME):
-        value = getattr(settings, name, None)
-        if isinstance(value, Mapping):
-            yield name, value
-
-
-def _raw_values() -> Iterator[tuple[str, str, Any]]:
-    """Every configured value as ``(label, key of ours, value)``, from every source."""
-    for legacy_name, key in conf.LEGACY_AWS_SETTINGS.items():
-        value = getattr(settings, legacy_name, None)
-        if value is not None:
-            yield legacy_name, key, value
-    fallback = getattr(settings, conf.LEGACY_REGION_FALLBACK, None)
-    if fallback is not None:
-        yield conf.LEGACY_REGION_FALLBACK, "region_name", fallback
-    for name, container in _containers():
-        known = conf.SPECS if name == conf.SETTINGS_NAME else conf.LEGACY_KEYS
-        for raw_key, value in container.items():
-            if isinstance(raw_key, str) and raw_key in known:
-                key = raw_key if name == conf.SETTINGS_NAME else conf.LEGACY_KEYS[raw_key]
-                yield _label(name, raw_key), key, value
+def _describe_raw(key: str, value: object) -> str:
+    """Like :func:`_describe`, but credentials are described by their type only."""
+    if key in SECRET_KEYS:
+        return f"a {type(value).__name__}"
+    return _describe(value)
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -81,18 +71,16 @@ def check_settings_containers(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E003: ``AWS_WS_ASYNC`` / ``WEBSOCKETS`` must be dicts (or unset)."""
-    messages: list[CheckMessage] = []
-    for name in (conf.SETTINGS_NAME, conf.LEGACY_SETTINGS_NAME):
-        value = getattr(settings, name, None)
-        if value is not None and not isinstance(value, Mapping):
-            messages.append(
-                Error(
-                    f"settings.{name} must be a dict, not {_describe(value)}.",
-                    hint="All of its values are ignored and defaults are used until this is fixed.",
-                    id=f"{TAG}.E003",
-                )
-            )
-    return messages
+    return [
+        Error(
+            f"settings.{name} must be a dict, not {_describe(value)}.",
+            hint="All of its values are ignored and every request is refused (503) until this "
+            "is fixed, since the gateway secret it may hold cannot be read.",
+            id=f"{TAG}.E003",
+        )
+        for name, value in conf.containers()
+        if not isinstance(value, Mapping)
+    ]
 
 
 @register(TAG)
@@ -101,37 +89,64 @@ def check_setting_values(
 ) -> list[CheckMessage]:
     """E001 (secret format) and E002 (wrong type) for every configured value."""
     messages: list[CheckMessage] = []
-    for label, key, value in _raw_values():
+    for label, key, value, _source in conf.raw_values():
+        problem = conf.validate(key, value)
+        if problem is None:
+            continue
         spec = conf.SPECS[key]
-        if not conf.VALIDATORS[spec.kind](value):
+        if spec.security:
+            outcome = "Every request is refused (503) and provisioning refuses to run"
+            hint_default = f"{outcome}; the default is not used instead."
+        else:
+            hint_default = f"The default ({spec.default!r}) is used until this is fixed."
+        code, detail = problem
+        if code == "format" and key == "gateway_secret":
             messages.append(
                 Error(
-                    f"{label} is {_describe(value)}; expected {conf.KIND_DESCRIPTIONS[spec.kind]}.",
-                    hint=f"The default ({spec.default!r}) is used until this is fixed.",
-                    obj=label,
-                    id=f"{TAG}.E002",
-                )
-            )
-        elif key == "gateway_secret" and not conf.is_valid(key, value):
-            secrets = [value] if isinstance(value, str) else list(value)
-            bad = [
-                f"#{index} ({len(secret)} characters)"
-                for index, secret in enumerate(secrets)
-                if not conf.GATEWAY_SECRET_RE.fullmatch(secret)
-            ]
-            messages.append(
-                Error(
-                    f"{label} holds an invalid gateway secret: {', '.join(bad)}.",
+                    f"{label} holds an invalid gateway secret: {detail}.",
                     hint=(
                         "Each secret needs at least 32 characters from A-Z a-z 0-9 . _ ~ + / = -; "
                         'e.g. python -c "import secrets; print(secrets.token_urlsafe(48))". '
-                        "No secret is enforced until this is fixed."
+                        f"{outcome} until this is fixed."
                     ),
                     obj=label,
                     id=f"{TAG}.E001",
                 )
             )
+            continue
+        expected = conf.KINDS[spec.kind].description if code == "type" else detail
+        messages.append(
+            Error(
+                f"{label} is {_describe_raw(key, value)}; expected {expected}.",
+                hint=hint_default,
+                obj=label,
+                id=f"{TAG}.E002",
+            )
+        )
     return messages
+
+
+@register(TAG)
+def check_transport(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E005: the ``transport`` dotted path is imported here, lazily, so a typo shows up in
+    ``check`` instead of in the first broadcast."""
+    path = conf.get_settings().transport
+    try:
+        factory = import_string(path)
+    except Exception as exc:  # ImportError, or an error raised while importing the module
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        if callable(factory):
+            return []
+        reason = f"{type(factory).__name__} is not callable"
+    return [
+        Error(
+            f"{conf.SETTINGS_NAME}['transport'] = {path!r} cannot be used ({reason}).",
+            hint="Name a Transport class or factory by its dotted path, e.g. the default "
+            f"{conf.SPECS['transport'].default!r}.",
+            id=f"{TAG}.E005",
+        )
+    ]
 
 
 def _middleware_present(middleware: Sequence[Any], wanted: str) -> bool:
@@ -189,7 +204,10 @@ def check_unknown_keys(
 ) -> list[CheckMessage]:
     """W002: a key nobody reads is almost always a typo; suggest the closest known key."""
     messages: list[CheckMessage] = []
-    for name, container in _containers():
+    insecure = conf.get_settings().insecure
+    for name, container in conf.containers():
+        if not isinstance(container, Mapping):
+            continue
         known = list(conf.SPECS if name == conf.SETTINGS_NAME else conf.LEGACY_KEYS)
         for raw_key in container:
             if isinstance(raw_key, str) and raw_key in known:
@@ -205,6 +223,18 @@ def check_unknown_keys(
                     f"Only the predecessor's keys are read from {name}; "
                     f"move it to {conf.SETTINGS_NAME}."
                 )
+            label = _label(name, str(raw_key))
+            if label in insecure:
+                messages.append(
+                    Error(
+                        f"Unknown key {raw_key!r} in settings.{name} looks like a misspelt "
+                        "security setting; every request is refused (503) until it is fixed.",
+                        hint=hint,
+                        obj=label,
+                        id=f"{TAG}.E006",
+                    )
+                )
+                continue
             messages.append(
                 Warning(
                     f"Unknown key {raw_key!r} in settings.{name}; it is ignored.",
@@ -225,7 +255,7 @@ def check_legacy_settings(
     ours_keys = {k for k in ours if isinstance(k, str)} if isinstance(ours, Mapping) else set()
     messages: list[CheckMessage] = []
     legacy_in_use: list[str] = []
-    for label, key, _value in _raw_values():
+    for label, key, _value, _source in conf.raw_values():
         if label.startswith(conf.SETTINGS_NAME + "["):
             continue
         legacy_in_use.append(label)
@@ -259,7 +289,7 @@ def check_gateway_secret_set(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """W001: without a secret anyone who reaches the backend can forge gateway requests."""
-    if any(key == "gateway_secret" and value for _source, key, value in _raw_values()):
+    if any(raw.key == "gateway_secret" and raw.value for raw in conf.raw_values()):
         return []  # Set (if malformed, E001 already says so).
     return [
         Warning(
@@ -301,115 +331,3 @@ def check_region(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> lis
             id=f"{TAG}.W003",
         )
     ]
-
-
-def _routed_view_classes() -> Iterator[tuple[str, type]]:
-    """``(route, view_class)`` for every class-based view reachable from ROOT_URLCONF."""
-    from django.urls import URLPattern, URLResolver, get_resolver
-
-    try:
-        patterns = list(get_resolver().url_patterns)
-    except Exception:  # A broken URLconf is reported by Django's own url checks.
-        return
-    stack: list[tuple[str, Any]] = [("", p) for p in reversed(patterns)]
-    seen: set[int] = set()
-    while stack:
-        prefix, entry = stack.pop()
-        if isinstance(entry, URLResolver):
-            if id(entry) in seen:
-                continue
-            seen.add(id(entry))
-            try:
-                children = list(entry.url_patterns)
-            except Exception:  # noqa: S112 - reported by Django's url checks
-                continue
-            route = prefix + str(entry.pattern)
-            stack.extend((route, child) for child in reversed(children))
-        elif isinstance(entry, URLPattern):
-            view_class = getattr(entry.callback, "view_class", None)
-            if inspect.isclass(view_class):
-                yield prefix + str(entry.pattern), view_class
-
-
-def _websocket_views() -> Iterator[tuple[str, type, type]]:
-    """``(route, subclass, WebSocketView)`` for routed subclasses; nothing without views."""
-    if importlib.util.find_spec("aws_ws_async.views") is None:
-        return
-    try:
-        from aws_ws_async import views
-    except Exception:  # Import errors surface at run time with a traceback; not our job here.
-        return
-    base = getattr(views, "WebSocketView", None)
-    if not inspect.isclass(base):
-        return
-    for route, view_class in _routed_view_classes():
-        if issubclass(view_class, base):
-            yield route, view_class, base
-
-
-def _exposed_methods(view_class: type, base: type) -> list[str]:
-    """Public functions a subclass adds, as the view's handler discovery would find them.
-
-    Mirrors ``aws_ws_async.views.handlers.discover_handlers``: plain functions on ``base``
-    subclasses only (not mixins, not static/class methods), excluding everything ``base``
-    defines except ``change_channel``; ``default`` is always callable, so it is not reported.
-    """
-    reserved = {name for name in dir(base) if name != "change_channel"}
-    names: set[str] = set()
-    for klass in view_class.__mro__:
-        if klass is base or not issubclass(klass, base):
-            continue
-        for name, member in vars(klass).items():
-            if name.startswith("_") or name in reserved:
-                continue
-            if inspect.isfunction(member):
-                names.add(name)
-    return sorted(names)
-
-
-def _qualname(view_class: type) -> str:
-    return f"{view_class.__module__}.{view_class.__qualname__}"
-
-
-@register(TAG, deploy=True)
-def check_routed_views(
-    app_configs: Sequence[Any] | None = None, **kwargs: Any
-) -> list[CheckMessage]:
-    """W004 unlisted channels allowed; W005 handlers exposed without ``ALLOWED_HANDLERS``."""
-    messages: list[CheckMessage] = []
-    reported: set[type] = set()
-    for route, view_class, base in _websocket_views():
-        if view_class in reported:
-            continue
-        reported.add(view_class)
-        name = _qualname(view_class)
-        if getattr(view_class, "ALLOW_UNLISTED_CHANNELS", False) is True:
-            messages.append(
-                Warning(
-                    f"{name} (route {route!r}) lets clients join channels that have no "
-                    "ChannelPermission row.",
-                    hint="Set ALLOW_UNLISTED_CHANNELS = False and add a ChannelPermission row "
-                    "for every channel clients may join.",
-                    obj=view_class,
-                    id=f"{TAG}.W004",
-                )
-            )
-        allowed = getattr(view_class, "ALLOWED_HANDLERS", None)
-        additional = getattr(view_class, "ADDITIONAL_ALLOWED_HANDLERS", None) or ()
-        if not allowed:
-            listed = (
-                set(additional) if isinstance(additional, list | tuple | set | frozenset) else set()
-            )
-            exposed = [m for m in _exposed_methods(view_class, base) if m not in listed]
-            if exposed:
-                messages.append(
-                    Warning(
-                        f"{name} (route {route!r}) has no explicit ALLOWED_HANDLERS but defines "
-                        f"public methods: {', '.join(exposed)}.",
-                        hint="List the message handlers clients may call in ALLOWED_HANDLERS "
-                        "(or prefix helper methods with '_') so no method is callable by accident.",
-                        obj=view_class,
-                        id=f"{TAG}.W005",
-                    )
-                )
-    return messages

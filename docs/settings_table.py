@@ -1,5 +1,8 @@
 """Render the settings reference table of ``docs/settings.md`` from ``aws_ws_async.conf.SPECS``.
 
+``SPECS`` is derived from the one declaration of each key (a field of ``AppSettings``), so the
+type, default, legacy names and the fail-closed marker below cannot disagree with the code.
+
 The table lives between two markers in ``settings.md`` so the page stays readable as plain
 Markdown (on GitHub too) while its content can never drift from the code:
 ``python docs/settings_table.py`` rewrites it, and ``tests/test_conf.py`` fails when it is stale.
@@ -21,7 +24,7 @@ def _cell(text: str) -> str:
 
 def render_table() -> str:
     """The Markdown table: key, accepted type, default, meaning."""
-    from aws_ws_async.conf import KIND_DESCRIPTIONS, LEGACY_KEYS, SPECS
+    from aws_ws_async.conf import KIND_DESCRIPTIONS, SPECS
 
     lines = [
         "| Key | Type | Default | Meaning |",
@@ -29,8 +32,13 @@ def render_table() -> str:
     ]
     for key, spec in SPECS.items():
         meaning = spec.help
-        if key in LEGACY_KEYS:
+        if spec.security:
+            meaning += " **Fail closed**: a bad value refuses every request (503)."
+        if spec.legacy:
             meaning += " (Also read from the legacy `WEBSOCKETS` dict.)"
+        if spec.legacy_settings:
+            names = " / ".join(f"`{name}`" for name in reversed(spec.legacy_settings))
+            meaning += f" (Also read from the legacy setting {names}.)"
         lines.append(
             f"| `{key}` | {_cell(KIND_DESCRIPTIONS[spec.kind])} | `{spec.default!r}` "
             f"| {_cell(meaning)} |"
