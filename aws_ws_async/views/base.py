@@ -4,9 +4,11 @@ The route-specific flows (``connect``, messages, ``disconnect``) live in ``conne
 ``messages.py``; this module holds what runs before them on every request, in this order:
 
 1. method (POST only, 405 otherwise; before anything else, it costs nothing),
-2. gateway secret (403, constant time, before any database work),
-3. headers API Gateway always sends (400),
-4. body size (413) and, for messages, JSON object (400).
+2. settings: a bad security setting refuses every request (503, logged once at ERROR), because
+   a fallback would mean "no secret" or "no limit" (``docs/security.md``),
+3. gateway secret (403, constant time, before any database work),
+4. headers API Gateway always sends (400),
+5. body size (413) and, for messages, JSON object (400).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from django.http.request import RawPostDataException
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from aws_ws_async.conf import get_settings
+from aws_ws_async.conf import get_settings, log_insecure_once
 from aws_ws_async.models import ApiGateway, WebSocketSession
 from aws_ws_async.security import secret_matches
 from aws_ws_async.views.handlers import discover_handlers, explicit_handlers, is_plain_method
@@ -94,6 +96,10 @@ class WebSocketViewBase(ResponsesMixin, View):
     debug_log: list[str]
 
     _handler_cache: ClassVar[dict[type, frozenset[str]]] = {}
+    #: Set to True in the body of the class whose own methods (and everything it inherits) are
+    #: the framework, never handlers: ``WebSocketView``. Found through the MRO, so this module
+    #: needs no import of its subclass.
+    _handler_boundary: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any) -> None:
         self.body = {}
@@ -118,19 +124,26 @@ class WebSocketViewBase(ResponsesMixin, View):
         """Names a message may call (cached per class)."""
         cached = cls._handler_cache.get(cls)
         if cached is None:
-            from aws_ws_async.views.websocket import WebSocketView
-
+            boundary = cls.handler_boundary()
             if cls.ALLOWED_HANDLERS:
                 cached = explicit_handlers(
-                    set(cls.ALLOWED_HANDLERS), WebSocketView, frozenset(cls.BASE_HANDLERS)
+                    set(cls.ALLOWED_HANDLERS), boundary, frozenset(cls.BASE_HANDLERS)
                 )
             else:
                 extra = {"default", *cls.ADDITIONAL_ALLOWED_HANDLERS}
-                cached = discover_handlers(cls, WebSocketView, extra, frozenset(cls.BASE_HANDLERS))
+                cached = discover_handlers(cls, boundary, extra, frozenset(cls.BASE_HANDLERS))
             # Only plain methods: a listed static/class method or property is never a handler.
             cached = frozenset(name for name in cached if is_plain_method(cls, name))
             cls._handler_cache[cls] = cached
         return cached
+
+    @classmethod
+    def handler_boundary(cls) -> type:
+        """The framework class: the nearest class in the MRO that declares ``_handler_boundary``."""
+        for klass in cls.__mro__:
+            if vars(klass).get("_handler_boundary") is True:
+                return klass
+        return WebSocketViewBase
 
     # --- debugging -----------------------------------------------------------------------
 
@@ -203,6 +216,11 @@ class WebSocketViewBase(ResponsesMixin, View):
     async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         route = str(kwargs.get("route", ""))
         conf = get_settings()
+        if conf.insecure:
+            log_insecure_once(conf)
+            response = await self.misconfigured(request)
+            response._has_been_logged = True  # type: ignore[attr-defined]  # logged once above
+            return response
         if conf.gateway_secrets and not secret_matches(
             request.headers.get(conf.gateway_secret_header), conf.gateway_secrets
         ):

@@ -22,6 +22,10 @@ def error_response(status: int, code: str, message: str, **headers: str) -> Json
 class ResponsesMixin:
     """Every refusal the view can answer, with its status code (see ``docs/views.md``)."""
 
+    async def misconfigured(self, request: Any) -> HttpResponse:
+        """A security setting is bad: refuse without saying which (the server log says)."""
+        return error_response(503, "unavailable", "Service unavailable")
+
     async def invalid_gateway_secret(self, request: Any) -> HttpResponse:
         return error_response(403, "forbidden", "Invalid request")
 

@@ -17,7 +17,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
-from aws_ws_async.conf import get_settings
+from aws_ws_async.conf import get_settings, log_insecure_once
 from aws_ws_async.models import WebSocketToken
 from aws_ws_async.views.responses import error_response
 
@@ -35,6 +35,12 @@ class WebSocketTokenView(View):
         return never_cache(csrf_protect(super().as_view(**initkwargs)))
 
     async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        conf = get_settings()
+        if conf.insecure:  # e.g. a bad token_expiry_seconds: never issue on a fallback
+            log_insecure_once(conf)
+            response = error_response(503, "unavailable", "Service unavailable")
+            response._has_been_logged = True  # type: ignore[attr-defined]  # logged once
+            return response
         user = await self.get_user(request)
         if user is None:
             return error_response(401, "authentication_required", "Authentication required")
@@ -43,7 +49,6 @@ class WebSocketTokenView(View):
         if session is None or not session_key:
             # Authenticated users always have a session; without one there is nothing to bind to.
             return error_response(401, "no_session", "A session is required")
-        conf = get_settings()
         raw = await WebSocketToken.aissue(
             user,
             session_key,

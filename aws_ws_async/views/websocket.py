@@ -29,6 +29,9 @@ class WebSocketView(ConnectMixin, MessagesMixin):
     one with ``{"handler": "name"}`` or ``{"action": "name"}``.
     """
 
+    #: Methods defined here and above are the framework, never handlers (see handlers.py).
+    _handler_boundary = True
+
     async def route_request(
         self, request: HttpRequest, route_name: str, raw: bytes, *args: Any, **kwargs: Any
     ) -> HttpResponse:
