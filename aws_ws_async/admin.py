@@ -141,6 +141,7 @@ class ApiGatewayAdmin(admin.ModelAdmin):
                     "route_selection_expression",
                     "route_key",
                     "tags",
+                    "management_endpoint_url",
                 ),
             },
         ),

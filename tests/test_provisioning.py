@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from aws_ws_async.exceptions import ApiGatewaySyncError, ProvisioningInProgress
 from aws_ws_async.models import ApiGateway, ProvisioningStatus
-from aws_ws_async.provisioning.claim import CLAIM_TIMEOUT
+from aws_ws_async.models.gateway_state import CLAIM_TIMEOUT
 from tests.fixtures_provisioning import SECRET, LocalApiGateway
 
 pytestmark = pytest.mark.django_db(transaction=True)

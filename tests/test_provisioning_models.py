@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from aws_ws_async.models import ApiGateway, ApiGatewayAdditionalRoute
 from aws_ws_async.exceptions import CalledInsideTransaction
+from aws_ws_async.models import ApiGateway, ApiGatewayAdditionalRoute
 from tests.fixtures_provisioning import LocalApiGateway
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,6 +11,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from aws_ws_async.models import ApiGateway
+from aws_ws_async.models.gateway_provisioning import spec_of
 from aws_ws_async.provisioning import spec as shapes
 from aws_ws_async.provisioning.iam import build_policy
 
@@ -47,7 +48,7 @@ def spec(settings: Any) -> shapes.GatewaySpec:
         domain_name="ws.example.com",
         certificate_arn="arn:aws:acm:us-east-1:1:certificate/x",
     )
-    return shapes.gateway_spec(gateway)
+    return spec_of(gateway)
 
 
 def test_http_only_detection_finds_the_known_members() -> None:

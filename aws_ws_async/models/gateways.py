@@ -1,14 +1,16 @@
-"""The API Gateway WebSocket API as a Django row, and its additional routes.
+"""The API Gateway WebSocket API as a Django row (the gateway aggregate's root).
 
-Provisioning (creating and synchronising these in AWS) lives in ``aws_ws_async.provisioning``;
-this module only holds data, validation and cheap queries.
+Data, validation, change tracking and the provisioning methods. The methods are thin: the
+orchestration (claim, spec, recorder, pull) is in ``models/gateway_provisioning.py``, the AWS
+side in the Django-free ``aws_ws_async.provisioning`` engine, pushes after commit in
+``models/gateway_hooks.py``; additional routes live in ``models/gateway_routes.py``.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -17,63 +19,41 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from aws_ws_async.conf import get_settings
+from aws_ws_async.models import gateway_provisioning as provisioning
 from aws_ws_async.models.endpoints import ApiGatewayManager, endpoint_url
-
-if TYPE_CHECKING:
-    from aws_ws_async.provisioning.drift import Difference
-
+from aws_ws_async.models.gateway_hooks import push_after_commit
+from aws_ws_async.models.gateway_routes import ApiGatewayAdditionalRoute
+from aws_ws_async.models.gateway_state import ProvisioningStatus
+from aws_ws_async.provisioning import Difference
+from aws_ws_async.provisioning.rules import (
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    host_is_allowed,
+    tags_problem,
+)
+from aws_ws_async.sync import call_outside_transaction as run_sync
 from aws_ws_async.validators import (
     validate_api_id,
     validate_api_name,
     validate_channel_name,
     validate_domain_name,
-    validate_route_key,
     validate_stage_name,
 )
 
-
-def host_is_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    """Whether ``host`` matches one entry; ``*.example.com`` matches sub-domains only."""
-    host = host.lower().rstrip(".")
-    for entry in allowed:
-        entry = entry.lower().rstrip(".")
-        if entry.startswith("*."):
-            if host.endswith(entry[1:]) and host != entry[2:]:
-                return True
-        elif host == entry:
-            return True
-    return False
-
-
-#: AWS tag limits (API Gateway): 50 tags, keys up to 128 and values up to 256 characters.
-MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 128, 256
-
-
-def tags_problem(tags: object) -> str:
-    """Why ``tags`` cannot be sent to AWS ("" if it can). Pushing a non-object would untag."""
-    if not isinstance(tags, dict):
-        return "Tags must be a JSON object of string keys and values."
-    if len(tags) > MAX_TAGS:
-        return f"AWS allows at most {MAX_TAGS} tags."
-    for key, value in tags.items():
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            return f"Tag {key!r}: the value must be a string (or a number)."
-        if not key or len(key) > MAX_TAG_KEY or len(str(value)) > MAX_TAG_VALUE:
-            return f"Tag {key!r}: keys are 1-{MAX_TAG_KEY} and values 0-{MAX_TAG_VALUE} characters."
-        if key.lower().startswith("aws:"):
-            return f"Tag {key!r}: the 'aws:' prefix is reserved by AWS."
-    return ""
-
-
-class ProvisioningStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    CREATING = "creating", _("Creating (claimed by a run)")
-    API_CREATED = "api_created", _("API created")
-    ROUTES_CREATED = "routes_created", _("Routes created")
-    DEPLOYED = "deployed", _("Deployed")
-    DOMAIN_CREATED = "domain_created", _("Custom domain created")
-    MAPPED = "mapped", _("Custom domain mapped")
-    FAILED = "failed", _("Failed (see last error)")
+#: Kept importable from here (their homes: ``aws_ws_async.provisioning.rules``,
+#: ``models/gateway_state.py`` and ``models/gateway_routes.py``).
+__all__ = [
+    "MAX_TAGS",
+    "MAX_TAG_KEY",
+    "MAX_TAG_VALUE",
+    "SYNCED_FIELDS",
+    "ApiGateway",
+    "ApiGatewayAdditionalRoute",
+    "ProvisioningStatus",
+    "host_is_allowed",
+    "tags_problem",
+]
 
 
 class ApiGateway(models.Model):
@@ -204,9 +184,7 @@ class ApiGateway(models.Model):
         if push_to_aws is None:
             push_to_aws = get_settings().push_changes_to_aws
         if push_to_aws and changed and self.is_deployed and kwargs.get("update_fields") is None:
-            from aws_ws_async.provisioning.hooks import push_after_commit
-
-            push_after_commit(self.pk, fields=changed)
+            push_after_commit(type(self), self.pk, fields=changed, using=self._state.db)
 
     def clean(self) -> None:
         super().clean()
@@ -275,76 +253,56 @@ class ApiGateway(models.Model):
         snapshot: dict[str, Any] = getattr(self, "_aws_snapshot", {})
         return {name for name, old in snapshot.items() if self.__dict__.get(name) != old}
 
-    # --- provisioning (async first; sync twins keep the predecessor's names) ---------------
+    # --- provisioning (async first, sync twins; the predecessor's names are aliases) -------
 
     async def acreate_gateway(self) -> list[str]:
         """Create (or resume creating) the API, routes, stage and deployment in AWS."""
-        from aws_ws_async.provisioning import acreate_gateway
-
-        return await acreate_gateway(self)
+        return await provisioning.acreate_gateway(self)
 
     def create_gateway(self) -> list[str]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
         return run_sync(self.acreate_gateway)
 
     async def acreate_custom_domain(self) -> list[str]:
         """Create (or resume creating) the custom domain, API mapping and alias record."""
-        from aws_ws_async.provisioning import acreate_custom_domain
-
-        return await acreate_custom_domain(self)
+        return await provisioning.acreate_custom_domain(self)
 
     def create_custom_domain(self) -> list[str]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
         return run_sync(self.acreate_custom_domain)
 
-    async def async_to_aws(
+    async def apush_to_aws(
         self, fields: Iterable[str] | None = None, *, dry_run: bool = False
     ) -> list[Difference]:
         """Push local state to AWS; returns the differences fixed (found, with ``dry_run``)."""
-        from aws_ws_async.provisioning import apush
+        return await provisioning.apush_to_aws(self, fields=fields, dry_run=dry_run)
 
-        return await apush(self, fields=fields, dry_run=dry_run)
-
-    def sync_to_aws(
+    def push_to_aws(
         self, fields: Iterable[str] | None = None, *, dry_run: bool = False
     ) -> list[Difference]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
+        return run_sync(self.apush_to_aws, fields, dry_run=dry_run)
 
-        return run_sync(self.async_to_aws, fields, dry_run=dry_run)
-
-    async def async_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
+    async def apull_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
         """Pull AWS state into this row; returns the differences taken over."""
-        from aws_ws_async.provisioning import apull
+        return await provisioning.apull_from_aws(self, dry_run=dry_run)
 
-        return await apull(self, dry_run=dry_run)
+    def pull_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
+        return run_sync(self.apull_from_aws, dry_run=dry_run)
 
-    def sync_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
-        return run_sync(self.async_from_aws, dry_run=dry_run)
+    #: The predecessor's names, kept as documented aliases.
+    async_to_aws, sync_to_aws = apush_to_aws, push_to_aws
+    async_from_aws, sync_from_aws = apull_from_aws, pull_from_aws
 
     async def adetect_drift(self) -> list[Difference]:
         """Every difference between this row and AWS, changing nothing."""
-        from aws_ws_async.provisioning import adetect_drift
-
-        return await adetect_drift(self)
+        return await provisioning.adetect_gateway_drift(self)
 
     def detect_drift(self) -> list[Difference]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
         return run_sync(self.adetect_drift)
 
     async def aupdate_integrations(self, *, dry_run: bool = False) -> list[Difference]:
         """Rewrite the secret / connection-id header mappings on every integration, redeploy."""
-        from aws_ws_async.provisioning import arotate_secret
-
-        return await arotate_secret(self, dry_run=dry_run)
+        return await provisioning.apush_to_aws(self, only={"request_parameters"}, dry_run=dry_run)
 
     def update_integrations(self, *, dry_run: bool = False) -> list[Difference]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
         return run_sync(self.aupdate_integrations, dry_run=dry_run)
 
     @property
@@ -367,124 +325,3 @@ SYNCED_FIELDS = (
     "stage_description",
     "enable_route_responses",
 )
-
-
-class ApiGatewayAdditionalRoute(models.Model):
-    """A custom route key (e.g. ``sendmessage``) with its own integration URL."""
-
-    api_gateway = models.ForeignKey(
-        ApiGateway, on_delete=models.CASCADE, related_name="additional_routes"
-    )
-    name = models.CharField(max_length=63)
-    route_key = models.CharField(max_length=64, db_index=True, validators=[validate_route_key])
-    integration_url = models.URLField()
-    deployed = models.BooleanField(default=False)
-    route_id = models.CharField(max_length=32, blank=True, default="", editable=False)
-    integration_id = models.CharField(max_length=32, blank=True, default="", editable=False)
-    created_on = models.DateTimeField(auto_now_add=True)
-    updated_on = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name = _("additional route")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["api_gateway", "route_key"], name="aws_ws_async_unique_route_key"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.route_key})"
-
-    def save(self, *args: Any, push_to_aws: bool | None = None, **kwargs: Any) -> None:
-        """Save; a new or changed route of a deployed gateway is pushed *after commit*.
-
-        The predecessor created new routes in AWS synchronously inside the admin's transaction;
-        here nothing reaches AWS until the row is committed.
-        """
-        keys = self._push_keys()
-        super().save(*args, **kwargs)
-        self._loaded_key, self._loaded_url = self.route_key, self.integration_url
-        if push_to_aws is None:
-            push_to_aws = get_settings().push_changes_to_aws
-        if push_to_aws and keys and kwargs.get("update_fields") is None:
-            self._push_after_commit(keys)
-
-    def delete(self, *args: Any, push_to_aws: bool | None = None, **kwargs: Any) -> Any:
-        """Delete; the AWS route (if we created it) is removed after commit."""
-        key = self.route_key
-        result = super().delete(*args, **kwargs)
-        if push_to_aws is None:
-            push_to_aws = get_settings().push_changes_to_aws
-        if push_to_aws:
-            self._push_after_commit({key})
-        return result
-
-    def clean(self) -> None:
-        super().clean()
-        allowed = get_settings().allowed_integration_hosts
-        if self.integration_url and allowed:
-            host = urlsplit(self.integration_url).hostname or ""
-            if not host_is_allowed(host, allowed):
-                raise ValidationError(
-                    {"integration_url": _("This host is not in allowed_integration_hosts.")}
-                )
-
-    # --- change tracking and provisioning -------------------------------------------------
-
-    @classmethod
-    def from_db(
-        cls, db: str | None, field_names: Any, values: Any, *args: Any, **kwargs: Any
-    ) -> ApiGatewayAdditionalRoute:
-        instance = super().from_db(db, field_names, values, *args, **kwargs)
-        instance._loaded_key = str(instance.__dict__.get("route_key", ""))
-        instance._loaded_url = str(instance.__dict__.get("integration_url", ""))
-        return instance
-
-    def _push_keys(self) -> set[str]:
-        """Route keys a save must push: the current one and a renamed-away one."""
-        old_key = getattr(self, "_loaded_key", None)
-        old_url = getattr(self, "_loaded_url", None)
-        if old_key == self.route_key and old_url == self.integration_url:
-            return set()
-        return {self.route_key} | ({old_key} if old_key else set())
-
-    def _push_after_commit(self, keys: set[str]) -> None:
-        # No query here: whether the gateway is deployed is checked after commit.
-        from aws_ws_async.provisioning.hooks import push_after_commit
-
-        push_after_commit(self.api_gateway_id, route_keys=keys)
-
-    async def acreate_route(self) -> list[Difference]:
-        """Create (or repair) this route and its integration in AWS, then redeploy."""
-        from aws_ws_async.provisioning import apush
-
-        gateway = await ApiGateway._default_manager.aget(pk=self.api_gateway_id)
-        return await apush(gateway, route_keys={self.route_key})
-
-    def create_route(self) -> list[Difference]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
-        return run_sync(self.acreate_route)
-
-    async def aupdate_route(self) -> list[Difference]:
-        """Push this route's key and integration URL to AWS, then redeploy."""
-        return await self.acreate_route()
-
-    def update_route(self) -> list[Difference]:
-        return self.create_route()
-
-    async def adelete_route(self) -> list[Difference]:
-        """Delete this row and its AWS route and integration, then redeploy."""
-        from asgiref.sync import sync_to_async
-
-        from aws_ws_async.provisioning import apush
-
-        gateway = await ApiGateway._default_manager.aget(pk=self.api_gateway_id)
-        key = self.route_key
-        await sync_to_async(self.delete)(push_to_aws=False)
-        return await apush(gateway, route_keys={key})
-
-    def delete_route(self) -> list[Difference]:
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
-        return run_sync(self.adelete_route)

@@ -1,57 +1,63 @@
-"""Pull AWS state into the row (``sync_from_aws``): AWS wins, nothing is deleted.
+"""Pull AWS state (``pull_from_aws``): what the row should become when AWS wins.
 
-API fields, tags, stage description and deployment, the integration base URL and whether route
-responses are on are copied to the gateway; remote-only routes become local additional routes;
-local routes AWS no longer has are marked undeployed. All of it is written in one transaction
-with pushing switched off, so pulling never bounces back to AWS.
+The engine reads AWS and turns it into plain values (:class:`Pulled`): API fields, tags, stage
+description and deployment, the integration base URL, whether route responses are on, and the
+additional routes AWS has. Writing them (in one transaction, with pushing switched off, so a
+pull never bounces back to AWS) is the gateway aggregate's job in ``aws_ws_async.models``.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import transaction
-from django.utils import timezone
-
-from aws_ws_async.provisioning.claim import claimed
 from aws_ws_async.provisioning.clients import apigatewayv2_client
 from aws_ws_async.provisioning.drift import API_FIELDS, Difference, compare
-from aws_ws_async.provisioning.push import _require_api, _snapshot
+from aws_ws_async.provisioning.push import fetch_snapshot
+from aws_ws_async.provisioning.recorder import GatewayState
 from aws_ws_async.provisioning.remote import RemoteState
-from aws_ws_async.provisioning.spec import DEFAULT_ROUTES
-
-if TYPE_CHECKING:
-    from aws_ws_async.models.gateways import ApiGateway
-
-logger = logging.getLogger("aws_ws_async.provisioning.pull")
+from aws_ws_async.provisioning.spec import DEFAULT_ROUTES, GatewaySpec
 
 
-async def apull(gateway: ApiGateway, *, dry_run: bool = False) -> list[Difference]:
-    """Make the row match AWS; returns the differences taken over (or found, with dry run)."""
-    _require_api(gateway)
-    if dry_run:
-        async with apigatewayv2_client() as client:
-            spec, remote = await _snapshot(gateway, client)
-        return compare(spec, remote, frozenset(remote.routes))
-    async with claimed(gateway, "sync from AWS"):
-        async with apigatewayv2_client() as client:
-            spec, remote = await _snapshot(gateway, client)
-        diffs = compare(spec, remote, frozenset(remote.routes))
-        await sync_to_async(_apply, thread_sensitive=True)(gateway, remote)
-    logger.info("gateway %s pulled: %s", gateway.pk, "; ".join(map(str, diffs)) or "no changes")
-    return diffs
+@dataclass(frozen=True)
+class PulledRoute:
+    """An additional route as AWS has it (``integration_url`` ``None``: integration missing)."""
+
+    route_key: str
+    route_id: str
+    integration_id: str
+    integration_url: str | None
 
 
-def _apply(gateway: ApiGateway, remote: RemoteState) -> None:
-    route_model = gateway.additional_routes.model
+@dataclass(frozen=True)
+class Pulled:
+    """What the row takes over from AWS."""
+
+    #: Gateway field name -> value AWS has.
+    fields: dict[str, Any]
+    #: Every additional (non-lifecycle, non-``$default``) route AWS has.
+    routes: tuple[PulledRoute, ...]
+    #: Every route key AWS has: local routes missing here are marked undeployed.
+    remote_route_keys: frozenset[str]
+    #: The new ``aws_resources["routes"]``: every remote route is adopted as ours.
+    route_records: dict[str, dict[str, str]]
+
+
+async def apull(spec: GatewaySpec, state: GatewayState) -> tuple[list[Difference], Pulled]:
+    """The differences the row would take over from AWS, and the values that do it."""
+    async with apigatewayv2_client() as client:
+        remote = await fetch_snapshot(client, spec, state)
+    return compare(spec, remote, frozenset(remote.routes)), pulled(remote, state)
+
+
+def pulled(remote: RemoteState, state: GatewayState) -> Pulled:
+    """Turn a snapshot of AWS into the row's new values (pure)."""
     fields: dict[str, Any] = {
         model_field: remote.api.get(aws_name) or ""
         for aws_name, (model_field, _attr) in API_FIELDS.items()
     }
     fields["tags"] = dict(remote.tags)
-    fields["api_endpoint"] = remote.api.get("ApiEndpoint", gateway.api_endpoint) or ""
+    fields["api_endpoint"] = remote.api.get("ApiEndpoint", state.api_endpoint) or ""
     if remote.stage is not None:
         fields["stage_description"] = remote.stage.get("Description") or ""
         if remote.stage.get("DeploymentId"):
@@ -62,44 +68,25 @@ def _apply(gateway: ApiGateway, remote: RemoteState) -> None:
     default_route = remote.routes.get("$default")
     if default_route is not None:
         fields["enable_route_responses"] = bool(default_route.route_response_ids)
-    now = timezone.now()
-    with transaction.atomic():
-        type(gateway)._default_manager.filter(pk=gateway.pk).update(**fields, updated_on=now)
-        for name, value in fields.items():
-            setattr(gateway, name, value)
-        local = {r.route_key: r for r in route_model._default_manager.filter(api_gateway=gateway)}
-        for key, route in remote.routes.items():
-            if key in DEFAULT_ROUTES:
-                continue
-            integration = remote.integrations.get(route.integration_id)
-            values = {
-                "route_id": route.route_id,
-                "integration_id": route.integration_id,
-                "deployed": True,
-            }
-            if integration is not None:
-                values["integration_url"] = integration.uri
-            if key in local:
-                route_model._default_manager.filter(pk=local[key].pk).update(
-                    **values, updated_on=now
-                )
-            else:
-                # bulk_create skips save(): a pulled route must not be pushed back to AWS.
-                route_model._default_manager.bulk_create(
-                    [route_model(api_gateway=gateway, name=key[:63], route_key=key, **values)]
-                )
-        missing = [r.pk for key, r in local.items() if key not in remote.routes]
-        if missing:
-            route_model._default_manager.filter(pk__in=missing).update(
-                deployed=False, route_id="", integration_id="", updated_on=now
+    routes = []
+    for key, route in remote.routes.items():
+        if key in DEFAULT_ROUTES:
+            continue
+        integration = remote.integrations.get(route.integration_id)
+        routes.append(
+            PulledRoute(
+                route_key=key,
+                route_id=route.route_id,
+                integration_id=route.integration_id,
+                integration_url=integration.uri if integration is not None else None,
             )
-    # Adopt remote routes as ours, so a later push may update or delete them.
-    resources = dict(gateway.aws_resources or {})
-    resources["routes"] = {
-        key: {"route_id": r.route_id, "integration_id": r.integration_id}
-        for key, r in remote.routes.items()
-    }
-    type(gateway)._default_manager.filter(pk=gateway.pk).update(aws_resources=resources)
-    gateway.aws_resources = resources
-    # What was just pulled is what AWS has: a later save() must not push it back.
-    gateway.reset_synced_snapshot()
+        )
+    return Pulled(
+        fields=fields,
+        routes=tuple(routes),
+        remote_route_keys=frozenset(remote.routes),
+        route_records={
+            key: {"route_id": r.route_id, "integration_id": r.integration_id}
+            for key, r in remote.routes.items()
+        },
+    )

@@ -1,17 +1,16 @@
-"""Push local state to AWS (``sync_to_aws``), detect drift, and rotate the gateway secret.
+"""Push the desired state to AWS (``push_to_aws``) and detect drift.
 
-All three compare the row with a fresh snapshot of AWS (:mod:`.drift`); a push then fixes exactly
-the differences it found and redeploys once if anything changed.
+Both compare a :class:`~aws_ws_async.provisioning.spec.GatewaySpec` with a fresh snapshot of AWS
+(:mod:`.drift`); a push then fixes exactly the differences it found and redeploys once if
+anything changed. Secret rotation is a push narrowed to ``only={"request_parameters"}``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aws_ws_async.exceptions import ApiGatewaySyncError
-from aws_ws_async.provisioning.claim import claimed
 from aws_ws_async.provisioning.clients import (
     api_arn,
     apigatewayv2_client,
@@ -19,6 +18,7 @@ from aws_ws_async.provisioning.clients import (
     region_of,
 )
 from aws_ws_async.provisioning.drift import Difference, compare, groups_for_fields
+from aws_ws_async.provisioning.recorder import GatewayState, Run, Step
 from aws_ws_async.provisioning.remote import (
     NOT_FOUND,
     RemoteState,
@@ -29,45 +29,21 @@ from aws_ws_async.provisioning.spec import (
     GatewaySpec,
     api_mapping_params,
     check_hosts,
-    gateway_spec,
     update_api_params,
 )
-from aws_ws_async.provisioning.steps import (
-    deploy,
-    ensure_route,
-    ensure_stage,
-    remove_route,
-    route_records,
-)
-
-if TYPE_CHECKING:
-    from aws_ws_async.models.gateways import ApiGateway
-    from aws_ws_async.provisioning.claim import Claim
+from aws_ws_async.provisioning.steps import deploy, ensure_route, ensure_stage, remove_route
 
 logger = logging.getLogger("aws_ws_async.provisioning.push")
 
 ROUTE_GROUPS = frozenset({"route", "integration", "route_response"})
 
 
-def _require_api(gateway: ApiGateway) -> None:
-    if not gateway.api_id:
-        raise ApiGatewaySyncError(
-            f"Gateway {gateway.pk} has no API in AWS yet: create it first (createApiGateway)."
-        )
-
-
-async def _snapshot(gateway: ApiGateway, client: Any) -> tuple[GatewaySpec, RemoteState]:
-    routes = [r async for r in gateway.additional_routes.order_by("pk")]
-    spec = gateway_spec(gateway, routes)
-    remote = await fetch_remote_state(client, gateway.api_id, spec.stage_name)
-    if gateway.custom_domain_created and gateway.domain_name:
-        remote.mappings = await fetch_mappings(client, gateway.domain_name)
-    return spec, remote
-
-
-def _managed_keys(gateway: ApiGateway) -> frozenset[str]:
-    routes = (gateway.aws_resources or {}).get("routes")
-    return frozenset(routes) if isinstance(routes, dict) else frozenset()
+async def fetch_snapshot(client: Any, spec: GatewaySpec, state: GatewayState) -> RemoteState:
+    """AWS's side of the comparison (with the domain's mappings once the domain exists)."""
+    remote = await fetch_remote_state(client, state.api_id, spec.stage_name)
+    if state.custom_domain_created and spec.domain_name:
+        remote.mappings = await fetch_mappings(client, spec.domain_name)
+    return remote
 
 
 def _select(
@@ -90,59 +66,76 @@ def _select(
     return selected
 
 
-async def adetect_drift(gateway: ApiGateway) -> list[Difference]:
-    """Every difference between the row and AWS (including routes added by hand in AWS)."""
-    _require_api(gateway)
+def _narrowing(
+    fields: Iterable[str] | None, route_keys: Iterable[str] | None, only: Iterable[str] | None
+) -> tuple[set[str] | None, set[str] | None, set[str] | None]:
+    groups = groups_for_fields(set(fields)) if fields is not None else None
+    keys = set(route_keys) if route_keys is not None else None
+    return groups, keys, set(only) if only is not None else None
+
+
+async def adetect_drift(spec: GatewaySpec, state: GatewayState) -> list[Difference]:
+    """Every difference between ``spec`` and AWS (including routes added by hand in AWS)."""
     async with apigatewayv2_client() as client:
         try:
-            spec, remote = await _snapshot(gateway, client)
+            remote = await fetch_snapshot(client, spec, state)
         except Exception as exc:
             if error_code(exc) != NOT_FOUND:
                 raise
             return [Difference("api", "api", "exists", True, False)]
-    return compare(spec, remote, _managed_keys(gateway))
+    return compare(spec, remote, state.managed_route_keys())
 
 
-async def apush(
-    gateway: ApiGateway,
+async def aplan_push(
+    spec: GatewaySpec,
+    state: GatewayState,
     *,
     fields: Iterable[str] | None = None,
     route_keys: Iterable[str] | None = None,
     only: Iterable[str] | None = None,
-    dry_run: bool = False,
 ) -> list[Difference]:
-    """Make AWS match the row; returns the differences fixed (or, with ``dry_run``, found).
+    """The differences :func:`apush` would fix with the same narrowing (changes nothing)."""
+    async with apigatewayv2_client() as client:
+        remote = await fetch_snapshot(client, spec, state)
+    return _select(
+        compare(spec, remote, state.managed_route_keys()), *_narrowing(fields, route_keys, only)
+    )
+
+
+async def apush(
+    spec: GatewaySpec,
+    run: Run,
+    *,
+    fields: Iterable[str] | None = None,
+    route_keys: Iterable[str] | None = None,
+    only: Iterable[str] | None = None,
+) -> list[Difference]:
+    """Make AWS match ``spec``; returns the differences fixed.
 
     ``fields`` narrows the push to what those model fields feed (a save pushes only what it
     changed); ``route_keys`` to those routes; ``only`` to those difference fields (e.g.
     ``{"request_parameters"}`` for secret rotation). Routes added by hand in AWS are never
-    deleted; routes we created and the row no longer has are.
+    deleted; routes we created and ``spec`` no longer has are.
     """
-    _require_api(gateway)
-    groups = groups_for_fields(set(fields)) if fields is not None else None
-    keys = set(route_keys) if route_keys is not None else None
-    only_fields = set(only) if only is not None else None
-    if dry_run:
-        async with apigatewayv2_client() as client:
-            spec, remote = await _snapshot(gateway, client)
-        return _select(compare(spec, remote, _managed_keys(gateway)), groups, keys, only_fields)
-
-    async with claimed(gateway, "sync to AWS") as claim, apigatewayv2_client() as client:
-        spec, remote = await _snapshot(gateway, client)
-        diffs = _select(compare(spec, remote, _managed_keys(gateway)), groups, keys, only_fields)
+    async with apigatewayv2_client() as client:
+        remote = await fetch_snapshot(client, spec, run.state)
+        diffs = _select(
+            compare(spec, remote, run.state.managed_route_keys()),
+            *_narrowing(fields, route_keys, only),
+        )
         if diffs:
             check_hosts(spec)
-            await _apply(client, claim, spec, remote, diffs)
-            await deploy(client, claim, spec)
+            await _apply(client, run, spec, remote, diffs)
+            await deploy(client, run, spec)
     if diffs:
-        logger.info("gateway %s pushed: %s", gateway.pk, "; ".join(map(str, diffs)))
+        logger.info("%s pushed: %s", run.state.label, "; ".join(map(str, diffs)))
     return diffs
 
 
 async def _apply(
-    client: Any, claim: Claim, spec: GatewaySpec, remote: RemoteState, diffs: list[Difference]
+    client: Any, run: Run, spec: GatewaySpec, remote: RemoteState, diffs: list[Difference]
 ) -> None:
-    api_id = claim.gateway.api_id
+    api_id = run.state.api_id
     kinds = {d.group for d in diffs}
     if "api" in kinds:
         await client.update_api(**update_api_params(spec, api_id))
@@ -156,19 +149,12 @@ async def _apply(
     for key in dict.fromkeys(d.route_key for d in diffs if d.group in ROUTE_GROUPS):
         route = spec.route(key)
         if route is not None:
-            await ensure_route(client, claim, spec, route, remote)
-        elif key in route_records(claim) or key in remote.routes:
-            await remove_route(client, claim, key, remote)
-            await claim.gateway.additional_routes.filter(route_key=key).aupdate(
-                deployed=False, route_id="", integration_id=""
-            )
+            await ensure_route(client, run, spec, route, remote)
+        elif key in run.state.route_records() or key in remote.routes:
+            await remove_route(client, run, key, remote)
+            await run.record(Step.ROUTE_REMOVED, route_key=key)
     if "stage" in kinds:
-        await ensure_stage(client, claim, spec, remote)
+        await ensure_stage(client, run, spec, remote)
     if "domain" in kinds and remote.mappings is not None:
         response = await client.create_api_mapping(**api_mapping_params(spec, api_id))
-        await claim.record(api_mapping_id=response["ApiMappingId"])
-
-
-async def arotate_secret(gateway: ApiGateway, *, dry_run: bool = False) -> list[Difference]:
-    """Rewrite the secret (and connection id) header mapping on every integration; redeploy."""
-    return await apush(gateway, only={"request_parameters"}, dry_run=dry_run)
+        await run.record(Step.REMAPPED, api_mapping_id=response["ApiMappingId"])

@@ -1,6 +1,7 @@
 """The desired AWS state of one gateway, as plain data, and the request parameters built from it.
 
-Everything here is pure: it turns a gateway row (and its additional routes) into the exact
+Everything here is pure: it turns plain values (a gateway's fields and its additional routes,
+handed over by ``aws_ws_async.models``) into the exact
 keyword arguments the ``apigatewayv2`` operations take. Keeping it free of I/O lets the tests check
 every shape against botocore's service model, and lets push, drift detection and creation share
 one definition of "what AWS should look like".
@@ -14,13 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from aws_ws_async.conf import AppSettings, get_settings
-
-if TYPE_CHECKING:
-    from aws_ws_async.models.gateways import ApiGateway, ApiGatewayAdditionalRoute
+from aws_ws_async.exceptions import ApiGatewaySyncError
+from aws_ws_async.provisioning.rules import host_is_allowed
 
 #: Predefined route key -> the suffix appended to ``target_base_endpoint``.
 DEFAULT_ROUTES: dict[str, str] = {
@@ -108,38 +108,55 @@ def clean_tags(tags: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items() if str(k) and not str(k).startswith("aws:")}
 
 
-def gateway_spec(
-    gateway: ApiGateway,
-    additional_routes: Iterable[ApiGatewayAdditionalRoute] = (),
+def build_spec(
+    *,
+    name: str,
+    target_base_endpoint: str,
+    stage_name: str,
+    description: str = "",
+    route_selection_expression: str = "$request.body.action",
+    api_key_selection_expression: str = "$request.header.x-api-key",
+    stage_description: str = "",
+    tags: object = None,
+    enable_route_responses: bool = False,
+    additional_routes: Iterable[tuple[str, str]] = (),
+    domain_name: str = "",
+    certificate_arn: str = "",
+    hosted_zone_id: str = "",
     app_settings: AppSettings | None = None,
 ) -> GatewaySpec:
-    """Build the desired state from a gateway row and its additional routes."""
-    two_way = bool(gateway.enable_route_responses)
+    """The desired state from plain values; ``additional_routes`` are (route key, URL) pairs.
+
+    The lifecycle routes and ``$default`` post to ``<target_base_endpoint><suffix>`` (see
+    :data:`DEFAULT_ROUTES`); the header mappings come from the settings (``app_settings``).
+    """
+    two_way = bool(enable_route_responses)
+    base = target_base_endpoint or ""
     routes = [
         RouteSpec(
             route_key=key,
-            integration_uri=gateway.integration_uri(suffix),
+            integration_uri=f"{base}{suffix}",
             two_way=two_way and key not in LIFECYCLE_ROUTES,
         )
         for key, suffix in DEFAULT_ROUTES.items()
     ]
     routes.extend(
-        RouteSpec(route_key=r.route_key, integration_uri=r.integration_url, two_way=two_way)
-        for r in additional_routes
+        RouteSpec(route_key=key, integration_uri=url, two_way=two_way)
+        for key, url in additional_routes
     )
     return GatewaySpec(
-        name=gateway.api_name,
-        description=gateway.api_description,
-        route_selection_expression=gateway.route_selection_expression,
-        api_key_selection_expression=gateway.api_key_selection_expression,
-        stage_name=gateway.stage_name,
-        stage_description=gateway.stage_description,
-        tags=clean_tags(gateway.tags),
+        name=name,
+        description=description,
+        route_selection_expression=route_selection_expression,
+        api_key_selection_expression=api_key_selection_expression,
+        stage_name=stage_name,
+        stage_description=stage_description,
+        tags=clean_tags(tags),
         request_parameters=request_parameters(app_settings),
         routes=tuple(routes),
-        domain_name=gateway.domain_name,
-        certificate_arn=gateway.certificate_arn,
-        hosted_zone_id=gateway.hosted_zone_id,
+        domain_name=domain_name,
+        certificate_arn=certificate_arn,
+        hosted_zone_id=hosted_zone_id,
         managed_headers=managed_header_keys(app_settings),
     )
 
@@ -150,9 +167,6 @@ def check_hosts(spec: GatewaySpec, app_settings: AppSettings | None = None) -> N
     The admin validates these too, but rows can be written by code that skips ``full_clean``;
     an integration URL decides where API Gateway sends every connection's traffic.
     """
-    from aws_ws_async.exceptions import ApiGatewaySyncError
-    from aws_ws_async.models.gateways import host_is_allowed
-
     allowed = (app_settings or get_settings()).allowed_integration_hosts
     for route in spec.routes:
         parts = urlsplit(route.integration_uri)

@@ -1,12 +1,13 @@
 """Idempotent AWS steps shared by creation and push: each checks the snapshot, creates or
-updates only what is missing or different, and records ids as soon as AWS returns them."""
+updates only what is missing or different, and records ids (through the run's
+:class:`~aws_ws_async.provisioning.recorder.StepRecorder`) as soon as AWS returns them."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from aws_ws_async.provisioning.claim import Claim
+from aws_ws_async.provisioning.recorder import Run, Step
 from aws_ws_async.provisioning.remote import RemoteIntegration, RemoteRoute, RemoteState
 from aws_ws_async.provisioning.spec import (
     DEFAULT_ROUTES,
@@ -19,18 +20,6 @@ from aws_ws_async.provisioning.spec import (
 )
 
 logger = logging.getLogger("aws_ws_async.provisioning.steps")
-
-
-def route_records(claim: Claim) -> dict[str, dict[str, str]]:
-    """``aws_resources["routes"]``: route key -> ids we created for it."""
-    routes = (claim.gateway.aws_resources or {}).get("routes")
-    return {k: dict(v) for k, v in routes.items()} if isinstance(routes, dict) else {}
-
-
-async def _record_route(claim: Claim, route_key: str, **ids: str) -> None:
-    routes = route_records(claim)
-    routes[route_key] = {**routes.get(route_key, {}), **ids}
-    await claim.record_resource("routes", routes)
 
 
 def _integration_differs(
@@ -52,14 +41,14 @@ def _shared(remote: RemoteState, integration_id: str, route_key: str) -> bool:
 
 
 async def ensure_route(
-    client: Any, claim: Claim, spec: GatewaySpec, route: RouteSpec, remote: RemoteState
+    client: Any, run: Run, spec: GatewaySpec, route: RouteSpec, remote: RemoteState
 ) -> bool:
     """Make one route, its integration and its route response match ``route``.
 
     Returns whether anything in AWS changed (so the caller knows to redeploy).
     """
-    api_id = claim.gateway.api_id
-    record = route_records(claim).get(route.route_key, {})
+    api_id = run.state.api_id
+    record = run.state.route_records().get(route.route_key, {})
     found: RemoteRoute | None = remote.routes.get(route.route_key)
     integration = remote.integrations.get(found.integration_id) if found else None
     if integration is None and record.get("integration_id") in remote.integrations:
@@ -77,7 +66,7 @@ async def ensure_route(
     if integration is None:
         response = await client.create_integration(ApiId=api_id, **integration_params(spec, route))
         integration_id = str(response["IntegrationId"])
-        await _record_route(claim, route.route_key, integration_id=integration_id)
+        await run.record_route(route.route_key, integration_id=integration_id)
         changed = True
     else:
         integration_id = integration.integration_id
@@ -108,34 +97,35 @@ async def ensure_route(
                 update["RouteResponseSelectionExpression"] = expression
             await client.update_route(ApiId=api_id, RouteId=route_id, **update)
             changed = True
-    await _record_route(claim, route.route_key, integration_id=integration_id, route_id=route_id)
+    await run.record_route(route.route_key, integration_id=integration_id, route_id=route_id)
 
     if route.two_way and not response_ids:
         response = await client.create_route_response(
             ApiId=api_id, RouteId=route_id, RouteResponseKey=ROUTE_RESPONSE_KEY
         )
-        await _record_route(
-            claim, route.route_key, route_response_id=str(response["RouteResponseId"])
-        )
+        await run.record_route(route.route_key, route_response_id=str(response["RouteResponseId"]))
         changed = True
     elif not route.two_way and response_ids:
         for response_id in response_ids:
             await client.delete_route_response(
                 ApiId=api_id, RouteId=route_id, RouteResponseId=response_id
             )
-        await _record_route(claim, route.route_key, route_response_id="")
+        await run.record_route(route.route_key, route_response_id="")
         changed = True
 
     if route.route_key not in DEFAULT_ROUTES:
-        await claim.gateway.additional_routes.filter(route_key=route.route_key).aupdate(
-            route_id=route_id, integration_id=integration_id, deployed=True
+        await run.record(
+            Step.ROUTE_DEPLOYED,
+            route_key=route.route_key,
+            route_id=route_id,
+            integration_id=integration_id,
         )
     return changed
 
 
-async def remove_route(client: Any, claim: Claim, route_key: str, remote: RemoteState) -> bool:
+async def remove_route(client: Any, run: Run, route_key: str, remote: RemoteState) -> bool:
     """Delete a route we created (its route responses, and its integration if unshared)."""
-    api_id = claim.gateway.api_id
+    api_id = run.state.api_id
     found = remote.routes.get(route_key)
     changed = False
     if found is not None:
@@ -147,20 +137,20 @@ async def remove_route(client: Any, claim: Claim, route_key: str, remote: Remote
         if found.integration_id and not _shared(remote, found.integration_id, route_key):
             await client.delete_integration(ApiId=api_id, IntegrationId=found.integration_id)
         changed = True
-    routes = route_records(claim)
+    routes = run.state.route_records()
     if routes.pop(route_key, None) is not None:
-        await claim.record_resource("routes", routes)
+        await run.record_resource("routes", routes)
     return changed
 
 
-async def ensure_stage(client: Any, claim: Claim, spec: GatewaySpec, remote: RemoteState) -> bool:
+async def ensure_stage(client: Any, run: Run, spec: GatewaySpec, remote: RemoteState) -> bool:
     if remote.stage is None:
-        await client.create_stage(ApiId=claim.gateway.api_id, **stage_params(spec))
-        await claim.record_resource("stage", spec.stage_name)
+        await client.create_stage(ApiId=run.state.api_id, **stage_params(spec))
+        await run.record_resource("stage", spec.stage_name)
         return True
     if (remote.stage.get("Description") or "") != spec.stage_description:
         await client.update_stage(
-            ApiId=claim.gateway.api_id,
+            ApiId=run.state.api_id,
             StageName=spec.stage_name,
             Description=spec.stage_description,
         )
@@ -168,14 +158,14 @@ async def ensure_stage(client: Any, claim: Claim, spec: GatewaySpec, remote: Rem
     return False
 
 
-async def deploy(client: Any, claim: Claim, spec: GatewaySpec, **status: Any) -> str:
+async def deploy(client: Any, run: Run, spec: GatewaySpec, step: Step = Step.REDEPLOYED) -> str:
     """Create a deployment on the stage (this is what makes route changes live)."""
     response = await client.create_deployment(
-        ApiId=claim.gateway.api_id,
+        ApiId=run.state.api_id,
         StageName=spec.stage_name,
         Description="Deployed by aws_ws_async",
     )
     deployment_id = str(response["DeploymentId"])
-    await claim.record(deployment_id=deployment_id, **status)
-    logger.info("gateway %s deployed as %s", claim.gateway.pk, deployment_id)
+    await run.record(step, deployment_id=deployment_id)
+    logger.info("%s deployed as %s", run.state.label, deployment_id)
     return deployment_id

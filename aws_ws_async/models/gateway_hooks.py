@@ -2,7 +2,7 @@
 
 Saving a gateway or route must never call AWS inside the caller's transaction (a rollback would
 leave AWS changed and the row not), and must never fail the save itself: a failed push is logged
-and kept in the gateway's ``last_error``, and ``sync_to_aws`` or the admin action repairs it.
+and kept in the gateway's ``last_error``, and ``push_to_aws`` or the admin action repairs it.
 
 Saves of one gateway inside one transaction (the admin saves the gateway and each inline route)
 are merged into a single push, so the change form costs one read of AWS and one deployment.
@@ -15,11 +15,13 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 
 from aws_ws_async.exceptions import ApiGatewaySyncError
+from aws_ws_async.models.gateway_provisioning import apush_to_aws
+from aws_ws_async.sync import call_outside_transaction
 
-logger = logging.getLogger("aws_ws_async.provisioning.hooks")
+logger = logging.getLogger("aws_ws_async.models.gateway_hooks")
 
 _pending: weakref.WeakKeyDictionary[Any, dict[int, _PendingPush]] = weakref.WeakKeyDictionary()
 
@@ -27,8 +29,8 @@ _pending: weakref.WeakKeyDictionary[Any, dict[int, _PendingPush]] = weakref.Weak
 class _PendingPush:
     """One queued push; ``None`` means "everything" for both narrowing sets."""
 
-    def __init__(self, gateway_pk: int) -> None:
-        self.gateway_pk = gateway_pk
+    def __init__(self, model: type[models.Model], gateway_pk: int, using: str | None) -> None:
+        self.model, self.gateway_pk, self.using = model, gateway_pk, using
         self.fields: set[str] | None = set()
         self.route_keys: set[str] | None = set()
 
@@ -41,15 +43,14 @@ class _PendingPush:
             self.route_keys |= set(route_keys)
 
     def run(self) -> None:
-        from aws_ws_async.models.gateways import ApiGateway
-        from aws_ws_async.provisioning.push import apush
-        from aws_ws_async.sync import call_outside_transaction as run_sync
-
-        gateway = ApiGateway._default_manager.filter(pk=self.gateway_pk).first()
+        manager: Any = self.model._default_manager.db_manager(self.using)
+        gateway = manager.filter(pk=self.gateway_pk).first()
         if gateway is None or not gateway.is_deployed:
             return
         try:
-            run_sync(apush, gateway, fields=self.fields, route_keys=self.route_keys)
+            call_outside_transaction(
+                apush_to_aws, gateway, fields=self.fields, route_keys=self.route_keys
+            )
         except ApiGatewaySyncError as exc:
             logger.warning("push of gateway %s after commit failed: %s", self.gateway_pk, exc)
 
@@ -61,23 +62,25 @@ def _still_queued(connection: Any, entry: _PendingPush) -> bool:
 
 
 def push_after_commit(
+    model: type[models.Model],
     gateway_pk: int,
     *,
     fields: Iterable[str] | None = None,
     route_keys: Iterable[str] | None = None,
+    using: str | None = None,
 ) -> None:
-    """Queue a narrowed push of one gateway for when the current transaction commits."""
-    connection = transaction.get_connection()
+    """Queue a narrowed push of one gateway for when ``using``'s transaction commits."""
+    connection = transaction.get_connection(using)
     if connection.in_atomic_block:
         queued = _pending.setdefault(connection, {})
         entry = queued.get(gateway_pk)
         if entry is not None and _still_queued(connection, entry):
             entry.merge(fields, route_keys)
             return
-        entry = _PendingPush(gateway_pk)
+        entry = _PendingPush(model, gateway_pk, using)
         entry.merge(fields, route_keys)
         queued[gateway_pk] = entry
     else:
-        entry = _PendingPush(gateway_pk)
+        entry = _PendingPush(model, gateway_pk, using)
         entry.merge(fields, route_keys)
-    transaction.on_commit(entry.run)
+    transaction.on_commit(entry.run, using=using)
