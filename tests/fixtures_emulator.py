@@ -44,6 +44,10 @@ class RecordingBackend:
     message_body: bytes = b""
     #: Awaited inside the $connect handler (while the upgrade is still pending).
     on_connect: Callable[[Recorded], Awaitable[None]] | None = None
+    #: Awaited inside each message handler (a slow or hanging backend).
+    on_message: Callable[[Recorded], Awaitable[None]] | None = None
+    #: Awaited inside each $disconnect handler.
+    on_disconnect: Callable[[Recorded], Awaitable[None]] | None = None
     connect_delay: float = 0.0
     _event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -63,7 +67,11 @@ class RecordingBackend:
                 await self.on_connect(record)
             return web.Response(status=self.connect_status, headers=self.connect_headers)
         if request.path.endswith("/disconnect"):
+            if self.on_disconnect is not None:
+                await self.on_disconnect(record)
             return web.Response(status=200)
+        if self.on_message is not None:
+            await self.on_message(record)
         return web.Response(status=self.message_status, body=self.message_body)
 
     def paths(self) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -117,7 +119,7 @@ def banner(emulator: GatewayEmulator) -> str:
         f"  clients connect to   {emulator.url}\n"
         f"  integrations post to {config.target_base_url}{{connect,default,disconnect}}\n"
         f"  @connections API at  {emulator.management_url}\n"
-        "Quit with CTRL-C."
+        "Quit with CTRL-C (or SIGTERM)."
     )
 
 
@@ -126,14 +128,31 @@ async def serve(
     host: str,
     port: int,
     announce: Callable[[GatewayEmulator], None],
+    *,
+    grace: float | None = None,
 ) -> None:
-    """Start, announce, serve until cancelled (Ctrl-C under ``asyncio.run``), stop cleanly."""
+    """Start, announce, serve until SIGTERM or cancelled (Ctrl-C under ``asyncio.run``), then
+    stop cleanly: every socket closed with 1001 and its ``$disconnect`` posted within ``grace``.
+
+    SIGTERM is what ``docker stop``, systemd and process managers send; without a handler it
+    kills the process at once and the backend never hears the ``$disconnect``s. It returns
+    normally here, so the process exits 0 as after Ctrl-C.
+    """
     await emulator.start(host, port)
-    announce(emulator)
+    loop = asyncio.get_running_loop()
+    terminated = asyncio.Event()
+    installed = False
+    # Not on Windows' loops, nor outside the main thread: Ctrl-C still works there.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+        installed = True
     try:
-        await asyncio.Event().wait()
+        announce(emulator)
+        await terminated.wait()
     finally:
-        await asyncio.shield(emulator.stop())
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
+        await asyncio.shield(emulator.stop(grace))
 
 
 def main(argv: list[str] | None = None, stdout: TextIO = sys.stdout) -> int:
@@ -159,8 +178,9 @@ def main(argv: list[str] | None = None, stdout: TextIO = sys.stdout) -> int:
     try:
         asyncio.run(serve(GatewayEmulator(config), options["host"], options["port"], announce))
     except KeyboardInterrupt:
-        print("Emulator stopped.", file=stdout, flush=True)
+        pass
     except OSError as exc:
         print(f"Could not listen on {options['host']}:{options['port']}: {exc}", file=sys.stderr)
         return 1
+    print("Emulator stopped.", file=stdout, flush=True)
     return 0

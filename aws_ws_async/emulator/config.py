@@ -18,6 +18,11 @@ MAX_CONNECTION_AGE_SECONDS = 2 * 60 * 60
 MAX_MESSAGE_BYTES = 128 * 1024
 MAX_FRAME_BYTES = 32 * 1024
 INTEGRATION_TIMEOUT_SECONDS = 29.0
+#: The emulator's own bounds (API Gateway documents none of these; see docs/emulator.md).
+MAX_IN_FLIGHT_PER_CONNECTION = 10
+MAX_QUEUED_PER_CONNECTION = 100
+MESSAGE_POOL_SIZE = 100
+LIFECYCLE_POOL_SIZE = 100
 
 _API_ID_RE = re.compile(r"\A[a-z0-9]{1,32}\Z")
 _STAGE_RE = re.compile(r"\A[A-Za-z0-9_-]{1,63}\Z")
@@ -42,14 +47,37 @@ class Limits:
     #: Bytes waiting to be written to one client before ``@connections`` posts to it get 429.
     #: API Gateway answers ``LimitExceededException`` when a client's buffer is full.
     max_client_buffer_bytes: int = 1024 * 1024
+    #: Message posts of one connection that may wait for the backend at once ...
+    max_in_flight_per_connection: int = MAX_IN_FLIGHT_PER_CONNECTION
+    #: ... and frames that may wait behind them; a frame beyond both is refused with a
+    #: ``Too Many Requests`` error frame (the socket keeps being read, so a close is seen).
+    max_queued_per_connection: int = MAX_QUEUED_PER_CONNECTION
+    #: Backend connections shared by all message posts.
+    message_pool_size: int = MESSAGE_POOL_SIZE
+    #: Backend connections reserved for ``$connect`` and ``$disconnect``, so that neither ever
+    #: queues behind message posts to a slow backend.
+    lifecycle_pool_size: int = LIFECYCLE_POOL_SIZE
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "max_connection_age", "integration_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Limits.{name} must be > 0")
-        for name in ("max_message_bytes", "max_frame_bytes", "max_client_buffer_bytes"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"Limits.{name} must be > 0")
+        for name in (
+            "max_message_bytes",
+            "max_frame_bytes",
+            "max_client_buffer_bytes",
+            "max_in_flight_per_connection",
+            "message_pool_size",
+            "lifecycle_pool_size",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Limits.{name} must be an int > 0, not {value!r}")
+        queued = self.max_queued_per_connection
+        if isinstance(queued, bool) or not isinstance(queued, int) or queued < 0:
+            raise ValueError(
+                f"Limits.max_queued_per_connection must be an int >= 0, not {queued!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,17 @@ and no client headers; ``$disconnect`` is an empty best-effort post. Every reque
 gateway's own headers (``X-Amzn-Apigateway-Api-Id``, ``X-Forwarded-*``, ``X-Amzn-Trace-Id``,
 ``User-Agent: AmazonAPIGateway_<apiId>``) and the mapped ones (connection id, gateway secret).
 ``Host`` is the backend's host, as the integration URI names it.
+
+Two client pools: message posts share one (``Limits.message_pool_size``), ``$connect`` and
+``$disconnect`` get their own (``Limits.lifecycle_pool_size``), so a backend slow to answer
+messages can never hold a handshake or a ``$disconnect`` in the pool's queue. Every post has one
+total deadline, ``Limits.integration_timeout`` (29 s, API Gateway's), covering the wait for a
+pooled connection, connect, send, headers and body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -68,10 +75,12 @@ class Integration:
     def __init__(self, config: EmulatorConfig, history: int = 1000) -> None:
         self.config = config
         self.calls: deque[IntegrationCall] = deque(maxlen=history)
-        self._session: aiohttp.ClientSession | None = None
+        self._messages: aiohttp.ClientSession | None = None
+        self._lifecycle: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
+    def _new_session(self, pool_size: int) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size),
             # Backend cookies must never leak from one client's $connect into another's.
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=self.config.limits.integration_timeout),
@@ -79,10 +88,16 @@ class Integration:
             auto_decompress=False,
         )
 
+    async def start(self) -> None:
+        limits = self.config.limits
+        self._messages = self._new_session(limits.message_pool_size)
+        self._lifecycle = self._new_session(limits.lifecycle_pool_size)
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._messages, self._lifecycle):
+            if session is not None:
+                await session.close()
+        self._messages = self._lifecycle = None
 
     def gateway_headers(self, connection: Connection) -> CIMultiDict[str]:
         """Headers API Gateway adds to every integration request of one connection."""
@@ -132,13 +147,17 @@ class Integration:
         body: bytes,
         connection: Connection,
     ) -> IntegrationResult:
-        if self._session is None:
+        session = self._messages if event == "MESSAGE" else self._lifecycle
+        if session is None:
             raise RuntimeError("the integration client is not started")
         started = time.monotonic()
         try:
-            async with self._session.post(URL(url, encoded=True), data=body, headers=headers) as r:
-                payload = await r.read()
-                result = IntegrationResult(r.status, dict(r.headers), payload)
+            # One total deadline, including the wait for a pooled connection and the body.
+            async with asyncio.timeout(self.config.limits.integration_timeout):
+                target = URL(url, encoded=True)
+                async with session.post(target, data=body, headers=headers) as r:
+                    payload = await r.read()
+                    result = IntegrationResult(r.status, dict(r.headers), payload)
         except TimeoutError:
             result = IntegrationResult(None, {}, b"", "integration timed out")
         except (aiohttp.ClientError, OSError) as exc:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from aws_ws_async.emulator.config import EmulatorConfig
 from aws_ws_async.emulator.connections import ConnectionTable
+from aws_ws_async.emulator.inbox import MessageLoad
 from aws_ws_async.emulator.integration import Integration, IntegrationCall
 from aws_ws_async.emulator.management import ManagementSide
 from aws_ws_async.emulator.websocket import CLOSE_GOING_AWAY, WebSocketSide
@@ -29,8 +30,11 @@ logger = logging.getLogger("aws_ws_async.emulator.server")
 
 T = TypeVar("T")
 
-#: How long ``stop()`` waits for close handshakes and ``$disconnect`` posts.
+#: How long ``stop()`` waits, in all, for close handshakes, ``$disconnect`` posts and message
+#: posts in flight before it cancels what is left.
 SHUTDOWN_GRACE_SECONDS = 5.0
+#: What aiohttp may still spend per step on a handler left after the grace period.
+_CLEANUP_SECONDS = 0.25
 
 
 class GatewayEmulator:
@@ -44,6 +48,10 @@ class GatewayEmulator:
         self.management = ManagementSide(self)
         #: Counters of ``@connections`` outcomes: posted, gone, throttled, too_large, ...
         self.stats: Counter[str] = Counter()
+        #: Counters of message posts to the backend (in flight, queued, refused, peaks).
+        self.load = MessageLoad()
+        #: The WebSocket handlers running now (each posts its ``$disconnect`` at the end).
+        self.handlers: set[asyncio.Task[Any]] = set()
         self.stopping = False
         self.host = "127.0.0.1"
         self.port = 0
@@ -68,7 +76,13 @@ class GatewayEmulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Bind and serve; ``port=0`` picks a free port (read it from :attr:`port`)."""
         await self.integration.start()
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.make_app(),
+            access_log=None,
+            handle_signals=False,
+            # stop() has already waited its grace period when aiohttp's cleanup runs.
+            shutdown_timeout=_CLEANUP_SECONDS,
+        )
         await self._runner.setup()
         # Bind the socket ourselves so that port 0 tells us which port we got.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -91,24 +105,48 @@ class GatewayEmulator:
             "API Gateway emulator on %s (backend %s)", self.url, self.config.target_base_url
         )
 
-    async def stop(self) -> None:
-        """Close every socket (1001), post their ``$disconnect``, then stop serving."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Close every socket (1001), post their ``$disconnect``, then stop serving.
+
+        Within ``grace`` seconds (default :data:`SHUTDOWN_GRACE_SECONDS`) in all, close
+        handshakes, ``$disconnect`` posts and message posts in flight may finish; whatever is
+        left then is cancelled, so ``stop()`` returns shortly after the grace period whatever
+        the backend does.
+        """
         if self._runner is None:
             return
+        grace = SHUTDOWN_GRACE_SECONDS if grace is None else float(grace)
+        if not grace >= 0:
+            raise ValueError(f"grace must be >= 0 seconds, not {grace!r}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self.stopping = True
-        closers = [
-            self.websocket.request_close(c, CLOSE_GOING_AWAY, "Going away")
-            for c in self.table.all()
-        ]
-        if closers:
-            await asyncio.wait(closers, timeout=SHUTDOWN_GRACE_SECONDS)
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
+        for connection in self.table.all():
+            self.websocket.request_close(connection, CLOSE_GOING_AWAY, "Going away")
+        current = asyncio.current_task()
+        while True:
+            pending = [
+                t for t in (*self._tasks, *self.handlers) if not t.done() and t is not current
+            ]
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                break
+            await asyncio.wait(pending, timeout=remaining)
+        leftovers = [t for t in self._tasks if not t.done()]
+        if leftovers or any(not t.done() for t in self.handlers):
+            logger.warning(
+                "grace period of %.1f s over: cancelling %d posts and %d handlers",
+                grace,
+                len(leftovers),
+                sum(1 for t in self.handlers if not t.done()),
+            )
+        for task in leftovers:
+            task.cancel()
+        # aiohttp cancels the handlers still running (after _CLEANUP_SECONDS).
         await self._runner.cleanup()
         self._runner = None
-        for task in list(self._tasks):
-            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=_CLEANUP_SECONDS)
         await self.integration.close()
 
     async def __aenter__(self) -> GatewayEmulator:
@@ -237,11 +275,13 @@ class EmulatorThread:
         """Run a coroutine on the emulator's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
+        """Stop the emulator (see :meth:`GatewayEmulator.stop`) and its thread."""
         if not self._thread.is_alive():
             return
+        wait = (SHUTDOWN_GRACE_SECONDS if grace is None else grace) + 10
         try:
-            self.call(self.emulator.stop(), timeout=SHUTDOWN_GRACE_SECONDS * 3)
+            self.call(self.emulator.stop(grace), timeout=wait)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
@@ -272,6 +312,10 @@ class EmulatorThread:
     @property
     def stats(self) -> Counter[str]:
         return self.emulator.stats
+
+    @property
+    def load(self) -> MessageLoad:
+        return self.emulator.load
 
     @property
     def calls(self) -> list[IntegrationCall]:

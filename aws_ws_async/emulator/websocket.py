@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aws_ws_async.emulator.connections import BufferFull, Connection, Gone, State
 from aws_ws_async.emulator.frames import FrameGuard
 from aws_ws_async.emulator.ids import new_connection_id, new_request_id
+from aws_ws_async.emulator.inbox import MessageInbox
 from aws_ws_async.emulator.routing import resolve_route
 
 if TYPE_CHECKING:
@@ -59,10 +60,16 @@ class WebSocketSide:
             query_string=request.rel_url.raw_query_string,
         )
         self.emulator.table.add(connection)
+        # stop() waits for this handler (its $disconnect) within the grace period.
+        handler = asyncio.current_task()
+        if handler is not None:
+            self.emulator.handlers.add(handler)
         try:
             return await self._serve(request, connection)
         finally:
             self.emulator.table.remove(connection)
+            if handler is not None:
+                self.emulator.handlers.discard(handler)
 
     async def _serve(self, request: web.Request, connection: Connection) -> web.StreamResponse:
         emulator = self.emulator
@@ -120,13 +127,36 @@ class WebSocketSide:
         return ws
 
     async def _receive(self, ws: web.WebSocketResponse, connection: Connection) -> None:
+        limits = self.config.limits
+
+        async def post(frame: bytes) -> None:
+            await self._route(connection, frame)
+
+        inbox = MessageInbox(
+            post,
+            self.emulator.spawn,
+            self.emulator.load,
+            max_in_flight=limits.max_in_flight_per_connection,
+            max_queued=limits.max_queued_per_connection,
+        )
+        refused = 0
         async for message in ws:
             if connection.oversize:
                 break
             if message.type is WSMsgType.TEXT:
                 connection.touch()
                 connection.messages_in += 1
-                self.emulator.spawn(self._route(connection, message.data.encode("utf-8")))
+                if not inbox.offer(message.data.encode("utf-8")):
+                    # The connection's bound is full: refuse this frame, keep reading.
+                    if not refused:
+                        logger.warning(
+                            "refusing messages of %s: %d posts in flight, %d queued",
+                            connection.connection_id,
+                            inbox.in_flight,
+                            inbox.queued,
+                        )
+                    refused += 1
+                    self._reply_error(connection, "Too Many Requests")
             elif message.type is WSMsgType.BINARY:
                 # AWS: binary frames are not supported in incoming payloads; close 1003.
                 self.request_close(connection, CLOSE_UNSUPPORTED, "Binary frames not supported")

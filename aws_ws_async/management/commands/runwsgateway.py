@@ -97,13 +97,15 @@ class Command(BaseCommand):
         config = self.build_config(options)
         self._setup_logging(int(options.get("verbosity", 1)))
         emulator = GatewayEmulator(config)
+        # Ctrl-C and SIGTERM both close every socket and post its $disconnect (cli.serve).
         try:
             asyncio.run(cli.serve(emulator, options["host"], options["port"], self._announce))
         except KeyboardInterrupt:
-            self.stdout.write("Emulator stopped.")
+            pass
         except OSError as exc:
             where = f"{options['host']}:{options['port']}"
             raise CommandError(f"Could not listen on {where}: {exc}") from exc
+        self.stdout.write("Emulator stopped.")
 
     def _announce(self, emulator: GatewayEmulator) -> None:
         self.stdout.write(cli.banner(emulator))
