@@ -1,4 +1,7 @@
-"""App configuration: registers system checks and signal receivers when Django is ready."""
+"""App configuration: registers system checks and connects receivers when Django is ready.
+
+Nothing is wired by importing a module: :meth:`AwsWsAsyncConfig.ready` does it, once.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,8 @@ class AwsWsAsyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Importing registers the checks and receivers; nothing else runs at import time.
-        from aws_ws_async import (  # noqa: F401
-            checks,
-            conf,
-            signals,
-        )
+        # Checks register themselves with @register when imported; receivers are connected
+        # here, each once (dispatch_uid), never as a side effect of importing a module.
+        from aws_ws_async import checks, conf, receivers  # noqa: F401
+
+        receivers.connect()

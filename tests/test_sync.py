@@ -140,6 +140,10 @@ def test_logout_closes_the_users_connections(
 
     user_logged_out.send(sender=type(alice), request=None, user=alice)
 
+    # The receiver does not wait for the DELETEs (they run on the portal): wait here.
+    deadline = __import__("time").monotonic() + 10
+    while len(threaded_fault_endpoint.deleted) < 2 and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.01)
     assert sorted(threaded_fault_endpoint.deleted) == alice_ids
     rows = dict(WebSocketSession.objects.values_list("connection_id", "disconnect_reason"))
     assert rows == {**dict.fromkeys(alice_ids, "logout"), bob_ids[0]: ""}

@@ -21,7 +21,7 @@ from aws_ws_async import aws
 from aws_ws_async.conf import get_settings
 
 if TYPE_CHECKING:
-    from aws_ws_async.models.gateways import ApiGateway
+    from aws_ws_async.models.gateways import ApiGateway  # noqa: F401 (string annotation)
 
 #: Gateway pk (None: a session without a gateway) -> endpoint URL (None: nothing to send to).
 Endpoints = dict[int | None, str | None]

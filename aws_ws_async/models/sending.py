@@ -1,720 +1,345 @@
-"""Sending to sessions: the Django side of the delivery engine.
+"""The sending twins' cores: read rows, fan out (:mod:`.broadcast`), mark rows, report.
 
-The QuerySet and model methods (``asend_message``, ``send_message``, ``adisconnect``...) are
-defined on mixins here and inherited by the classes in :mod:`aws_ws_async.models.sessions`.
+Each public method on :class:`~aws_ws_async.models.WebSocketSessionQuerySet` and
+:class:`~aws_ws_async.models.WebSocketSession` validates its arguments
+(:mod:`.operations`) and calls one pair here; the async and sync member of a pair differ only
+in their I/O:
 
-Async path: recipients are streamed from the database with keyset pagination on ``pk`` (one
-query per ``db_chunk_size`` rows, the next chunk fetched while the current one is sent), one
-engine per gateway endpoint runs concurrently under one shared concurrency bound, and gone
-connections are marked disconnected in bulk as they are found.
+* **async**: each gateway's connected rows are streamed by keyset pages (:mod:`.paging`), one
+  engine per gateway, gone rows marked in background batches while the engines run.
+* **sync**: pages are read *in the caller's thread* (so inside ``transaction.atomic()`` the
+  caller's own uncommitted rows are seen) and each page's ids are handed to the portal loop
+  (:mod:`aws_ws_async.sync`) as one fan-out; the next page is read and submitted while the
+  previous one is being sent (two in flight under one shared limiter), and each page's rows
+  are marked in the caller's thread once it is done. Only ids and bytes cross threads.
 
-Sync path: every query runs in the caller's thread (so a shim called inside
-``transaction.atomic()`` sees the caller's rows); each chunk of ids is handed to the portal loop
-(:mod:`aws_ws_async.sync`), which reuses its cached client across calls.
+Every query and every mark uses the queryset's database (``queryset.db``) or the instance's
+(``_state.db``), so ``.using("other")`` sends through ``other``'s gateways.
 """
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.db import models
-from django.utils import timezone
 
-from aws_ws_async import aws
-from aws_ws_async.conf import get_settings
-from aws_ws_async.delivery import (
-    AdaptiveLimiter,
-    AiobotocoreTransport,
-    DeliveryPolicy,
-    DeliveryReport,
-    Engine,
-    Failure,
-    encode_payload,
-)
+from aws_ws_async import sync
+from aws_ws_async.delivery import DeliveryPolicy, DeliveryReport
+from aws_ws_async.exceptions import BroadcastAborted, BroadcastTimeout
+from aws_ws_async.models.broadcast import FanOut, Marker
+from aws_ws_async.models.endpoints import Endpoints
+from aws_ws_async.models.gateways import ApiGateway
+from aws_ws_async.models.marks import amark_ids, mark_ids
+from aws_ws_async.models.operations import BulkCall, Operation, delivery_policy
+from aws_ws_async.models.paging import apages, pages
+from aws_ws_async.signals import broadcast_finished
 
 if TYPE_CHECKING:
-    from aws_ws_async.delivery.engine import Recipients
     from aws_ws_async.models.sessions import WebSocketSession
 
 logger = logging.getLogger("aws_ws_async.sending")
 
-#: Gone connections are marked disconnected in UPDATEs of at most this many ids.
-GONE_BATCH = 500
-
-ProgressFn = Callable[[DeliveryReport], None]
+#: Pages of a sync broadcast being sent at once (the next is read while one is sent).
+SYNC_WINDOW = 2
 
 
-def delivery_policy(
-    *,
-    concurrency: int | None = None,
-    gone_retry_seconds: float = 0.0,
-    collect_delivered: bool = True,
-) -> DeliveryPolicy:
-    """The engine policy from ``settings.AWS_WS_ASYNC`` plus per-call overrides."""
-    s = get_settings()
-    if concurrency is not None and concurrency < 1:
-        raise ValueError("concurrency must be a positive integer")
-    return DeliveryPolicy(
-        max_concurrency=concurrency or s.max_concurrency,
-        max_throttle_retries=s.max_throttle_retries,
-        max_transient_retries=s.max_transient_retries,
-        backoff_base_seconds=s.backoff_base_seconds,
-        backoff_max_seconds=s.backoff_max_seconds,
-        gone_retry_seconds=gone_retry_seconds,
-        collect_delivered=collect_delivered,
-    )
+def _deadline(timeout: float | None) -> float | None:
+    """Absolute deadline on the monotonic clock (the clock of every asyncio loop)."""
+    return None if timeout is None else time.monotonic() + timeout
 
 
-# ---------------------------------------------------------------------------------------------
-# Endpoints and transports
-# ---------------------------------------------------------------------------------------------
-
-
-def _endpoint_for(api_id: str, stage: str) -> str | None:
-    """The gateway's ``@connections`` URL, or None when it was never provisioned."""
-    if not api_id or not stage:
-        return None
-    return aws.management_endpoint(api_id, stage)
-
-
-def _gateway_rows(gateway_ids: Iterable[int | None]) -> models.QuerySet[Any, tuple[Any, ...]]:
-    """(pk, api_id, stage_name) of the gateways asked for; the same query for both twins."""
-    from aws_ws_async.models.gateways import ApiGateway
-
-    wanted = [g for g in gateway_ids if g is not None]
-    return ApiGateway.objects.filter(pk__in=wanted).values_list("pk", "api_id", "stage_name")
-
-
-def endpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, str | None]:
-    """Sync: gateway pk -> endpoint URL (None: no gateway, or not provisioned)."""
-    result: dict[int | None, str | None] = {None: None}
-    for pk, api_id, stage in _gateway_rows(gateway_ids):
-        result[pk] = _endpoint_for(api_id, stage)
-    return result
-
-
-async def aendpoints_for(gateway_ids: Iterable[int | None]) -> dict[int | None, str | None]:
-    result: dict[int | None, str | None] = {None: None}
-    async for pk, api_id, stage in _gateway_rows(gateway_ids):
-        result[pk] = _endpoint_for(api_id, stage)
-    return result
-
-
-async def transport_for(endpoint_url: str, policy: DeliveryPolicy) -> AiobotocoreTransport:
-    """The running loop's cached client for this endpoint, wrapped as a transport.
-
-    The pool is sized for the larger of the configured and the requested concurrency, so
-    one-off sends share the broadcast client instead of creating a small one of their own.
-    """
-    pool = max(get_settings().max_concurrency, policy.max_concurrency)
-    client = await aws.get_management_client(endpoint_url, max_pool_connections=pool)
-    return AiobotocoreTransport(client, fast=get_settings().fast_signing)
-
-
-def _unreachable(connection_ids: Iterable[str], gateway_id: int | None) -> list[Failure]:
-    reason = "no_gateway" if gateway_id is None else "gateway_not_provisioned"
-    detail = (
-        "session has no api_gateway"
-        if gateway_id is None
-        else f"gateway {gateway_id} has no api_id or stage"
-    )
-    return [Failure(cid, reason, None, detail, 0) for cid in connection_ids]
-
-
-# ---------------------------------------------------------------------------------------------
-# Marking sessions disconnected in bulk
-# ---------------------------------------------------------------------------------------------
-
-
-def _disconnect_values(reason: str) -> dict[str, Any]:
-    now = timezone.now()
-    return {
-        "connected": False,
-        "disconnected_at": now,
-        "disconnect_reason": reason,
-        "updated_on": now,
-    }
-
-
-def _connected_batches(model: type[models.Model], ids: list[str]) -> Iterator[models.QuerySet[Any]]:
-    """The still-connected rows of ``ids``, ``GONE_BATCH`` ids per query (so per UPDATE)."""
-    for start in range(0, len(ids), GONE_BATCH):
-        batch = ids[start : start + GONE_BATCH]
-        yield model._default_manager.filter(connection_id__in=batch, connected=True)
-
-
-def mark_disconnected_ids(model: type[models.Model], ids: list[str], reason: str) -> int:
-    """Sync: one UPDATE per ``GONE_BATCH`` ids; only rows still connected change."""
-    changed = 0
-    for rows in _connected_batches(model, ids):
-        changed += rows.update(**_disconnect_values(reason))
-    return changed
-
-
-async def amark_disconnected_ids(model: type[models.Model], ids: list[str], reason: str) -> int:
-    changed = 0
-    for rows in _connected_batches(model, ids):
-        changed += await rows.aupdate(**_disconnect_values(reason))
-    return changed
-
-
-class _BulkMarker:
-    """Collects ids from the engine's ``on_gone`` hook and flushes them in background UPDATEs."""
-
-    def __init__(self, model: type[models.Model], reason: str) -> None:
-        self.model = model
-        self.reason = reason
-        self._pending: list[str] = []
-        self._tasks: set[asyncio.Future[int]] = set()
-        self.marked = 0
-
-    def add(self, connection_id: str) -> None:
-        self._pending.append(connection_id)
-        if len(self._pending) >= GONE_BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        ids, self._pending = self._pending, []
-        if ids:
-            self._tasks.add(
-                asyncio.ensure_future(amark_disconnected_ids(self.model, ids, self.reason))
-            )
-
-    async def aclose(self) -> None:
-        self._flush()
-        for count in await asyncio.gather(*self._tasks):
-            self.marked += count
-        self._tasks.clear()
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming recipients
-# ---------------------------------------------------------------------------------------------
-
-
-async def _stream_connection_ids(
-    queryset: models.QuerySet[Any], chunk_size: int
-) -> AsyncIterator[str]:
-    """Connection ids in pk order, ``chunk_size`` rows per query, one chunk read ahead."""
-
-    def fetch(after: int) -> list[tuple[int, str]]:
-        rows = queryset.filter(pk__gt=after).order_by("pk").values_list("pk", "connection_id")
-        return list(rows[:chunk_size])
-
-    afetch = sync_to_async(fetch)
-    rows = await afetch(0)
-    while rows:
-        ahead = asyncio.ensure_future(afetch(rows[-1][0])) if len(rows) == chunk_size else None
-        try:
-            for _, connection_id in rows:
-                yield connection_id
-        except BaseException:
-            if ahead is not None:
-                ahead.cancel()
-            raise
-        rows = await ahead if ahead is not None else []
-
-
-def iter_recipient_chunks(
-    queryset: models.QuerySet[Any], chunk_size: int
-) -> Iterator[list[tuple[int, str, int | None]]]:
-    """Sync: lists of (pk, connection_id, api_gateway_id), keyset-paginated on pk."""
-    last = 0
-    while True:
-        rows = list(
-            queryset.filter(pk__gt=last)
-            .order_by("pk")
-            .values_list("pk", "connection_id", "api_gateway_id")[:chunk_size]
-        )
-        if not rows:
-            return
-        yield rows
-        if len(rows) < chunk_size:
-            return
-        last = rows[-1][0]
-
-
-# ---------------------------------------------------------------------------------------------
-# What a broadcast and a bulk close do differently
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Operation:
-    """The few points where a broadcast (POST) and a server-side close (DELETE) differ.
-
-    Everything else (streaming or chunking the recipients, one engine per gateway under one
-    shared limiter, marking rows in bulk) is the same loop, written once below and handed one
-    of these.
-    """
-
-    #: Name in the summary log line: ``broadcast`` or ``disconnect``.
-    name: str
-    #: ``operation`` sent with ``broadcast_finished``: ``send`` or ``disconnect``.
-    signal: str
-    #: ``disconnect_reason`` written on the rows this operation marks.
-    reason: str
-    #: The encoded message; None for a DELETE.
-    payload: bytes | None = None
-
-    @property
-    def closes(self) -> bool:
-        return self.payload is None
-
-    async def deliver(self, engine: Engine, recipients: Recipients) -> DeliveryReport:
-        if self.payload is None:
-            return await engine.delete(recipients)
-        return await engine.post(recipients, self.payload)
-
-    def unreachable(self, ids: list[str], gateway_id: int | None) -> DeliveryReport:
-        """No endpoint: a post fails, while a close has no connection left to close (gone)."""
-        if self.payload is None:
-            return DeliveryReport(gone=list(ids))
-        return DeliveryReport(failed=_unreachable(ids, gateway_id))
-
-    def to_mark(self, report: DeliveryReport) -> list[str]:
-        """Ids whose rows end disconnected: a close marks what it closed, not only the gone."""
-        return report.delivered + report.gone if self.closes else report.gone
-
-
-def _send_op(payload: bytes) -> _Operation:
-    return _Operation("broadcast", "send", "gone", payload)
-
-
-def _close_op(reason: str) -> _Operation:
-    return _Operation("disconnect", "disconnect", reason)
-
-
-def _finish(report: DeliveryReport, started: float, op: _Operation, sender: type[Any]) -> None:
-    """Stamp the duration and log the one summary line of this broadcast."""
+def _finish(report: DeliveryReport, started: float, op: Operation, model: type[Any]) -> None:
     report.duration = time.perf_counter() - started
-    logger.info("%s finished: %s", op.name, report.summary(), extra={"model": sender.__name__})
+    logger.info("%s finished: %s", op.name, report.summary(), extra={"model": model.__name__})
 
 
-# ---------------------------------------------------------------------------------------------
-# Broadcast and bulk close (QuerySet level), async: streamed per gateway
-# ---------------------------------------------------------------------------------------------
+def _aborted(exc: BroadcastAborted, started: float, op: Operation, model: type[Any]) -> None:
+    exc.report.duration = time.perf_counter() - started
+    logger.warning("%s stopped: %s", op.name, exc.report.summary(), extra={"model": model.__name__})
 
 
-async def _astream_all(
-    queryset: models.QuerySet[Any],
-    op: _Operation,
-    policy: DeliveryPolicy,
-    chunk: int,
-    limiter: AdaptiveLimiter,
-) -> DeliveryReport:
-    """One engine per gateway, all concurrent, each streaming its connected rows by pk.
+# --- QuerySet level, async: streamed per gateway -------------------------------------------
 
-    Gone connections are marked in background batches while the engines run (the close also
-    marks the ones it closed), so memory stays flat however many rows match.
-    """
+
+async def arun_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryReport:
+    """Run ``call`` over every connected row of ``queryset``; log and signal the report."""
+    started = time.perf_counter()
+    op, db, model = call.op, queryset.db, queryset.model
+    deadline = _deadline(call.timeout)
     base = queryset.filter(connected=True)
     gateway_ids = [
         g async for g in base.order_by().values_list("api_gateway_id", flat=True).distinct()
     ]
-    endpoints = await aendpoints_for(gateway_ids)
-    marker = _BulkMarker(queryset.model, op.reason)
+    endpoints = await ApiGateway.objects.using(db).aendpoints(gateway_ids)
+    marker = Marker(partial(amark_ids, model, db, reason=op.reason))
+    fan: FanOut | None = None
 
-    async def one_gateway(gateway_id: int | None) -> DeliveryReport:
-        rows = _stream_connection_ids(base.filter(api_gateway_id=gateway_id), chunk)
-        endpoint = endpoints.get(gateway_id)
-        if endpoint is None:
-            part = DeliveryReport()
-            async for cid in rows:
-                lost = op.unreachable([cid], gateway_id)
-                part.merge(lost)
-                for marked in op.to_mark(lost):
-                    marker.add(marked)
-            return part
-        transport = await transport_for(endpoint, policy)
-        engine = Engine(transport, policy=policy, limiter=limiter, on_gone=marker.add)
-        part = await op.deliver(engine, rows)
-        if op.closes:  # the gone ones went through ``on_gone`` already
-            for cid in part.delivered:
-                marker.add(cid)
-        return part
+    def page_read() -> None:
+        if call.progress is not None and fan is not None:
+            call.progress(fan.snapshot())
 
-    report = DeliveryReport(concurrency=policy.max_concurrency)
+    async def stream(gateway_id: int | None) -> AsyncIterator[str]:
+        rows = base.filter(api_gateway_id=gateway_id)
+        async for page in apages(rows, ("connection_id",), call.chunk):
+            for _, connection_id in page:
+                yield connection_id
+            page_read()
+
+    groups = {g: stream(g) for g in gateway_ids}
+    fan = FanOut(op, groups, endpoints, call.policy, marker=marker, deadline=deadline)
     try:
-        parts = await asyncio.gather(*(one_gateway(g) for g in gateway_ids))
-    finally:
+        report = await fan.run()
+    except BroadcastAborted as exc:
         await marker.aclose()
-    for part in parts:
-        report.merge(part)
-    return report
-
-
-async def abroadcast(
-    queryset: models.QuerySet[Any],
-    data: Any,
-    *,
-    concurrency: int | None = None,
-    db_chunk_size: int | None = None,
-    collect_delivered: bool = True,
-) -> DeliveryReport:
-    """Send ``data`` to every connected session of ``queryset``; see the module docs."""
-    op = _send_op(encode_payload(data))  # fails before anything is read or sent
-    policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
-    return await _arun_operation(queryset, op, policy, db_chunk_size)
-
-
-async def adisconnect_all(
-    queryset: models.QuerySet[Any],
-    reason: str = "server",
-    *,
-    concurrency: int | None = None,
-    db_chunk_size: int | None = None,
-) -> DeliveryReport:
-    """``DELETE @connections/{id}`` for every connected session, then mark them disconnected.
-
-    A 410 means already closed: marked too. Rows without a (provisioned) gateway have no
-    connection to close and are only marked (listed as gone). Failures stay connected.
-    """
-    policy = delivery_policy(concurrency=concurrency)
-    return await _arun_operation(queryset, _close_op(reason), policy, db_chunk_size)
-
-
-async def _arun_operation(
-    queryset: models.QuerySet[Any],
-    op: _Operation,
-    policy: DeliveryPolicy,
-    db_chunk_size: int | None,
-) -> DeliveryReport:
-    """Run ``op`` over every connected session of ``queryset``, then log and signal the report."""
-    from aws_ws_async.signals import broadcast_finished
-
-    started = time.perf_counter()
-    chunk = db_chunk_size or get_settings().db_chunk_size
-    limiter = AdaptiveLimiter(policy.max_concurrency)
-    report = await _astream_all(queryset, op, policy, chunk, limiter)
-    _finish(report, started, op, queryset.model)
+        _aborted(exc, started, op, model)
+        raise
+    except BaseException:
+        await marker.aclose()
+        raise
+    await marker.aclose()
+    _finish(report, started, op, model)
     await broadcast_finished.asend(
-        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
+        sender=model, report=report, operation=op.signal, queryset=queryset
     )
     return report
 
 
-# ---------------------------------------------------------------------------------------------
-# Broadcast and bulk close (QuerySet level), sync: chunks in this thread, sends on the portal
-# ---------------------------------------------------------------------------------------------
+# --- QuerySet level, sync: pages read here, sent on the portal -----------------------------
 
 
-def _run_chunks(
-    queryset: models.QuerySet[Any],
-    op: _Operation,
-    policy: DeliveryPolicy,
-    chunk: int,
-    limiter: AdaptiveLimiter,
-    *,
-    timeout: float | None = None,
-    progress: ProgressFn | None = None,
-) -> DeliveryReport:
-    """Read ``chunk`` connected rows at a time here, fan each chunk out on the portal loop.
+class _SyncRun:
+    """The state of one sync broadcast: pages in flight, the report, the endpoints seen."""
 
-    Only one chunk of ids is held at a time; gateway endpoints are looked up the first time a
-    chunk mentions the gateway, and the chunk's rows are marked before the next one is read.
-    """
-    from aws_ws_async import sync
+    def __init__(self, queryset: models.QuerySet[Any], call: BulkCall) -> None:
+        self.queryset, self.call = queryset, call
+        self.db, self.model = queryset.db, queryset.model
+        self.deadline = _deadline(call.timeout)
+        self.endpoints: Endpoints = {None: None}
+        self.report = DeliveryReport(concurrency=call.policy.max_concurrency)
+        self.stop: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.in_flight: deque[concurrent.futures.Future[DeliveryReport]] = deque()
+        from aws_ws_async.delivery import AdaptiveLimiter
 
-    endpoints: dict[int | None, str | None] = {}
-    report = DeliveryReport(concurrency=policy.max_concurrency)
-    for rows in iter_recipient_chunks(queryset.filter(connected=True), chunk):
+        self.limiter = AdaptiveLimiter(call.policy.max_concurrency)
+
+    def submit(self, rows: list[tuple[Any, ...]]) -> None:
         groups: dict[int | None, list[str]] = {}
-        for _, cid, gateway_id in rows:
-            groups.setdefault(gateway_id, []).append(cid)
-        missing = [g for g in groups if g not in endpoints]
+        for _, connection_id, gateway_id in rows:
+            groups.setdefault(gateway_id, []).append(connection_id)
+        missing = [g for g in groups if g not in self.endpoints]
         if missing:
-            endpoints.update(endpoints_for(missing))
-        part = sync.run(
-            partial(_fan_out_groups, op, groups, endpoints, policy, limiter), timeout=timeout
+            self.endpoints.update(ApiGateway.objects.using(self.db).endpoints(missing))
+        fan = FanOut(
+            self.call.op,
+            groups,
+            self.endpoints,
+            self.call.policy,
+            self.limiter,
+            deadline=self.deadline,
+            stop=self.stop,
         )
-        mark_disconnected_ids(queryset.model, op.to_mark(part), op.reason)
-        report.merge(part)
-        if progress is not None:
-            progress(report)
-    return report
+        self.in_flight.append(sync.submit(fan.run))
+
+    def settle(self, future: concurrent.futures.Future[DeliveryReport]) -> None:
+        """Wait for one page, mark its rows here, fold it into the report."""
+        try:
+            part = future.result()
+        except BroadcastAborted as exc:
+            self._apply(exc.report)
+            raise
+        self._apply(part)
+        if self.call.progress is not None:
+            self.call.progress(self.report)
+
+    def _apply(self, part: DeliveryReport) -> None:
+        op = self.call.op
+        mark_ids(self.model, self.db, op.to_mark(part), op.reason)
+        self.report.merge(part)
+
+    def run(self) -> DeliveryReport:
+        base = self.queryset.filter(connected=True)
+        try:
+            for rows in pages(base, ("connection_id", "api_gateway_id"), self.call.chunk):
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    raise BroadcastTimeout(
+                        f"{self.call.op.name} did not finish within its timeout", self.report
+                    )
+                self.submit(rows)
+                while len(self.in_flight) >= SYNC_WINDOW:
+                    self.settle(self.in_flight.popleft())
+            while self.in_flight:
+                self.settle(self.in_flight.popleft())
+        except BaseException as exc:
+            error = self._abort(exc)
+            if error is exc:
+                raise
+            raise error from _cause(exc)
+        return self.report
+
+    def _abort(self, exc: BaseException) -> BaseException:
+        """Stop the pages still in flight, wait for them, keep their marks; the error to raise."""
+        if not self.stop.done():
+            self.stop.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+        while self.in_flight:
+            with contextlib.suppress(BroadcastAborted):  # its report is folded in already
+                self.settle(self.in_flight.popleft())
+        if not isinstance(exc, Exception):
+            return exc
+        name = self.call.op.name
+        if isinstance(exc, BroadcastTimeout):
+            return BroadcastTimeout(f"{name} did not finish within its timeout", self.report)
+        return BroadcastAborted(f"{name} stopped: {_cause(exc)!r}", self.report)
 
 
-async def _fan_out_groups(
-    op: _Operation,
-    groups: dict[int | None, list[str]],
-    endpoints: dict[int | None, str | None],
-    policy: DeliveryPolicy,
-    limiter: AdaptiveLimiter,
-) -> DeliveryReport:
-    """On the portal loop: one engine per gateway for one chunk of ids."""
-
-    async def one(gateway_id: int | None, ids: list[str]) -> DeliveryReport:
-        endpoint = endpoints.get(gateway_id)
-        if endpoint is None:
-            return op.unreachable(ids, gateway_id)
-        transport = await transport_for(endpoint, policy)
-        return await op.deliver(Engine(transport, policy=policy, limiter=limiter), ids)
-
-    report = DeliveryReport()
-    for part in await asyncio.gather(*(one(g, ids) for g, ids in groups.items())):
-        report.merge(part)
-    return report
+def _cause(exc: BaseException) -> BaseException:
+    return exc.__cause__ if isinstance(exc, BroadcastAborted) and exc.__cause__ else exc
 
 
-def broadcast(
-    queryset: models.QuerySet[Any],
-    data: Any,
-    *,
-    concurrency: int | None = None,
-    db_chunk_size: int | None = None,
-    collect_delivered: bool = True,
-    progress: ProgressFn | None = None,
-) -> DeliveryReport:
-    """Sync twin of :func:`abroadcast`: queries here, posts on the portal loop."""
-    from aws_ws_async import sync
-
+def run_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryReport:
+    """Sync twin of :func:`arun_bulk` (queries and marks in the caller's thread)."""
     sync.check_not_on_loop()
-    op = _send_op(encode_payload(data))
-    policy = delivery_policy(concurrency=concurrency, collect_delivered=collect_delivered)
-    return _run_operation(queryset, op, policy, db_chunk_size, progress=progress)
-
-
-def disconnect_all(
-    queryset: models.QuerySet[Any],
-    reason: str = "server",
-    *,
-    concurrency: int | None = None,
-    db_chunk_size: int | None = None,
-    timeout: float | None = None,
-) -> DeliveryReport:
-    """Sync twin of :func:`adisconnect_all` (queries in the caller's thread)."""
-    from aws_ws_async import sync
-
-    sync.check_not_on_loop()
-    policy = delivery_policy(concurrency=concurrency)
-    return _run_operation(queryset, _close_op(reason), policy, db_chunk_size, timeout=timeout)
-
-
-def _run_operation(
-    queryset: models.QuerySet[Any],
-    op: _Operation,
-    policy: DeliveryPolicy,
-    db_chunk_size: int | None,
-    *,
-    progress: ProgressFn | None = None,
-    timeout: float | None = None,
-) -> DeliveryReport:
-    """Sync twin of :func:`_arun_operation`: chunks read here, posted on the portal loop."""
-    from aws_ws_async.signals import broadcast_finished
-
     started = time.perf_counter()
-    chunk = db_chunk_size or get_settings().db_chunk_size
-    limiter = AdaptiveLimiter(policy.max_concurrency)
-    report = _run_chunks(queryset, op, policy, chunk, limiter, progress=progress, timeout=timeout)
-    _finish(report, started, op, queryset.model)
+    try:
+        report = _SyncRun(queryset, call).run()
+    except BroadcastAborted as exc:
+        _aborted(exc, started, call.op, queryset.model)
+        raise
+    _finish(report, started, call.op, queryset.model)
     broadcast_finished.send(
-        sender=queryset.model, report=report, operation=op.signal, queryset=queryset
+        sender=queryset.model, report=report, operation=call.op.signal, queryset=queryset
     )
     return report
 
 
-# ---------------------------------------------------------------------------------------------
-# One session
-# ---------------------------------------------------------------------------------------------
+# --- one session -----------------------------------------------------------------------------
 
 
-def _session_endpoint_sync(session: WebSocketSession) -> str | None:
-    if session.api_gateway_id is None:
-        return None
-    return endpoints_for([session.api_gateway_id]).get(session.api_gateway_id)
+def _gateway_field(session: WebSocketSession) -> Any:
+    return type(session)._meta.get_field("api_gateway")
 
 
-async def _session_endpoint(session: WebSocketSession) -> str | None:
-    if session.api_gateway_id is None:
-        return None
-    field = type(session)._meta.get_field("api_gateway")
+def _cached_gateway(session: WebSocketSession) -> ApiGateway | None:
+    """The gateway already loaded on the session (``select_related`` or an earlier send)."""
+    field = _gateway_field(session)
     if field.is_cached(session):
-        gateway = session.api_gateway
-        assert gateway is not None
-        return _endpoint_for(gateway.api_id, gateway.stage_name)
-    return (await aendpoints_for([session.api_gateway_id])).get(session.api_gateway_id)
+        gateway = field.get_cached_value(session)
+        if isinstance(gateway, ApiGateway) and gateway.pk == session.api_gateway_id:
+            return gateway
+    return None
 
 
-async def _deliver_one(
-    op: _Operation,
-    endpoint: str | None,
-    gateway_id: int | None,
-    connection_id: str,
-    policy: DeliveryPolicy,
-) -> DeliveryReport:
-    if endpoint is None:
-        report = op.unreachable([connection_id], gateway_id)
-        report.concurrency = 1
-        return report
-    transport = await transport_for(endpoint, policy)
-    return await op.deliver(Engine(transport, policy=policy), [connection_id])
+def _remember(session: WebSocketSession, gateway: ApiGateway) -> str | None:
+    """Cache the loaded gateway on the session (the next send asks no query) -> endpoint."""
+    _gateway_field(session).set_cached_value(session, gateway)
+    return gateway.management_endpoint
 
 
-def _single_policy(gone_retry_seconds: float = 0.0) -> DeliveryPolicy:
-    return replace(delivery_policy(gone_retry_seconds=gone_retry_seconds), max_concurrency=1)
+async def _aendpoint(session: WebSocketSession) -> str | None:
+    if session.api_gateway_id is None:
+        return None
+    gateway = _cached_gateway(session)
+    if gateway is None:
+        rows = ApiGateway.objects.using(session._state.db).filter(pk=session.api_gateway_id)
+        gateway = await rows.afirst()
+    return _remember(session, gateway) if gateway is not None else None
 
 
-async def asend_to_session(
-    session: WebSocketSession, data: Any, *, gone_retry_seconds: float = 0.0
-) -> DeliveryReport:
-    """Post to one connection; a 410 (after ``gone_retry_seconds``) marks it disconnected."""
-    payload = encode_payload(data)
-    if not session.connected:
-        return DeliveryReport(gone=[session.connection_id], concurrency=1)
-    endpoint = await _session_endpoint(session)
-    policy = _single_policy(gone_retry_seconds)
-    report = await _deliver_one(
-        _send_op(payload), endpoint, session.api_gateway_id, session.connection_id, policy
-    )
-    if report.gone:
-        await session.amark_disconnected("gone")
-    return report
+def _endpoint(session: WebSocketSession) -> str | None:
+    if session.api_gateway_id is None:
+        return None
+    gateway = _cached_gateway(session)
+    if gateway is None:
+        rows = ApiGateway.objects.using(session._state.db).filter(pk=session.api_gateway_id)
+        gateway = rows.first()
+    return _remember(session, gateway) if gateway is not None else None
 
 
-def send_to_session(
+def _one(
     session: WebSocketSession,
-    data: Any,
-    *,
-    gone_retry_seconds: float = 0.0,
-    timeout: float | None = None,
-) -> DeliveryReport:
-    from aws_ws_async import sync
-
-    sync.check_not_on_loop()
-    payload = encode_payload(data)
-    if not session.connected:
-        return DeliveryReport(gone=[session.connection_id], concurrency=1)
-    endpoint = _session_endpoint_sync(session)
-    policy = _single_policy(gone_retry_seconds)
-    gateway_id, cid = session.api_gateway_id, session.connection_id
-    report = sync.run(
-        lambda: _deliver_one(_send_op(payload), endpoint, gateway_id, cid, policy),
-        timeout=timeout,
-    )
-    if report.gone:
-        session.mark_disconnected("gone")
-    return report
-
-
-async def adisconnect_session(session: WebSocketSession, reason: str = "server") -> DeliveryReport:
-    """Server-side close of one connection; 204 or 410 both end with the row disconnected."""
-    endpoint = await _session_endpoint(session)
-    op = _close_op(reason)
+    op: Operation,
+    endpoint: str | None,
+    policy: DeliveryPolicy,
+    timeout: float | None,
+) -> FanOut:
     gateway_id = session.api_gateway_id
-    report = await _deliver_one(op, endpoint, gateway_id, session.connection_id, _single_policy())
-    if not report.failed:
+    return FanOut(
+        op,
+        {gateway_id: [session.connection_id]},
+        {gateway_id: endpoint},
+        policy,
+        deadline=_deadline(timeout),
+    )
+
+
+def _skipped(session: WebSocketSession) -> DeliveryReport:
+    """A row already disconnected is not contacted: it is reported gone."""
+    return DeliveryReport(gone=[session.connection_id], concurrency=1)
+
+
+def _mark_reason(op: Operation, report: DeliveryReport) -> str | None:
+    """The reason to write on the row after a single send or close (None: leave it)."""
+    if op.closes:
+        return None if report.failed else op.reason
+    return op.reason if report.gone else None
+
+
+async def arun_one(
+    session: WebSocketSession,
+    op: Operation,
+    policy: DeliveryPolicy,
+    timeout: float | None,  # noqa: ASYNC109 (a deadline handed to the fan-out)
+) -> DeliveryReport:
+    """One connection: post (or close) it, then mark the row on its own database."""
+    if not op.closes and not session.connected:
+        return _skipped(session)
+    report = await _one(session, op, await _aendpoint(session), policy, timeout).run()
+    reason = _mark_reason(op, report)
+    if reason is not None:
         await session.amark_disconnected(reason)
     return report
 
 
-def disconnect_session(
-    session: WebSocketSession, reason: str = "server", *, timeout: float | None = None
+def run_one(
+    session: WebSocketSession, op: Operation, policy: DeliveryPolicy, timeout: float | None
 ) -> DeliveryReport:
-    from aws_ws_async import sync
-
+    """Sync twin of :func:`arun_one`: the query and the mark here, the post on the portal."""
     sync.check_not_on_loop()
-    endpoint = _session_endpoint_sync(session)
-    op, gateway_id, cid = _close_op(reason), session.api_gateway_id, session.connection_id
-    report = sync.run(
-        lambda: _deliver_one(op, endpoint, gateway_id, cid, _single_policy()), timeout=timeout
-    )
-    if not report.failed:
+    if not op.closes and not session.connected:
+        return _skipped(session)
+    report = sync.run(_one(session, op, _endpoint(session), policy, timeout).run)
+    reason = _mark_reason(op, report)
+    if reason is not None:
         session.mark_disconnected(reason)
     return report
 
 
-# ---------------------------------------------------------------------------------------------
-# Mixins inherited by the public classes
-# ---------------------------------------------------------------------------------------------
+# --- closing in the background (logout) ----------------------------------------------------
 
 
-class SendingQuerySetMixin:
-    """Broadcast and close methods of :class:`~aws_ws_async.models.WebSocketSessionQuerySet`."""
-
-    async def asend_message(
-        self,
-        data: Any,
-        *,
-        concurrency: int | None = None,
-        db_chunk_size: int | None = None,
-        collect_delivered: bool = True,
-    ) -> DeliveryReport:
-        """Send ``data`` to every connected session selected; returns the report."""
-        return await abroadcast(
-            self,  # type: ignore[arg-type]
-            data,
-            concurrency=concurrency,
-            db_chunk_size=db_chunk_size,
-            collect_delivered=collect_delivered,
-        )
-
-    def send_message(
-        self,
-        data: Any,
-        *,
-        concurrency: int | None = None,
-        db_chunk_size: int | None = None,
-        collect_delivered: bool = True,
-        progress: ProgressFn | None = None,
-    ) -> DeliveryReport:
-        """Sync twin of :meth:`asend_message` (through the portal loop)."""
-        return broadcast(
-            self,  # type: ignore[arg-type]
-            data,
-            concurrency=concurrency,
-            db_chunk_size=db_chunk_size,
-            collect_delivered=collect_delivered,
-            progress=progress,
-        )
-
-    async def adisconnect(
-        self, reason: str = "server", *, concurrency: int | None = None
-    ) -> DeliveryReport:
-        """Close every selected connection server-side and mark the rows disconnected."""
-        return await adisconnect_all(self, reason, concurrency=concurrency)  # type: ignore[arg-type]
-
-    def disconnect(
-        self, reason: str = "server", *, concurrency: int | None = None
-    ) -> DeliveryReport:
-        return disconnect_all(self, reason, concurrency=concurrency)  # type: ignore[arg-type]
-
-
-class SendingSessionMixin:
-    """Per-connection methods of :class:`~aws_ws_async.models.WebSocketSession`."""
-
-    async def asend_message(self, data: Any, *, gone_retry_seconds: float = 0.0) -> DeliveryReport:
-        """Post to this connection. ``gone_retry_seconds`` keeps retrying 410 that long.
-
-        API Gateway answers 410 until the connection's ``$connect`` has completed, so a welcome
-        message queued from the ``$connect`` handler should pass a few seconds here.
-        """
-        return await asend_to_session(
-            self,  # type: ignore[arg-type]
-            data,
-            gone_retry_seconds=gone_retry_seconds,
-        )
-
-    def send_message(
-        self, data: Any, *, gone_retry_seconds: float = 0.0, timeout: float | None = None
-    ) -> DeliveryReport:
-        return send_to_session(
-            self,  # type: ignore[arg-type]
-            data,
-            gone_retry_seconds=gone_retry_seconds,
-            timeout=timeout,
-        )
-
-    async def adisconnect(self, reason: str = "server") -> DeliveryReport:
-        """Close this connection server-side (``DELETE @connections``) and mark it."""
-        return await adisconnect_session(self, reason)  # type: ignore[arg-type]
-
-    def disconnect(self, reason: str = "server", *, timeout: float | None = None) -> DeliveryReport:
-        return disconnect_session(self, reason, timeout=timeout)  # type: ignore[arg-type]
+def submit_close(
+    queryset: models.QuerySet[Any], op: Operation
+) -> concurrent.futures.Future[DeliveryReport]:
+    """Mark the connected rows now (caller's thread), close them on the portal; don't wait."""
+    db, model = queryset.db, queryset.model
+    rows = list(
+        queryset.filter(connected=True)
+        .order_by()
+        .values_list("connection_id", "api_gateway_id")
+        .distinct()
+    )
+    groups: dict[int | None, list[str]] = {}
+    for connection_id, gateway_id in rows:
+        groups.setdefault(gateway_id, []).append(connection_id)
+    mark_ids(model, db, [cid for cid, _ in rows], op.reason)
+    endpoints: Endpoints = {None: None}
+    if groups:
+        endpoints = ApiGateway.objects.using(db).endpoints(groups)
+    fan = FanOut(op, groups, endpoints, delivery_policy())
+    return sync.submit(fan.run)

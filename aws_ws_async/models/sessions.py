@@ -1,8 +1,10 @@
-"""One row per WebSocket connection, and the QuerySet that selects recipients.
+"""One row per WebSocket connection, and the QuerySet that selects and reaches recipients.
 
-Sending (``asend_message`` / ``send_message`` / ``adisconnect``...) is inherited from the mixins
-in ``aws_ws_async.models.sending`` so that this module stays about data; the QuerySet and model
-classes here are the public ones.
+Sending is an aggregate method: ``qs.asend_message`` / ``qs.send_message``, ``qs.adisconnect`` /
+``qs.disconnect``, ``session.asend_message`` / ``session.send_message``... are defined here once,
+validate every argument before anything is read or sent (:mod:`.operations`), and hand over to
+one core pair in :mod:`.sending` (the twins differ only in their I/O). The manager is built
+with ``from_queryset``, so every QuerySet method is on ``WebSocketSession.objects`` too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from aws_ws_async.models.sending import SendingQuerySetMixin, SendingSessionMixin
+from aws_ws_async.models import sending
+from aws_ws_async.models.marks import disconnect_values
+from aws_ws_async.models.operations import (
+    ProgressFn,
+    bulk_call,
+    check_timeout,
+    close_operation,
+    send_operation,
+    single_policy,
+)
 from aws_ws_async.validators import validate_channel_name, validate_connection_id
 
 if TYPE_CHECKING:
@@ -30,6 +41,8 @@ IDLE_TIMEOUT = timedelta(minutes=10)
 
 
 class DisconnectReason(models.TextChoices):
+    """``WebSocketSession.disconnect_reason`` values the package writes (at most 16 chars)."""
+
     CLIENT = "client", _("Client closed ($disconnect)")
     GONE = "gone", _("Gone (410 from @connections)")
     SERVER = "server", _("Closed by the server")
@@ -39,8 +52,14 @@ class DisconnectReason(models.TextChoices):
     GATEWAY_DELETED = "gateway_deleted", _("Gateway deleted")
 
 
-class WebSocketSessionQuerySet(SendingQuerySetMixin, models.QuerySet["WebSocketSession"]):
-    """Chainable selectors for recipients; sending methods come from ``models.sending``."""
+class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
+    """Chainable selectors for recipients, and the broadcast / bulk close twins.
+
+    Every bulk call takes ``concurrency`` (posts in flight), ``db_chunk_size`` (rows per
+    query), ``timeout`` (seconds for the whole call: on expiry nothing more is posted, the marks
+    learned are written and :class:`~aws_ws_async.exceptions.BroadcastTimeout` is raised with
+    the partial report) and ``progress`` (called with the report so far after each chunk).
+    """
 
     def connected(self) -> WebSocketSessionQuerySet:
         return self.filter(connected=True)
@@ -72,58 +91,156 @@ class WebSocketSessionQuerySet(SendingQuerySetMixin, models.QuerySet["WebSocketS
 
     def mark_disconnected(self, reason: str = DisconnectReason.SERVER) -> int:
         """Flag connected rows disconnected in one UPDATE; returns how many changed."""
-        now = timezone.now()
-        return self.filter(connected=True).update(
-            connected=False, disconnected_at=now, disconnect_reason=reason, updated_on=now
-        )
+        close_operation(self.model, reason)  # the reason must fit the column
+        return self.filter(connected=True).update(**disconnect_values(reason))
 
     async def amark_disconnected(self, reason: str = DisconnectReason.SERVER) -> int:
-        now = timezone.now()
-        return await self.filter(connected=True).aupdate(
-            connected=False, disconnected_at=now, disconnect_reason=reason, updated_on=now
+        close_operation(self.model, reason)
+        return await self.filter(connected=True).aupdate(**disconnect_values(reason))
+
+    # --- broadcast ---------------------------------------------------------------------
+
+    async def asend_message(
+        self,
+        data: Any,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        collect_delivered: bool = True,
+        timeout: float | None = None,  # noqa: ASYNC109 (the whole call's deadline)
+        progress: ProgressFn | None = None,
+    ) -> DeliveryReport:
+        """Send ``data`` to every connected session selected (each once); returns the report."""
+        call = bulk_call(
+            self,
+            send_operation(data),
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            timeout=timeout,
+            progress=progress,
+            collect_delivered=collect_delivered,
+        )
+        return await sending.arun_bulk(self, call)
+
+    def send_message(
+        self,
+        data: Any,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        collect_delivered: bool = True,
+        timeout: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> DeliveryReport:
+        """Sync twin of :meth:`asend_message` (queries here, posts on the portal loop)."""
+        call = bulk_call(
+            self,
+            send_operation(data),
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            timeout=timeout,
+            progress=progress,
+            collect_delivered=collect_delivered,
+        )
+        return sending.run_bulk(self, call)
+
+    async def asend_to_user(
+        self,
+        user: Any,
+        data: Any,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        collect_delivered: bool = True,
+        timeout: float | None = None,  # noqa: ASYNC109 (the whole call's deadline)
+        progress: ProgressFn | None = None,
+    ) -> DeliveryReport:
+        """Send to every connection ``user`` has open (all their tabs and devices)."""
+        return await self.for_user(user).asend_message(
+            data,
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            collect_delivered=collect_delivered,
+            timeout=timeout,
+            progress=progress,
         )
 
-    async def asend_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
-        """Send to every connection ``user`` has open (all their tabs and devices)."""
-        return await self.for_user(user).asend_message(data, **kwargs)
+    def send_to_user(
+        self,
+        user: Any,
+        data: Any,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        collect_delivered: bool = True,
+        timeout: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> DeliveryReport:
+        """Sync twin of :meth:`asend_to_user`."""
+        return self.for_user(user).send_message(
+            data,
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            collect_delivered=collect_delivered,
+            timeout=timeout,
+            progress=progress,
+        )
 
-    def send_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
-        return self.for_user(user).send_message(data, **kwargs)
+    # --- bulk close --------------------------------------------------------------------
+
+    async def adisconnect(
+        self,
+        reason: str = DisconnectReason.SERVER,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the whole call's deadline)
+        progress: ProgressFn | None = None,
+    ) -> DeliveryReport:
+        """Close every selected connection server-side and mark the rows with ``reason``.
+
+        A 410 means already closed: marked too. Rows without a (provisioned) gateway have no
+        connection to close and are only marked (listed as gone). Failures stay connected.
+        """
+        call = bulk_call(
+            self,
+            close_operation(self.model, reason),
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            timeout=timeout,
+            progress=progress,
+        )
+        return await sending.arun_bulk(self, call)
+
+    def disconnect(
+        self,
+        reason: str = DisconnectReason.SERVER,
+        *,
+        concurrency: int | None = None,
+        db_chunk_size: int | None = None,
+        timeout: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> DeliveryReport:
+        """Sync twin of :meth:`adisconnect`."""
+        call = bulk_call(
+            self,
+            close_operation(self.model, reason),
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            timeout=timeout,
+            progress=progress,
+        )
+        return sending.run_bulk(self, call)
 
 
-class WebSocketSessionManager(models.Manager["WebSocketSession"]):
-    def get_queryset(self) -> WebSocketSessionQuerySet:
-        return WebSocketSessionQuerySet(self.model, using=self._db)
-
-    # Manager proxies for the selectors, so ``WebSocketSession.objects.for_channel(...)`` works.
-    def connected(self) -> WebSocketSessionQuerySet:
-        return self.get_queryset().connected()
-
-    def for_channel(self, channel_name: str) -> WebSocketSessionQuerySet:
-        return self.get_queryset().for_channel(channel_name)
-
-    def for_user(self, user: Any) -> WebSocketSessionQuerySet:
-        return self.get_queryset().for_user(user)
-
-    def stale(self, **kwargs: Any) -> WebSocketSessionQuerySet:
-        return self.get_queryset().stale(**kwargs)
-
-    # Sending through the manager means "every connected session" (a channel-wide broadcast
-    # needs ``for_channel(name)`` first).
-    async def asend_message(self, data: Any, **kwargs: Any) -> DeliveryReport:
-        return await self.get_queryset().asend_message(data, **kwargs)
-
-    def send_message(self, data: Any, **kwargs: Any) -> DeliveryReport:
-        return self.get_queryset().send_message(data, **kwargs)
-
-    async def asend_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
-        return await self.get_queryset().asend_to_user(user, data, **kwargs)
-
-    def send_to_user(self, user: Any, data: Any, **kwargs: Any) -> DeliveryReport:
-        return self.get_queryset().send_to_user(user, data, **kwargs)
+#: ``WebSocketSession.objects``: every QuerySet method, on the manager too (``objects.send_message``
+#: means "every connected session"; a channel-wide broadcast needs ``for_channel(name)`` first).
+WebSocketSessionManager = models.Manager.from_queryset(
+    WebSocketSessionQuerySet, "WebSocketSessionManager"
+)
 
 
-class WebSocketSession(SendingSessionMixin, models.Model):
+class WebSocketSession(models.Model):
     """A live (or once-live) API Gateway connection, tied to the user who opened it."""
 
     connection_id = models.CharField(
@@ -187,17 +304,20 @@ class WebSocketSession(SendingSessionMixin, models.Model):
         state = "connected" if self.connected else "disconnected"
         return f"{self.connection_id} ({self.channel_name or '-'}, {state})"
 
+    def _rows(self) -> WebSocketSessionQuerySet:
+        """This row, on the database it was loaded from."""
+        return type(self)._base_manager.db_manager(self._state.db).filter(pk=self.pk)  # type: ignore[return-value]
+
     def mark_disconnected(self, reason: str = DisconnectReason.SERVER) -> bool:
         """Flag this connection disconnected; False if it already was."""
-        changed = (
-            WebSocketSession.objects.get_queryset().filter(pk=self.pk).mark_disconnected(reason)
-        )
+        close_operation(type(self), reason)
+        changed = self._rows().filter(connected=True).update(**disconnect_values(reason))
         self._apply_disconnect(reason)
         return changed == 1
 
     async def amark_disconnected(self, reason: str = DisconnectReason.SERVER) -> bool:
-        rows = WebSocketSession.objects.get_queryset().filter(pk=self.pk)
-        changed = await rows.amark_disconnected(reason)
+        close_operation(type(self), reason)
+        changed = await self._rows().filter(connected=True).aupdate(**disconnect_values(reason))
         self._apply_disconnect(reason)
         return changed == 1
 
@@ -205,3 +325,45 @@ class WebSocketSession(SendingSessionMixin, models.Model):
         self.connected = False
         self.disconnect_reason = reason
         self.disconnected_at = self.disconnected_at or timezone.now()
+
+    # --- sending to this one connection --------------------------------------------------
+
+    async def asend_message(
+        self,
+        data: Any,
+        *,
+        gone_retry_seconds: float = 0.0,
+        timeout: float | None = None,  # noqa: ASYNC109 (the whole call's deadline)
+    ) -> DeliveryReport:
+        """Post to this connection. ``gone_retry_seconds`` keeps retrying 410 that long.
+
+        API Gateway answers 410 until the connection's ``$connect`` has completed, so a welcome
+        message queued from the ``$connect`` handler should pass a few seconds here. A 410 in
+        the end marks the row ``gone``; a row already disconnected is not contacted.
+        """
+        op, policy = send_operation(data), single_policy(gone_retry_seconds)
+        return await sending.arun_one(self, op, policy, check_timeout(timeout))
+
+    def send_message(
+        self, data: Any, *, gone_retry_seconds: float = 0.0, timeout: float | None = None
+    ) -> DeliveryReport:
+        """Sync twin of :meth:`asend_message`."""
+        op, policy = send_operation(data), single_policy(gone_retry_seconds)
+        return sending.run_one(self, op, policy, check_timeout(timeout))
+
+    async def adisconnect(
+        self,
+        reason: str = DisconnectReason.SERVER,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the whole call's deadline)
+    ) -> DeliveryReport:
+        """Close this connection server-side (``DELETE @connections``) and mark it."""
+        op, policy = close_operation(type(self), reason), single_policy()
+        return await sending.arun_one(self, op, policy, check_timeout(timeout))
+
+    def disconnect(
+        self, reason: str = DisconnectReason.SERVER, *, timeout: float | None = None
+    ) -> DeliveryReport:
+        """Sync twin of :meth:`adisconnect`."""
+        op, policy = close_operation(type(self), reason), single_policy()
+        return sending.run_one(self, op, policy, check_timeout(timeout))
