@@ -264,3 +264,70 @@ def test_the_emulator_never_imports_django() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+async def _serve_then_sigterm(command: list[str], env: dict[str, str], backend: Any) -> None:
+    """Start ``command`` (an emulator in front of ``backend``), open one socket, SIGTERM it.
+
+    The client must see 1001, the backend that socket's ``$disconnect``, and the process must
+    exit 0 within a deadline, as after Ctrl-C.
+    """
+    import asyncio
+
+    import aiohttp
+
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        banner = ""
+        async with asyncio.timeout(30):
+            while "Quit with CTRL-C" not in banner:
+                line = await process.stdout.readline()
+                if not line:
+                    break
+                banner += line.decode()
+        match = re.search(r"clients connect to\s+(ws://127\.0\.0\.1:\d+/\w+)", banner)
+        assert match, banner
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(match.group(1), autoclose=False)
+            [connect] = backend.by_path("/connect")
+            process.send_signal(signal.SIGTERM)
+            message = await asyncio.wait_for(ws.receive(), 10)
+            assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+            rest, errors = await asyncio.wait_for(process.communicate(), 15)
+        assert process.returncode == 0, errors.decode()
+        [disconnect] = backend.by_path("/disconnect")
+        assert disconnect.headers["Connectionid"] == connect.headers["Connectionid"]
+        assert "Emulator stopped." in rest.decode()
+        assert "Traceback" not in errors.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.e2e
+async def test_runwsgateway_on_sigterm_posts_disconnects_and_exits_0(
+    recording_backend: Any,
+) -> None:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "django", "runwsgateway", "--port", "0"]
+    await _serve_then_sigterm(
+        [*command, "--target", recording_backend.url, "--stage", "cli"], env, recording_backend
+    )
+
+
+@pytest.mark.e2e
+async def test_python_m_emulator_on_sigterm_posts_disconnects_and_exits_0(
+    recording_backend: Any,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "aws_ws_async.emulator", "--port", "0"]
+    await _serve_then_sigterm([*command, "--target", recording_backend.url], env, recording_backend)
