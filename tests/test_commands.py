@@ -211,3 +211,89 @@ def test_batches_issue_bounded_statements() -> None:
     assert len(deletes) == 3  # 10 + 10 + 5: a short batch ends the loop
     # Each statement touches at most one batch (LIMIT in a subquery, or at most 10 ids).
     assert all("LIMIT 10" in d or d.count(",") < 10 for d in deletes)
+
+
+# --- commands that send or provision tell the truth in their exit status ----------------------
+
+
+@pytest.mark.parametrize("name", ["send_websocket_message", "sendWebSocketMessage"])
+def test_send_exits_non_zero_naming_failed_recipients(
+    name: str, threaded_fault_settings: Any, threaded_fault_endpoint: Any
+) -> None:
+    from tests.fixtures_delivery import make_gateway, make_sessions
+
+    ids = make_sessions(make_gateway(), 6)
+    plan = threaded_fault_endpoint.plan
+    plan.status_for = {ids[0]: 403}
+    plan.server_error_ids, plan.server_error_first, plan.server_error_status = {ids[1]}, 99, 500
+    plan.gone = {ids[2]}
+    out, err = StringIO(), StringIO()
+
+    with pytest.raises(CommandError) as raised:
+        call_command(name, "--channel", "room", '{"a": 1}', stdout=out, stderr=err)
+
+    message = str(raised.value)
+    assert message.startswith("2 of 6 recipient(s) failed: ")
+    assert f"{ids[0]} (forbidden, HTTP 403)" in message
+    assert f"{ids[1]} (server_error, HTTP 500)" in message
+    assert ids[2] not in message  # gone is not a failure
+    assert "3 delivered, 1 gone, 2 failed" in out.getvalue()  # the summary is still printed
+    assert f"failed {ids[0]}: forbidden" in err.getvalue()
+    assert all(threaded_fault_endpoint.received[cid] == [b'{"a":1}'] for cid in ids[3:])
+
+
+def test_send_lists_only_the_first_few_failures_in_its_exit_message(
+    threaded_fault_settings: Any, threaded_fault_endpoint: Any
+) -> None:
+    from tests.fixtures_delivery import make_gateway, make_sessions
+
+    ids = make_sessions(make_gateway(), 8)
+    threaded_fault_endpoint.plan.status_for = dict.fromkeys(ids, 403)
+    with pytest.raises(CommandError, match=r"^8 of 8 recipient\(s\) failed: .*; and 3 more$"):
+        run("send_websocket_message", "--all", "--text", "hi")
+
+
+def test_send_exits_zero_when_every_recipient_got_it_or_is_gone(
+    threaded_fault_settings: Any, threaded_fault_endpoint: Any
+) -> None:
+    from tests.fixtures_delivery import make_gateway, make_sessions
+
+    ids = make_sessions(make_gateway(), 3)
+    threaded_fault_endpoint.plan.gone = {ids[0]}
+    out = run("send_websocket_message", "--all", "--text", "hi")
+    assert "2 delivered, 1 gone, 0 failed" in out
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("status", "code"), [(500, "InternalServerError"), (403, "AccessDeniedException")]
+)
+def test_provisioning_commands_exit_non_zero_naming_the_failed_step(
+    status: int, code: str, provisioning_settings: Any, new_gateway: Any, local_apigw: Any
+) -> None:
+    pk = str(new_gateway.pk)
+    local_apigw.fail("POST", r"/v2/apis/[^/]+/stages", status=status, code=code, times=10)
+    with pytest.raises(CommandError, match=rf"create gateway failed: {code} \(CreateStage\)"):
+        run("create_api_gateway", "--pk", pk)
+    new_gateway.refresh_from_db()
+    assert new_gateway.last_error.startswith(f"{code} (CreateStage)")
+
+    local_apigw.faults.clear()
+    assert "deployed; clients connect to" in run("create_api_gateway", "--pk", pk)
+    new_gateway.refresh_from_db()
+    new_gateway.api_description = "changed"
+    new_gateway.save(push_to_aws=False)
+    local_apigw.fail("PATCH", rf"/v2/apis/{new_gateway.api_id}", status=status, code=code, times=10)
+    with pytest.raises(CommandError, match=rf"sync to AWS failed: {code} \(UpdateApi\)"):
+        run("sync_api_gateway", "--pk", pk, "--to-aws")
+
+    provisioning_settings.AWS_WS_ASYNC = {
+        **provisioning_settings.AWS_WS_ASYNC,
+        "gateway_secret": ["a-rotated-secret-value-0123456789abcdef"],
+    }
+    local_apigw.faults.clear()
+    local_apigw.fail(
+        "PATCH", r"/v2/apis/[^/]+/integrations/[^/]+", status=status, code=code, times=10
+    )
+    with pytest.raises(CommandError, match=rf"1 gateway\(s\) failed:\n.*{code}"):
+        run("update_api_gateway_integrations", "--pk", pk)

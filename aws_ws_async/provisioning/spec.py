@@ -73,7 +73,7 @@ def request_parameters(app_settings: AppSettings | None = None) -> dict[str, str
     """Header mappings every integration carries: the connection id and, if set, the secret.
 
     The secret is a *static* value (single-quoted) and always the first configured secret, so
-    rotation works by listing the new secret first, running ``updateApiGatewayIntegrations``
+    rotation works by listing the new secret first, running ``update_api_gateway_integrations``
     and removing the old secret once that has been deployed.
     """
     s = app_settings or get_settings()

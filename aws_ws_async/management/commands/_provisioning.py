@@ -29,7 +29,7 @@ def write_differences(command: BaseCommand, diffs: Iterable[Difference], prefix:
 def run_steps(command: BaseCommand, gateway: ApiGateway, create: Callable[[], list[str]]) -> None:
     """Run one resumable creation and list its steps; an AWS failure becomes a CommandError.
 
-    Shared by ``createApiGateway`` and ``createCustomDomain`` so both report progress and
+    Shared by ``create_api_gateway`` and ``create_custom_domain`` so both report progress and
     failures the same way.
     """
     try:

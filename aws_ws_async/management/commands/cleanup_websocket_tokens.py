@@ -1,4 +1,4 @@
-"""``manage.py cleanupWebSocketTokens``: delete old connect tokens and rate-limit rows.
+"""``manage.py cleanup_websocket_tokens``: delete old connect tokens and rate-limit rows.
 
 Tokens are useless after ``token_expiry_seconds``; rate-limit rows only matter inside their
 window but are kept ``rate_limit_retention_days`` for inspection. Run it from cron.

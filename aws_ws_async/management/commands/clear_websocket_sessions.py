@@ -1,4 +1,4 @@
-"""``manage.py clearWebSocketSessions``: delete rows of connections that are gone.
+"""``manage.py clear_websocket_sessions``: delete rows of connections that are gone.
 
 With ``--stale`` it first marks connected rows disconnected that API Gateway has certainly
 closed already (older than its 2-hour cap, or idle past its 10-minute timeout) but whose

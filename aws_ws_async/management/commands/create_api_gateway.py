@@ -1,4 +1,4 @@
-"""``manage.py createApiGateway --pk N``: create (or finish creating) the WebSocket API in AWS."""
+"""``manage.py create_api_gateway --pk N``: create (or finish creating) the WebSocket API in AWS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``manage.py createCustomDomain --pk N``: custom domain, API mapping and Route 53 alias."""
+"""``manage.py create_custom_domain --pk N``: custom domain, API mapping and Route 53 alias."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``manage.py printIamPolicy --pk N [--account-id ID | --lookup-account]``: least privilege."""
+"""``manage.py print_iam_policy --pk N [--account-id ID | --lookup-account]``: least privilege."""
 
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
 """Broadcast a message to a channel, a user or every connection, from the shell.
 
+Exit status: 0 when every recipient got the message or is gone (a closed connection is not a
+failure), 1 (``CommandError``) when any recipient failed, naming how many, the first few
+connection ids and their reasons, so cron jobs and deploy scripts notice.
+
 Examples::
 
-    manage.py sendWebSocketMessage --channel news '{"type": "notice", "text": "Back at 5"}'
-    manage.py sendWebSocketMessage --user alice@example.com --text "hello"
-    manage.py sendWebSocketMessage --all '{"type": "reload"}' --concurrency 50
+    manage.py send_websocket_message --channel news '{"type": "notice", "text": "Back at 5"}'
+    manage.py send_websocket_message --user alice@example.com --text "hello"
+    manage.py send_websocket_message --all '{"type": "reload"}' --concurrency 50
 """
 
 from __future__ import annotations
@@ -18,6 +22,22 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from aws_ws_async.delivery import DeliveryReport
 from aws_ws_async.exceptions import AwsWsAsyncError
 from aws_ws_async.models import WebSocketSession
+
+#: Failures named in the exit message (the stderr listing is ``--show-failures`` long).
+LISTED_FAILURES = 5
+
+
+def failure_message(report: DeliveryReport, listed: int = LISTED_FAILURES) -> str:
+    """``3 of 10 recipient(s) failed: a= (forbidden, HTTP 403), ...; and 1 more``."""
+    shown = [
+        f"{f.connection_id} ({f.reason}{f', HTTP {f.status}' if f.status else ''})"
+        for f in report.failed[:listed]
+    ]
+    more = report.failed_count - len(shown)
+    return (
+        f"{report.failed_count} of {report.total} recipient(s) failed: {', '.join(shown)}"
+        + (f"; and {more} more" if more > 0 else "")
+    )
 
 
 class Command(BaseCommand):
@@ -69,6 +89,8 @@ class Command(BaseCommand):
             )
         style = self.style.SUCCESS if report.ok else self.style.WARNING
         self.stdout.write(style(report.summary()))
+        if not report.ok:
+            raise CommandError(failure_message(report))
 
     def _recipients(self, options: dict[str, Any]) -> Any:
         if options["channel"] is not None:

@@ -1,4 +1,4 @@
-"""``manage.py syncApiGateway --pk N (--to-aws | --from-aws | --drift) [--dry-run]``."""
+"""``manage.py sync_api_gateway --pk N (--to-aws | --from-aws | --drift) [--dry-run]``."""
 
 from __future__ import annotations
 

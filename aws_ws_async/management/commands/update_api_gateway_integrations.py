@@ -1,4 +1,4 @@
-"""``manage.py updateApiGatewayIntegrations [--pk N] [--dry-run]``: rotate the gateway secret.
+"""``manage.py update_api_gateway_integrations [--pk N] [--dry-run]``: rotate the gateway secret.
 
 Rewrites the static secret header mapping (the *first* configured ``gateway_secret``) and the
 connection-id mapping on every integration, then redeploys. Rotation: list the new secret first

@@ -1,0 +1,13 @@
+"""``manage.py createApiGateway``: the predecessor's name of ``create_api_gateway``.
+
+Same options and exit codes: one implementation, this thin subclass only keeps existing
+scripts and cron jobs working.
+"""
+
+from __future__ import annotations
+
+from aws_ws_async.management.commands.create_api_gateway import Command as _Command
+
+
+class Command(_Command):
+    """``create_api_gateway`` under its camelCase name."""
