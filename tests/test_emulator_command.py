@@ -208,6 +208,12 @@ def test_plain_cli_builds_a_config_without_django() -> None:
                 "60",
                 "--disconnect-loss-rate",
                 "0.5",
+                "--max-in-flight",
+                "3",
+                "--max-queued",
+                "7",
+                "--shutdown-grace",
+                "1.5",
             ]
         )
     )
@@ -219,6 +225,10 @@ def test_plain_cli_builds_a_config_without_django() -> None:
     assert config.limits.max_connection_age == 60
     assert config.limits.idle_timeout == 600  # untouched defaults stay API Gateway's
     assert config.faults.disconnect_loss_rate == 0.5
+    assert config.limits.max_in_flight_per_connection == 3
+    assert config.limits.max_queued_per_connection == 7
+    assert config.shutdown_grace == 1.5
+    assert cli.build_config(vars(parser.parse_args(["--target", "http://x/"]))).shutdown_grace == 5
     with pytest.raises(ValueError, match="no backend URL"):
         cli.build_config(vars(parser.parse_args([])))
     with pytest.raises(SystemExit):

@@ -18,8 +18,11 @@ import aiohttp
 import pytest
 
 from aws_ws_async.emulator import Limits
-from aws_ws_async.emulator.config import MAX_IN_FLIGHT_PER_CONNECTION, MAX_QUEUED_PER_CONNECTION
-from aws_ws_async.emulator.server import SHUTDOWN_GRACE_SECONDS
+from aws_ws_async.emulator.config import (
+    MAX_IN_FLIGHT_PER_CONNECTION,
+    MAX_QUEUED_PER_CONNECTION,
+    SHUTDOWN_GRACE_SECONDS,
+)
 from tests.fixtures_emulator import EmulatorMaker, Recorded, RecordingBackend
 
 pytestmark = pytest.mark.e2e

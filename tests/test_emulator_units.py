@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,6 +20,7 @@ from aws_ws_async.emulator.frames import (
     encode_frames,
 )
 from aws_ws_async.emulator.ids import new_connection_id, new_trace_id
+from aws_ws_async.emulator.inbox import MessageInbox, MessageLoad
 from aws_ws_async.emulator.routing import resolve_route, select_route_key
 from aws_ws_async.validators import is_valid_connection_id
 
@@ -63,6 +67,38 @@ def test_limits_and_faults_are_validated() -> None:
         Faults(throttle_rate=1.5)
     with pytest.raises(ValueError, match="latency"):
         Faults(latency=-1)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_in_flight_per_connection": 0},
+        {"max_in_flight_per_connection": 2.5},
+        {"max_in_flight_per_connection": True},
+        {"max_queued_per_connection": -1},
+        {"message_pool_size": 0},
+        {"lifecycle_pool_size": "10"},
+    ],
+)
+def test_bounds_must_be_positive_ints(fields: dict[str, object]) -> None:
+    [name] = fields
+    with pytest.raises(ValueError, match=name):
+        Limits(**fields)  # type: ignore[arg-type]
+
+
+def test_bounds_defaults_and_a_queue_of_zero() -> None:
+    limits = Limits(max_queued_per_connection=0)
+    assert limits.max_queued_per_connection == 0
+    assert Limits().max_in_flight_per_connection == 10
+    assert Limits().max_queued_per_connection == 100
+    assert (Limits().message_pool_size, Limits().lifecycle_pool_size) == (100, 100)
+
+
+@pytest.mark.parametrize("grace", [-1, float("nan"), "5", True])
+def test_shutdown_grace_is_validated(grace: object) -> None:
+    with pytest.raises(ValueError, match="shutdown_grace"):
+        EmulatorConfig("http://127.0.0.1/ws/", shutdown_grace=grace)  # type: ignore[arg-type]
+    assert EmulatorConfig("http://127.0.0.1/ws/").shutdown_grace == 5.0
 
 
 def test_additional_routes_are_frozen() -> None:
@@ -193,3 +229,88 @@ def test_connection_ids_look_like_api_gateways() -> None:
 
 def test_trace_id_shape() -> None:
     assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", new_trace_id())
+
+
+# --- the per-connection message bound ---------------------------------------------------------
+
+
+class Backend:
+    """A post callable whose calls stay open until the test releases them, in order."""
+
+    def __init__(self) -> None:
+        self.started: list[bytes] = []
+        self.gates: dict[bytes, asyncio.Event] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def post(self, frame: bytes) -> None:
+        self.started.append(frame)
+        gate = self.gates.setdefault(frame, asyncio.Event())
+        await gate.wait()
+        if frame == b"boom":
+            raise RuntimeError("backend exploded")
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self.tasks.append(task)
+        return task
+
+    def release(self, frame: bytes) -> None:
+        self.gates.setdefault(frame, asyncio.Event()).set()
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_inbox_bounds_in_flight_and_queue_then_refuses() -> None:
+    backend, load = Backend(), MessageLoad()
+    inbox = MessageInbox(backend.post, backend.spawn, load, max_in_flight=2, max_queued=3)
+    offered = [inbox.offer(f"m{i}".encode()) for i in range(7)]
+    assert offered == [True] * 5 + [False] * 2
+    await settle()
+    assert backend.started == [b"m0", b"m1"]
+    assert len(backend.tasks) == 2  # one task per post in flight, not per frame
+    assert (inbox.in_flight, inbox.queued) == (2, 3)
+    assert (load.in_flight, load.queued, load.accepted, load.refused) == (2, 3, 5, 2)
+    backend.release(b"m1")
+    await settle()
+    assert backend.started == [b"m0", b"m1", b"m2"]  # FIFO: the freed worker takes the oldest
+    for frame in (b"m0", b"m2", b"m3", b"m4"):
+        backend.release(frame)
+    await asyncio.gather(*backend.tasks)
+    assert backend.started == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+    assert (load.in_flight, load.queued, load.completed) == (0, 0, 5)
+    assert (load.peak_in_flight_per_connection, load.peak_queued_per_connection) == (2, 3)
+    assert inbox.offer(b"again")  # room again once the backend caught up
+
+
+async def test_inbox_survives_a_failing_post() -> None:
+    backend, load = Backend(), MessageLoad()
+    inbox = MessageInbox(backend.post, backend.spawn, load, max_in_flight=1, max_queued=1)
+    assert inbox.offer(b"boom")
+    assert inbox.offer(b"next")
+    backend.release(b"boom")
+    backend.release(b"next")
+    await asyncio.gather(*backend.tasks)
+    assert backend.started == [b"boom", b"next"]
+    assert (load.in_flight, load.queued, load.completed) == (0, 0, 2)
+
+
+async def test_cancelled_inbox_discards_its_queue_and_counts_nothing_left() -> None:
+    backend, load = Backend(), MessageLoad()
+    inbox = MessageInbox(backend.post, backend.spawn, load, max_in_flight=1, max_queued=5)
+    for index in range(4):
+        inbox.offer(f"m{index}".encode())
+    await settle()
+    [task] = backend.tasks
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (inbox.in_flight, inbox.queued) == (0, 0)
+    assert (load.in_flight, load.queued, load.completed) == (0, 0, 0)
+
+
+def test_inbox_refuses_a_senseless_bound() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        MessageInbox(Backend().post, Backend().spawn, MessageLoad(), max_in_flight=0, max_queued=1)

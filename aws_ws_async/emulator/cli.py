@@ -61,6 +61,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--idle-timeout", type=float, help="Seconds (default 600).")
     limits.add_argument("--max-age", type=float, help="Seconds (default 7200).")
     limits.add_argument("--integration-timeout", type=float, help="Seconds (default 29).")
+    bounds = parser.add_argument_group("the emulator's own bounds")
+    bounds.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="Message posts of one connection waiting for the backend at once (default 10).",
+    )
+    bounds.add_argument(
+        "--max-queued",
+        type=int,
+        help="Frames of one connection waiting behind them; more get 'Too Many Requests' "
+        "(default 100).",
+    )
+    bounds.add_argument(
+        "--shutdown-grace",
+        type=float,
+        help="Seconds Ctrl-C/SIGTERM lets closes and posts finish before cancelling (default 5).",
+    )
     faults = parser.add_argument_group("fault injection on @connections")
     faults.add_argument("--throttle-rate", type=float, help="Fraction answered 429.")
     faults.add_argument("--latency", type=float, help="Seconds added to every answer.")
@@ -87,6 +104,7 @@ def build_config(
     take("secret", "gateway_secret")
     take("secret_header", "gateway_secret_header")
     take("connection_id_header", "connection_id_header")
+    take("shutdown_grace", "shutdown_grace")
     routes = dict(fields.get("additional_routes") or {})
     routes.update(dict(options.get("route") or []))
     fields["additional_routes"] = routes
@@ -99,6 +117,8 @@ def build_config(
             ("idle_timeout", "idle_timeout"),
             ("max_age", "max_connection_age"),
             ("integration_timeout", "integration_timeout"),
+            ("max_in_flight", "max_in_flight_per_connection"),
+            ("max_queued", "max_queued_per_connection"),
         )
         if options.get(option) is not None
     }
@@ -128,11 +148,10 @@ async def serve(
     host: str,
     port: int,
     announce: Callable[[GatewayEmulator], None],
-    *,
-    grace: float | None = None,
 ) -> None:
     """Start, announce, serve until SIGTERM or cancelled (Ctrl-C under ``asyncio.run``), then
-    stop cleanly: every socket closed with 1001 and its ``$disconnect`` posted within ``grace``.
+    stop cleanly: every socket closed with 1001 and its ``$disconnect`` posted within the
+    configuration's ``shutdown_grace``.
 
     SIGTERM is what ``docker stop``, systemd and process managers send; without a handler it
     kills the process at once and the backend never hears the ``$disconnect``s. It returns
@@ -152,7 +171,7 @@ async def serve(
     finally:
         if installed:
             loop.remove_signal_handler(signal.SIGTERM)
-        await asyncio.shield(emulator.stop(grace))
+        await asyncio.shield(emulator.stop())
 
 
 def main(argv: list[str] | None = None, stdout: TextIO = sys.stdout) -> int:

@@ -23,6 +23,8 @@ MAX_IN_FLIGHT_PER_CONNECTION = 10
 MAX_QUEUED_PER_CONNECTION = 100
 MESSAGE_POOL_SIZE = 100
 LIFECYCLE_POOL_SIZE = 100
+#: How long ``stop()`` (Ctrl-C, SIGTERM) lets closes and posts finish before cancelling them.
+SHUTDOWN_GRACE_SECONDS = 5.0
 
 _API_ID_RE = re.compile(r"\A[a-z0-9]{1,32}\Z")
 _STAGE_RE = re.compile(r"\A[A-Za-z0-9_-]{1,63}\Z")
@@ -126,9 +128,16 @@ class EmulatorConfig:
     forwarded_port: str = "443"
     limits: Limits = field(default_factory=Limits)
     faults: Faults = field(default_factory=Faults)
+    #: Seconds ``stop()`` waits, in all, for close handshakes, ``$disconnect`` posts and message
+    #: posts in flight before it cancels what is left (keep it under a process manager's kill
+    #: timeout: ``docker stop`` sends SIGKILL 10 s after SIGTERM).
+    shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
 
     def __post_init__(self) -> None:
         _check_url("target_base_url", self.target_base_url)
+        grace = self.shutdown_grace
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+            raise ValueError(f"shutdown_grace must be a number of seconds >= 0, not {grace!r}")
         if not self.target_base_url.endswith("/"):
             object.__setattr__(self, "target_base_url", self.target_base_url + "/")
         if not _API_ID_RE.fullmatch(self.api_id):

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from aws_ws_async.emulator.config import SHUTDOWN_GRACE_SECONDS as SHUTDOWN_GRACE_SECONDS
 from aws_ws_async.emulator.config import EmulatorConfig
 from aws_ws_async.emulator.connections import ConnectionTable
 from aws_ws_async.emulator.inbox import MessageLoad
@@ -30,9 +31,6 @@ logger = logging.getLogger("aws_ws_async.emulator.server")
 
 T = TypeVar("T")
 
-#: How long ``stop()`` waits, in all, for close handshakes, ``$disconnect`` posts and message
-#: posts in flight before it cancels what is left.
-SHUTDOWN_GRACE_SECONDS = 5.0
 #: What aiohttp may still spend per step on a handler left after the grace period.
 _CLEANUP_SECONDS = 0.25
 
@@ -108,14 +106,14 @@ class GatewayEmulator:
     async def stop(self, grace: float | None = None) -> None:
         """Close every socket (1001), post their ``$disconnect``, then stop serving.
 
-        Within ``grace`` seconds (default :data:`SHUTDOWN_GRACE_SECONDS`) in all, close
+        Within ``grace`` seconds (default ``config.shutdown_grace``, 5 s) in all, close
         handshakes, ``$disconnect`` posts and message posts in flight may finish; whatever is
         left then is cancelled, so ``stop()`` returns shortly after the grace period whatever
         the backend does.
         """
         if self._runner is None:
             return
-        grace = SHUTDOWN_GRACE_SECONDS if grace is None else float(grace)
+        grace = self.config.shutdown_grace if grace is None else float(grace)
         if not grace >= 0:
             raise ValueError(f"grace must be >= 0 seconds, not {grace!r}")
         loop = asyncio.get_running_loop()
@@ -279,7 +277,7 @@ class EmulatorThread:
         """Stop the emulator (see :meth:`GatewayEmulator.stop`) and its thread."""
         if not self._thread.is_alive():
             return
-        wait = (SHUTDOWN_GRACE_SECONDS if grace is None else grace) + 10
+        wait = (self.emulator.config.shutdown_grace if grace is None else grace) + 10
         try:
             self.call(self.emulator.stop(grace), timeout=wait)
         finally:
