@@ -23,6 +23,7 @@ __all__ = [
     "is_valid_connection_id",
     "origin_allowed",
     "parse_origin",
+    "rate_limit_bucket",
     "secret_matches",
 ]
 
@@ -180,3 +181,30 @@ def client_ip(forwarded_for: str | None, trusted_proxy_count: int = 0) -> str | 
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def rate_limit_bucket(ip: str | None, ipv6_prefix: int = 64) -> str | None:
+    """The key a client's ``$connect`` attempts are counted under.
+
+    IPv4 stays per address. An IPv6 subscriber usually owns a whole /64 (often a /56 or /48),
+    so counting per address would let one client rotate through 2**64 addresses and never be
+    limited: IPv6 addresses are grouped by their ``ipv6_prefix``-bit network, and the bucket is
+    that network's first address (storable in a ``GenericIPAddressField``). IPv4-mapped IPv6
+    (``::ffff:203.0.113.7``) counts as the IPv4 address it is. Anything unparsable, or a prefix
+    outside 1..128, gives None (no IP bucket; the per-user limit still applies) rather than a
+    shared placeholder that would let one client lock out others.
+    """
+    if not ip or "%" in ip or isinstance(ipv6_prefix, bool) or not isinstance(ipv6_prefix, int):
+        return None
+    if not 1 <= ipv6_prefix <= 128:
+        return None
+    try:
+        address = ipaddress.ip_address(ip.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    network = ipaddress.IPv6Network((address, ipv6_prefix), strict=False)
+    return str(network.network_address)

@@ -5,20 +5,30 @@ passes as ``?ws_token=`` on the ``wss://`` URL. Only a SHA-256 digest of the tok
 a database reader cannot connect as anyone. A token is bound to an HMAC of the browser's session
 key, expires after ``token_expiry_seconds`` and is consumed by one conditional UPDATE whose row
 count decides, so two concurrent ``$connect`` calls can never both spend it (no row locks).
+
+A token dies with its Django session: ``$connect`` spends it only while the browser session it
+is bound to still exists and still authenticates the token's user with a valid session auth
+hash (so logout, ``session.flush()`` and a password change void it even if no receiver ran),
+and :meth:`WebSocketToken.revoke_for_user` / :meth:`~WebSocketToken.revoke_for_session` mark
+unspent tokens used when the receivers learn of a logout or a password change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from importlib import import_module
 from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_lazy as _
 
 from aws_ws_async.hashing import hash_session_key, session_key_hashes
@@ -189,6 +199,93 @@ class WebSocketToken(models.Model):
             self.used = True
             self.used_at = now
         return spent == 1
+
+    async def aunspend(self) -> bool:
+        """Give the token back after a refusal that came after :meth:`aspend` (a duplicate
+        connection id): only the row this instance spent, so a concurrent spend is kept."""
+        if not self.used or self.used_at is None:
+            return False
+        restored = await WebSocketToken.objects.filter(
+            pk=self.pk, used=True, used_at=self.used_at
+        ).aupdate(used=False, used_at=None)
+        if restored == 1:
+            self.used, self.used_at = False, None
+        return restored == 1
+
+    # --- the bound Django session -------------------------------------------------------------
+
+    def session_matches(self, data: Mapping[str, Any]) -> bool:
+        """Whether loaded session ``data`` still authenticates this token's user.
+
+        The same test ``django.contrib.auth.get_user`` makes: the session names the user, and
+        its auth hash equals the user's current one (or one made with a fallback key), so a
+        password change voids the session and the token with it. An empty (deleted, flushed,
+        expired) session matches nobody.
+        """
+        user = self.user
+        if not data or SESSION_KEY not in data:
+            return False
+        try:
+            session_user = user._meta.pk.to_python(data[SESSION_KEY])
+        except (ValidationError, TypeError, ValueError):
+            return False
+        if session_user != user.pk:
+            return False
+        stored = data.get(HASH_SESSION_KEY)
+        if not isinstance(stored, str) or not stored:
+            return False
+        candidates = [user.get_session_auth_hash()]
+        fallbacks = getattr(user, "get_session_auth_fallback_hash", None)
+        if fallbacks is not None:
+            candidates.extend(fallbacks())
+        matched = False
+        for candidate in candidates:  # every comparison is made (constant time overall)
+            if constant_time_compare(stored, candidate):
+                matched = True
+        return matched
+
+    @staticmethod
+    def _session_store(session_key: str) -> Any:
+        return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+    def session_is_live(self, session_key: str) -> bool:
+        """The bound session still exists and belongs to this token's user (one read)."""
+        return self.session_matches(self._session_store(session_key).load())
+
+    async def asession_is_live(self, session_key: str) -> bool:
+        return self.session_matches(await self._session_store(session_key).aload())
+
+    # --- revocation --------------------------------------------------------------------------
+
+    @classmethod
+    def _revoke(cls, rows: models.QuerySet[WebSocketToken]) -> int:
+        return rows.filter(used=False).update(used=True, used_at=timezone.now())
+
+    @classmethod
+    def revoke_for_user(cls, user: Any) -> int:
+        """Spend every unspent token of ``user`` (logout, password change); returns how many."""
+        if getattr(user, "pk", None) is None:
+            return 0
+        return cls._revoke(cls.objects.filter(user_id=user.pk))
+
+    @classmethod
+    async def arevoke_for_user(cls, user: Any) -> int:
+        if getattr(user, "pk", None) is None:
+            return 0
+        return await cls.objects.filter(user_id=user.pk, used=False).aupdate(
+            used=True, used_at=timezone.now()
+        )
+
+    @classmethod
+    def revoke_for_session(cls, session_key: str) -> int:
+        """Spend every unspent token bound to this browser session (a flush, a logout)."""
+        if not isinstance(session_key, str) or not session_key:
+            return 0
+        return cls._revoke(cls.objects.filter(session_key_hash__in=session_key_hashes(session_key)))
+
+    @classmethod
+    async def arevoke_for_session(cls, session_key: str) -> int:
+        return await sync_to_async(cls.revoke_for_session)(session_key)
 
     # --- housekeeping ----------------------------------------------------------------------
 

@@ -2,16 +2,21 @@
 
 Cheap checks that need no database come first (headers, connection id, Host, Origin, channel
 syntax, token syntax); each refusal is still counted with one INSERT into the rate-limit table.
-Then, with a one-time token (the default), at most five queries on the happy path (six when
+Then, with a one-time token (the default), at most six queries on the happy path (seven when
 the gateway is not cached yet):
 
 1. read the token with its user and the channel's access level (one SELECT with a subquery),
-2. + 3. rate limit: INSERT this attempt, then count the window (insert-then-count: atomic),
+2. read the browser session the token is bound to: it must still exist and still authenticate
+   the token's user with a valid session auth hash (logout, flush, password change void it),
+3. + 4. rate limit: INSERT this attempt, then count the window (insert-then-count: atomic),
    then the channel policy (read in step 1), view permissions and the overridable hook,
-4. spend the token: a conditional UPDATE whose row count decides (no row locks),
-5. INSERT the session row (a duplicate connection id is a 409).
+5. spend the token: a conditional UPDATE whose row count decides (no row locks),
+6. INSERT the session row, inside a savepoint when the caller holds a transaction
+   (``ATOMIC_REQUESTS``, a ``TestCase``), so a duplicate connection id is a clean 409.
 
-The token is spent only after every other check passed, so a refused attempt never burns it.
+The token is spent only after every other check passed, so a refused attempt never burns it;
+a duplicate connection id (409) gives the token back with a conditional UPDATE.
+Per-IP buckets group IPv6 clients by ``ipv6_rate_limit_prefix`` (one /64 is one subscriber).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -33,7 +39,7 @@ from aws_ws_async.models import (
     WebSocketSession,
     WebSocketToken,
 )
-from aws_ws_async.security import client_ip, host_allowed, origin_allowed
+from aws_ws_async.security import client_ip, host_allowed, origin_allowed, rate_limit_bucket
 from aws_ws_async.validators import TOKEN_RE, is_valid_connection_id
 from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.gateways import aget_gateway
@@ -70,6 +76,8 @@ class ConnectMixin(AccessMixin):
     allow_origin_subdomains: bool = False
 
     client_ip: str | None = None
+    #: The rate-limit bucket of ``client_ip``: the address, or its IPv6 network.
+    rate_limit_ip: str | None = None
     _attempt: ConnectionRateLimit | None = None
 
     # --- hooks ---------------------------------------------------------------------------
@@ -101,9 +109,9 @@ class ConnectMixin(AccessMixin):
     # --- the flow ------------------------------------------------------------------------
 
     async def connect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        self.client_ip = client_ip(
-            request.headers.get("X-Forwarded-For"), get_settings().trusted_proxy_count
-        )
+        conf = get_settings()
+        self.client_ip = client_ip(request.headers.get("X-Forwarded-For"), conf.trusted_proxy_count)
+        self.rate_limit_ip = rate_limit_bucket(self.client_ip, conf.ipv6_rate_limit_prefix)
 
         refusal = await self._check_handshake(request)
         if refusal is not None:
@@ -127,6 +135,9 @@ class ConnectMixin(AccessMixin):
             token = await self._load_token(request, channel)
             if token is None:
                 return await self._refuse("invalid_token", await self.invalid_token(request))
+            if not await token.asession_is_live(self._session_key(request)):
+                self.debug_message("the token's browser session has ended")
+                return await self._refuse("session_ended", await self.invalid_token(request))
             user: Any = token.user
         else:
             user = await self._cookie_user(request)
@@ -134,7 +145,7 @@ class ConnectMixin(AccessMixin):
         if self.RATE_LIMIT_ENABLED:
             attempts, window = self.rate_limit_settings()
             allowed, self._attempt = await ConnectionRateLimit.arecord_and_check(
-                self.client_ip, user, max_attempts=attempts, window=window
+                self.rate_limit_ip, user, max_attempts=attempts, window=window
             )
             if not allowed:
                 logger.info("rate limited $connect from %s", self.client_ip)
@@ -152,6 +163,8 @@ class ConnectMixin(AccessMixin):
 
         session = await self._create_session(request, user, channel)
         if session is None:
+            if token is not None:
+                await token.aunspend()  # a 409 is a refusal: it must not burn the token
             return await self._refuse("duplicate", await self.duplicate_connection(request))
         self.websocket_session = session
         await self.after_connect(session)
@@ -187,7 +200,7 @@ class ConnectMixin(AccessMixin):
     async def _load_token(self, request: HttpRequest, channel: str) -> WebSocketToken | None:
         """The unspent token bound to this browser session, with its user and channel policy."""
         raw = request.GET.get(self.token_query_param, "")
-        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        session_key = self._session_key(request)
         if not raw or TOKEN_RE.fullmatch(raw) is None or not session_key:
             return None
         queryset = WebSocketToken.unspent(raw, session_key).select_related("user")
@@ -210,6 +223,10 @@ class ConnectMixin(AccessMixin):
             )
             self._channel_policy = (channel, policy)
         return token
+
+    @staticmethod
+    def _session_key(request: HttpRequest) -> str:
+        return str(request.COOKIES.get(settings.SESSION_COOKIE_NAME, ""))
 
     async def _cookie_user(self, request: HttpRequest) -> Any:
         """The session user, when tokens are off (needs the session + auth middleware)."""
@@ -236,19 +253,22 @@ class ConnectMixin(AccessMixin):
     async def _create_session(
         self, request: HttpRequest, user: Any, channel: str
     ) -> WebSocketSession | None:
-        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+        """INSERT the session row; None for a duplicate connection id."""
+        session_key = self._session_key(request)
+        row = self.model(
+            connection_id=self.connection_id,
+            channel_name=channel,
+            user=user,
+            api_gateway=self.api_gateway,
+            session_key_hash=hash_session_key(session_key) if session_key else "",
+            auth_hash=hash_user_auth(user) if user is not None else "",
+        )
         try:
-            return await self.model.objects.acreate(
-                connection_id=self.connection_id,
-                channel_name=channel,
-                user=user,
-                api_gateway=self.api_gateway,
-                session_key_hash=hash_session_key(session_key) if session_key else "",
-                auth_hash=hash_user_auth(user) if user is not None else "",
-            )
+            await sync_to_async(insert_in_savepoint)(row)
         except IntegrityError:
             logger.warning("duplicate connection id on $connect: %s", self.connection_id)
             return None
+        return row
 
     async def _refuse(self, reason: str, response: HttpResponse) -> HttpResponse:
         """Count the refused attempt (it weighs on the rate limit like any other)."""
@@ -256,6 +276,21 @@ class ConnectMixin(AccessMixin):
             if self._attempt is not None:
                 await self._attempt.amark_refused(reason)
             else:
-                await ConnectionRateLimit.arecord_refusal(self.client_ip, None, reason)
+                await ConnectionRateLimit.arecord_refusal(self.rate_limit_ip, None, reason)
         logger.info("refused $connect (%s) for connection %s", reason, self.connection_id)
         return response
+
+
+def insert_in_savepoint(row: WebSocketSession) -> None:
+    """``row.save()`` as an INSERT, in a savepoint only when a transaction is already open.
+
+    Without the savepoint an IntegrityError inside the caller's ``atomic()`` (``ATOMIC_REQUESTS``
+    on a wrapping view, a ``TestCase``) poisons the transaction and the refusal's own write
+    fails with a 500; in autocommit mode the savepoint would only add statements.
+    """
+    using = router.db_for_write(type(row), instance=row)
+    if connections[using].in_atomic_block:
+        with transaction.atomic(using=using):
+            row.save(force_insert=True, using=using)
+    else:
+        row.save(force_insert=True, using=using)
