@@ -132,7 +132,7 @@ def sync_from_aws(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
 ) -> None:
     def pull(gateway: ApiGateway) -> str:
-        return _sync_outcome(gateway.sync_from_aws(), "took {n} change(s) from AWS")
+        return _sync_outcome(gateway.pull_from_aws(), "took {n} change(s) from AWS")
 
     _run_each(modeladmin, request, queryset, "Sync from AWS", pull)
 
@@ -142,9 +142,39 @@ def sync_to_aws(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
 ) -> None:
     def push(gateway: ApiGateway) -> str:
-        return _sync_outcome(gateway.sync_to_aws(), "pushed {n} change(s) and redeployed")
+        return _sync_outcome(gateway.push_to_aws(), "pushed {n} change(s) and redeployed")
 
     _run_each(modeladmin, request, queryset, "Sync to AWS", push)
 
 
-GATEWAY_ACTIONS = [create_api_gateway, create_custom_domain, sync_from_aws, sync_to_aws]
+@admin.action(description="Detect drift from AWS (changes nothing)", permissions=["change"])
+def detect_drift(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
+) -> None:
+    def compare(gateway: ApiGateway) -> str:
+        return _sync_outcome(gateway.detect_drift(), "{n} difference(s) from AWS")
+
+    _run_each(modeladmin, request, queryset, "Detect drift", compare)
+
+
+@admin.action(
+    description="Update integrations (rewrite the gateway-secret header, redeploy)",
+    permissions=["change"],
+)
+def update_integrations(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
+) -> None:
+    def rotate(gateway: ApiGateway) -> str:
+        return _sync_outcome(gateway.update_integrations(), "updated {n} integration(s)")
+
+    _run_each(modeladmin, request, queryset, "Update integrations", rotate)
+
+
+GATEWAY_ACTIONS = [
+    create_api_gateway,
+    create_custom_domain,
+    sync_from_aws,
+    sync_to_aws,
+    detect_drift,
+    update_integrations,
+]

@@ -38,7 +38,8 @@ def run_action(client: Client, action: str, *pks: int) -> list[tuple[str, str]]:
 def test_actions_are_offered(staff_client: Client, new_gateway: ApiGateway) -> None:
     response = staff_client.get(CHANGELIST)
     assert response.status_code == 200
-    for name in ("create_api_gateway", "create_custom_domain", "sync_from_aws", "sync_to_aws"):
+    names = ("create_api_gateway", "create_custom_domain", "sync_from_aws", "sync_to_aws")
+    for name in (*names, "detect_drift", "update_integrations"):
         assert f'value="{name}"' in response.content.decode()
 
 
@@ -105,6 +106,31 @@ def test_sync_and_domain_actions(
     domain = run_action(staff_client, "create_custom_domain", new_gateway.pk)
     assert domain[0][0] == "success"
     assert ApiGateway.objects.get(pk=new_gateway.pk).custom_domain_created
+
+
+def test_drift_and_update_integrations_actions(
+    provisioning_settings: Any, new_gateway: ApiGateway, staff_client: Client, moto_apigw: Any
+) -> None:
+    new_gateway.create_gateway()
+    assert run_action(staff_client, "detect_drift", new_gateway.pk) == [
+        ("success", f"{new_gateway}: already in sync with AWS")
+    ]
+    moto_apigw.update_api(ApiId=new_gateway.api_id, Name="Console name")
+    drift = run_action(staff_client, "detect_drift", new_gateway.pk)
+    assert "1 difference(s) from AWS: api: api_name is 'Console name' in AWS" in drift[0][1]
+    assert moto_apigw.get_api(ApiId=new_gateway.api_id)["Name"] == "Console name"
+
+    new_secret = "rotated-secret-value-0123456789abcdefgh"
+    provisioning_settings.AWS_WS_ASYNC = {
+        **provisioning_settings.AWS_WS_ASYNC,
+        "gateway_secret": [new_secret, SECRET],
+    }
+    rotated = run_action(staff_client, "update_integrations", new_gateway.pk)
+    assert "updated 4 integration(s)" in rotated[0][1]
+    for item in moto_apigw.get_integrations(ApiId=new_gateway.api_id)["Items"]:
+        header = item["RequestParameters"]["integration.request.header.X-Ws-Gateway-Secret"]
+        assert header == f"'{new_secret}'"
+    assert moto_apigw.get_api(ApiId=new_gateway.api_id)["Name"] == "Console name"  # narrowed
 
 
 def test_sync_action_on_uncreated_gateway_is_a_clear_error(
