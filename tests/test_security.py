@@ -16,6 +16,7 @@ from aws_ws_async.security import (
     is_valid_connection_id,
     origin_allowed,
     parse_origin,
+    rate_limit_bucket,
     secret_matches,
 )
 
@@ -240,3 +241,49 @@ def test_valid_connection_ids(cid: str) -> None:
 @pytest.mark.parametrize("cid", ["abc\n", "", "a b", "x" * 129, None])
 def test_invalid_connection_ids(cid: object) -> None:
     assert not is_valid_connection_id(cid)
+
+
+# --- rate-limit buckets (IPv6 by prefix) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ip", "prefix", "expected"),
+    [
+        ("203.0.113.7", 64, "203.0.113.7"),  # IPv4 stays per address, whatever the prefix
+        ("203.0.113.8", 1, "203.0.113.8"),
+        ("::ffff:203.0.113.7", 64, "203.0.113.7"),  # IPv4-mapped counts as IPv4
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", 64, "2001:db8:1:2::"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 48, "2001:db8:1::"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 128, "2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+        ("[2001:db8::1]", 64, "2001:db8::"),
+        (None, 64, None),
+        ("", 64, None),
+        ("not-an-ip", 64, None),
+        ("fe80::1%eth0", 64, None),  # zone ids are local: no bucket
+        ("2001:db8::1", 0, None),  # out-of-range prefixes never make one shared bucket
+        ("2001:db8::1", 129, None),
+        ("2001:db8::1", True, None),
+    ],
+)
+def test_rate_limit_bucket_examples(ip: str | None, prefix: int, expected: str | None) -> None:
+    assert rate_limit_bucket(ip, prefix) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.integers(min_value=0, max_value=2**128 - 1),
+    b=st.integers(min_value=0, max_value=2**128 - 1),
+    prefix=st.integers(min_value=1, max_value=128),
+)
+def test_rate_limit_bucket_groups_exactly_by_prefix(a: int, b: int, prefix: int) -> None:
+    """Two IPv6 addresses share a bucket iff their first ``prefix`` bits agree (an
+    independent oracle: integer shifts, not ipaddress networks)."""
+    first, second = ipaddress.IPv6Address(a), ipaddress.IPv6Address(b)
+    if first.ipv4_mapped is not None or second.ipv4_mapped is not None:
+        return
+    same = (a >> (128 - prefix)) == (b >> (128 - prefix))
+    assert (rate_limit_bucket(str(first), prefix) == rate_limit_bucket(str(second), prefix)) is same
+    bucket = rate_limit_bucket(str(first), prefix)
+    assert bucket is not None
+    assert int(ipaddress.IPv6Address(bucket)) == (a >> (128 - prefix)) << (128 - prefix)
