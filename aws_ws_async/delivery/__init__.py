@@ -8,7 +8,7 @@ from aws_ws_async.delivery.aiobotocore_transport import AiobotocoreTransport
 from aws_ws_async.delivery.engine import DeliveryPolicy, Engine, Verdict, classify, deliver
 from aws_ws_async.delivery.limiter import AdaptiveLimiter
 from aws_ws_async.delivery.payload import MAX_PAYLOAD_BYTES, encode_payload
-from aws_ws_async.delivery.report import DeliveryReport, Failure
+from aws_ws_async.delivery.report import DeliveryReport, Failure, FailureReason
 from aws_ws_async.delivery.transport import Outcome, Transport, TransportError
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "DeliveryReport",
     "Engine",
     "Failure",
+    "FailureReason",
     "Outcome",
     "Transport",
     "TransportError",

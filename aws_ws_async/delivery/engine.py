@@ -24,7 +24,7 @@ from collections.abc import (
 from dataclasses import dataclass
 
 from aws_ws_async.delivery.limiter import AdaptiveLimiter
-from aws_ws_async.delivery.report import DeliveryReport, Failure
+from aws_ws_async.delivery.report import DeliveryReport, Failure, FailureReason
 from aws_ws_async.delivery.transport import Outcome, Transport, TransportError
 
 
@@ -63,17 +63,17 @@ def classify(outcome: Outcome) -> Verdict:
     return Verdict.FAILED
 
 
-def failure_reason(outcome: Outcome) -> str:
+def failure_reason(outcome: Outcome) -> FailureReason:
     status = outcome.status
     if status == 403 or outcome.error_code == "ForbiddenException":
-        return "forbidden"
+        return FailureReason.FORBIDDEN
     if status == 413 or outcome.error_code == "PayloadTooLargeException":
-        return "payload_too_large"
+        return FailureReason.PAYLOAD_TOO_LARGE
     if status == 429:
-        return "throttled"
+        return FailureReason.THROTTLED
     if status >= 500:
-        return "server_error"
-    return "bad_request"
+        return FailureReason.SERVER_ERROR
+    return FailureReason.BAD_REQUEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +191,13 @@ class Engine:
                 outcome = Outcome(0, "timeout", "timed out")
             except Exception as exc:  # a bug must still show up in the report
                 report.failed.append(
-                    Failure(connection_id, "error", None, f"{type(exc).__name__}: {exc}", attempts)
+                    Failure(
+                        connection_id,
+                        FailureReason.ERROR,
+                        None,
+                        f"{type(exc).__name__}: {exc}",
+                        attempts,
+                    )
                 )
                 return
             finally:
@@ -226,7 +232,9 @@ class Engine:
                     report.retries += 1
                     await asyncio.sleep(policy.backoff(throttle_retries))
                     continue
-                report.failed.append(_failure(connection_id, "throttled", outcome, attempts))
+                report.failed.append(
+                    _failure(connection_id, FailureReason.THROTTLED, outcome, attempts)
+                )
                 return
             if verdict is Verdict.TRANSIENT:
                 if transient_retries < policy.max_transient_retries:
@@ -234,9 +242,12 @@ class Engine:
                     report.retries += 1
                     await asyncio.sleep(policy.backoff(transient_retries))
                     continue
-                reason = outcome.error_code if outcome.status == 0 else "server_error"
-                if reason == "connection":
-                    reason = "connection_error"
+                if outcome.status:
+                    reason = FailureReason.SERVER_ERROR
+                elif outcome.error_code == "timeout":
+                    reason = FailureReason.TIMEOUT
+                else:
+                    reason = FailureReason.CONNECTION_ERROR
                 report.failed.append(_failure(connection_id, reason, outcome, attempts))
                 return
             report.failed.append(
