@@ -1,7 +1,8 @@
 """Settings for the test suite. The database is chosen by ``AWS_WS_ASYNC_TEST_DB``.
 
 ``sqlite`` (default) or ``postgres`` (127.0.0.1:5432, trust auth, database ``test``; override
-with ``AWS_WS_ASYNC_PG_HOST`` / ``_PORT`` / ``_USER`` / ``_NAME``).
+with ``AWS_WS_ASYNC_PG_HOST`` / ``_PORT`` / ``_USER`` / ``_NAME``). Both define a second alias,
+``other``, for the tests of ``using()``.
 """
 
 from __future__ import annotations
@@ -76,13 +77,24 @@ if _db in {"postgres", "postgresql", "pg"}:
             },
         }
     }
+    # A second database (a second tenant): tests that mark ``databases={"default", "other"}``
+    # check that every query of an operation follows ``using()``.
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "TEST": {"NAME": f"test_aws_ws_async_other_{_run_id}"},
+    }
 elif _db == "sqlite":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(BASE_DIR / "test.sqlite3"),
             "TEST": {"NAME": str(BASE_DIR / f"test-db-{_run_id}.sqlite3")},
-        }
+        },
+        "other": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(BASE_DIR / "test-other.sqlite3"),
+            "TEST": {"NAME": str(BASE_DIR / f"test-db-other-{_run_id}.sqlite3")},
+        },
     }
 else:
     raise RuntimeError(f"AWS_WS_ASYNC_TEST_DB must be 'sqlite' or 'postgres', not {_db!r}")
