@@ -13,6 +13,7 @@ from django.core.management.base import SystemCheckError
 from django.urls import path
 
 from aws_ws_async import checks
+from aws_ws_async.conf import SPECS
 
 GOOD_SECRET = "s" * 40
 ALL_CHECKS = (
@@ -384,3 +385,79 @@ def test_routed_view_walk_survives_broken_urlconf(clean: Any) -> None:
     clean.ROOT_URLCONF = "tests.no_such_urls_module"
     assert list(checks._routed_view_classes()) == []
     assert checks.check_routed_views(None) == []
+
+
+# --- E005: transport path; E006: misspelt security key; fail-closed hints --------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "aws_ws_async.delivery.no_such_module.Transport",
+        "aws_ws_async.delivery.aiobotocore_transport.NoSuchName",
+        "aws_ws_async.conf.SETTINGS_NAME",  # importable, but a str is not a factory
+    ],
+)
+def test_e005_transport_path_that_cannot_be_used(clean: Any, path: str) -> None:
+    clean.AWS_WS_ASYNC = {**clean.AWS_WS_ASYNC, "transport": path}
+    messages = checks.check_transport(None)
+    assert ids(messages) == ["aws_ws_async.E005"]
+    assert path in messages[0].msg
+
+
+def test_e005_default_transport_imports(clean: Any) -> None:
+    assert checks.check_transport(None) == []
+    assert "aws_ws_async.E005" not in ids(run_all())
+
+
+def test_malformed_transport_path_is_e002(clean: Any) -> None:
+    clean.AWS_WS_ASYNC = {**clean.AWS_WS_ASYNC, "transport": "not a path"}
+    assert ids(checks.check_setting_values(None)) == ["aws_ws_async.E002"]
+
+
+def test_e006_misspelt_secret_key(clean: Any) -> None:
+    clean.AWS_WS_ASYNC = {"region_name": "eu-west-1", "gateway_secrets": [GOOD_SECRET]}
+    messages = checks.check_unknown_keys(None)
+    assert ids(messages) == ["aws_ws_async.E006"]
+    assert "gateway_secret" in (messages[0].hint or "")
+    assert GOOD_SECRET not in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("gateway_secret", "short"), ("trusted_proxy_count", -1), ("ipv6_rate_limit_prefix", 129)],
+)
+def test_security_errors_say_requests_are_refused(clean: Any, key: str, value: Any) -> None:
+    clean.AWS_WS_ASYNC = {**clean.AWS_WS_ASYNC, key: value}
+    (message,) = checks.check_setting_values(None)
+    assert "refused" in (message.hint or "")
+    assert repr(value) not in (message.hint or "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "short",
+        ["s" * 40, "x"],
+        12,
+        None,
+        -1,
+        129,
+        0,
+        True,
+        "X Bad",
+        "",
+        ["a.example.com", 5],
+        {"k": 1},
+        3.5,
+        "1",
+    ],
+)
+@pytest.mark.parametrize("key", sorted(k for k, s in SPECS.items() if s.security))
+def test_checks_and_run_time_agree(clean: Any, key: str, value: Any) -> None:
+    """One judge: a value the run time refuses is exactly a value the checks report."""
+    from aws_ws_async.conf import get_settings
+
+    clean.AWS_WS_ASYNC = {**clean.AWS_WS_ASYNC, key: value}
+    reported = bool(checks.check_setting_values(None))
+    assert reported is (key in get_settings().insecure)

@@ -164,3 +164,82 @@ def test_settings_docs_table_is_up_to_date() -> None:
     assert render_table() in text, "run: python docs/settings_table.py"
     for key in SPECS:
         assert f"`{key}`" in text
+
+
+# --- one declaration per key -------------------------------------------------------------
+
+
+def test_every_field_is_declared_once_and_specs_derive_from_it() -> None:
+    """``SPECS`` is built from the fields: no key can exist in one list and not the other."""
+    fields = [f for f in dataclasses.fields(AppSettings) if f.name not in {"sources", "problems"}]
+    assert sorted(spec.attr for spec in SPECS.values()) == sorted(f.name for f in fields)
+    for f in fields:
+        spec = f.metadata["spec"]
+        assert f.default == spec.convert(spec.default), f.name
+    assert SPECS["gateway_secret"].attr == "gateway_secrets"
+    assert {k: k for k, s in SPECS.items() if s.legacy} == conf.LEGACY_KEYS
+    assert conf.LEGACY_AWS_SETTINGS == {
+        "AWS_GATEWAY_REGION_NAME": "region_name",
+        "AWS_IAM_PROFILE": "profile_name",
+        "AWS_ACCESS_KEY_ID": "access_key_id",
+        "AWS_SECRET_ACCESS_KEY": "secret_access_key",
+    }
+    assert conf.LEGACY_REGION_FALLBACK == "AWS_REGION_NAME"
+
+
+def test_old_attribute_names_still_resolve(bare: Any) -> None:
+    s = get_settings()
+    for name in ("gateway_secret", "gateway_secrets", "rate_limit_window_seconds", "transport"):
+        getattr(s, name)
+    assert set(conf.VALIDATORS) == set(conf.KIND_DESCRIPTIONS) == set(conf.KINDS)
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [
+        ("gateway_secret", "too-short"),
+        ("gateway_secret", ["k" * 32, "short"]),
+        ("gateway_secret_header", "has space"),
+        ("connection_id_header", ""),
+        ("trusted_proxy_count", -1),
+        ("ipv6_rate_limit_prefix", 0),
+        ("ipv6_rate_limit_prefix", 129),
+        ("token_expiry_seconds", 0),
+        ("allowed_integration_hosts", [1]),
+    ],
+)
+def test_bad_security_value_is_insecure_not_off(bare: Any, key: str, bad: Any) -> None:
+    bare.AWS_WS_ASYNC = {key: bad}
+    s = get_settings()
+    assert key in s.insecure
+    assert "short" not in s.insecure[key] or key != "gateway_secret"  # no secret value echoed
+    with pytest.raises(conf.InsecureSettings, match=key):
+        s.raise_if_insecure()
+
+
+def test_ipv6_prefix_bounds(bare: Any) -> None:
+    for good in (1, 48, 64, 128):
+        bare.AWS_WS_ASYNC = {"ipv6_rate_limit_prefix": good}
+        assert get_settings().ipv6_rate_limit_prefix == good
+        assert get_settings().insecure == {}
+
+
+def test_ordinary_bad_value_is_a_problem_but_not_insecure(bare: Any) -> None:
+    bare.AWS_WS_ASYNC = {"max_concurrency": 0}
+    s = get_settings()
+    assert "max_concurrency" in s.problems
+    assert s.insecure == {}
+    s.raise_if_insecure()
+
+
+def test_insecure_is_logged_once_per_settings(bare: Any, caplog: Any) -> None:
+    import logging
+
+    bare.AWS_WS_ASYNC = {"gateway_secret": "short"}
+    caplog.set_level(logging.ERROR, logger="aws_ws_async.conf")
+    for _ in range(3):
+        conf.log_insecure_once(get_settings())
+    assert len(caplog.records) == 1
+    bare.AWS_WS_ASYNC = {"gateway_secret": 5}  # a new configuration is reported again
+    conf.log_insecure_once(get_settings())
+    assert len(caplog.records) == 2
