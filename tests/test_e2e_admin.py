@@ -1,0 +1,229 @@
+"""The admin's provisioning actions over HTTP under real uvicorn and daphne, against moto (9.1).
+
+Under ASGI a sync admin action runs in ``sync_to_async(thread_sensitive=True)``; the old bridge
+handed provisioning to its loop with the request's context, so the work was queued on the very
+thread blocked waiting for it and every action hung forever. The test client never shows that,
+so here a real server serves ``tests/e2e_project`` (admin enabled), a real browser-like client
+logs in with CSRF, and each action is a POST with a 30 s deadline. AWS is moto behind the small
+local endpoint of ``tests/fixtures_provisioning.py`` (it answers what moto lacks, e.g.
+``CreateDeployment``); the assertions read moto's state with boto3 and the admin's messages.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import boto3
+import pytest
+
+from tests.e2e_harness import ASGI_SERVERS, E2EProject, RunningServer, serve
+from tests.fixtures_provisioning import LocalApiGateway
+
+pytestmark = pytest.mark.e2e
+
+DEADLINE = aiohttp.ClientTimeout(total=30)
+CHANGELIST = "/admin/aws_ws_async/apigateway/"
+ADMIN_USER, ADMIN_PASSWORD = "e2e-admin", "e2e-admin-password-123"
+BACKEND = "https://backend.example.com/ws/"
+SECRET_HEADER = "integration.request.header.X-Ws-Gateway-Secret"
+
+
+@pytest.fixture(scope="module")
+def admin_apigw(moto_server: str) -> Iterator[LocalApiGateway]:
+    endpoint = LocalApiGateway(moto_server)
+    endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def admin_project(
+    tmp_path_factory: pytest.TempPathFactory, admin_apigw: LocalApiGateway
+) -> Iterator[E2EProject]:
+    """The e2e project with provisioning pointed at the local endpoint, and a superuser."""
+    project = E2EProject(
+        tmp_path_factory.mktemp("e2e-admin"),
+        management_endpoint_url="http://127.0.0.1:9",
+        aws_endpoint_url=admin_apigw.url,
+    )
+    project.setup()
+    project.shell(
+        "from django.contrib.auth import get_user_model; "
+        f"get_user_model().objects.create_superuser({ADMIN_USER!r}, 'a@example.com', "
+        f"{ADMIN_PASSWORD!r})"
+    )
+    try:
+        yield project
+    finally:
+        project.close()
+
+
+@pytest.fixture(scope="module", params=ASGI_SERVERS)
+def admin_server(
+    request: pytest.FixtureRequest,
+    admin_project: E2EProject,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    with serve(request.param, admin_project, tmp_path_factory.mktemp("logs")) as server:
+        yield server
+
+
+@pytest.fixture
+def apigw(moto_server: str) -> Any:
+    return boto3.client(
+        "apigatewayv2",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def domain_of(name: str) -> str:
+    return f"ws-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.example.com"
+
+
+def make_gateway(project: E2EProject, name: str) -> int:
+    """A gateway row (not yet in AWS) with a custom domain filled in; returns its pk."""
+    out = project.shell(
+        "from aws_ws_async.models import ApiGateway; "
+        f"g = ApiGateway.objects.create(api_name={name!r}, stage_name='production', "
+        f"target_base_endpoint={BACKEND!r}, domain_name={domain_of(name)!r}, "
+        "certificate_arn='arn:aws:acm:us-east-1:123456789012:certificate/abc'); "
+        "print(g.pk)"
+    )
+    return int(out.strip().splitlines()[-1])
+
+
+def csrf_token(page: str) -> str:
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def admin_messages(page: str) -> list[tuple[str, str]]:
+    """(level, text) of each message the admin shows."""
+    block = re.search(r'<ul class="messagelist">(.*?)</ul>', page, re.S)
+    if block is None:
+        return []
+    items = re.findall(r'<li class="([a-z]+)">(.*?)</li>', block.group(1), re.S)
+    return [(level, html.unescape(text).strip()) for level, text in items]
+
+
+async def login(http: aiohttp.ClientSession, server: RunningServer) -> None:
+    async with http.get(f"{server.url}/admin/login/") as response:
+        token = csrf_token(await response.text())
+    form = {
+        "username": ADMIN_USER,
+        "password": ADMIN_PASSWORD,
+        "csrfmiddlewaretoken": token,
+        "next": "/admin/",
+    }
+    async with http.post(f"{server.url}/admin/login/?next=/admin/", data=form) as response:
+        assert response.status == 200, await response.text()
+        assert response.url.path == "/admin/", "login did not reach the admin index"
+
+
+async def run_action(
+    http: aiohttp.ClientSession, server: RunningServer, action: str, pk: int
+) -> list[tuple[str, str]]:
+    """POST one changelist action (within the session's 30 s deadline); its messages."""
+    async with http.get(server.url + CHANGELIST) as response:
+        token = csrf_token(await response.text())
+    form = {
+        "action": action,
+        "_selected_action": str(pk),
+        "select_across": "0",
+        "index": "0",
+        "csrfmiddlewaretoken": token,
+    }
+    async with http.post(server.url + CHANGELIST, data=form) as response:
+        page = await response.text()
+        assert response.status == 200, page[:2000]
+    messages = admin_messages(page)
+    assert messages, f"{action}: the admin showed no message under {server.name}"
+    return messages
+
+
+def api_named(apigw: Any, name: str) -> dict[str, Any]:
+    apis = [a for a in apigw.get_apis()["Items"] if a["Name"] == name]
+    assert len(apis) == 1, apis
+    return dict(apis[0])
+
+
+async def test_every_provisioning_action_over_http(
+    admin_server: RunningServer,
+    admin_project: E2EProject,
+    admin_apigw: LocalApiGateway,
+    apigw: Any,
+) -> None:
+    name = f"E2E {admin_server.name} {os.urandom(3).hex()}"
+    pk = make_gateway(admin_project, name)
+    jar = aiohttp.CookieJar(unsafe=True)  # keep cookies for an IP-address host
+    async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
+        await login(http, admin_server)
+
+        created = await run_action(http, admin_server, "create_api_gateway", pk)
+        assert created[0][0] == "success", created
+        assert "created and deployed" in created[0][1]
+        api_id = api_named(apigw, name)["ApiId"]
+        routes = {r["RouteKey"] for r in apigw.get_routes(ApiId=api_id)["Items"]}
+        assert routes == {"$connect", "$disconnect", "$default"}
+        assert admin_apigw.calls("POST", f"/v2/apis/{api_id}/deployments")
+
+        assert await run_action(http, admin_server, "detect_drift", pk) == [
+            ("success", f"{name}: already in sync with AWS")
+        ]
+
+        apigw.update_api(ApiId=api_id, Description="edited in the console")
+        pulled = await run_action(http, admin_server, "sync_from_aws", pk)
+        assert pulled[0][0] == "success", pulled
+        assert "took 1 change(s) from AWS" in pulled[0][1]
+
+        apigw.update_api(ApiId=api_id, Name=f"{name} renamed")
+        drift = await run_action(http, admin_server, "detect_drift", pk)
+        assert f"api_name is '{name} renamed' in AWS" in drift[0][1], drift
+        pushed = await run_action(http, admin_server, "sync_to_aws", pk)
+        assert "pushed 1 change(s) and redeployed" in pushed[0][1], pushed
+        assert apigw.get_api(ApiId=api_id)["Name"] == name
+        assert apigw.get_api(ApiId=api_id)["Description"] == "edited in the console"
+
+        default = next(
+            r for r in apigw.get_routes(ApiId=api_id)["Items"] if r["RouteKey"] == "$default"
+        )
+        integration_id = default["Target"].split("/", 1)[1]
+        apigw.update_integration(
+            ApiId=api_id,
+            IntegrationId=integration_id,
+            RequestParameters={SECRET_HEADER: "'forged'"},
+        )
+        rotated = await run_action(http, admin_server, "update_integrations", pk)
+        assert "updated 1 integration(s)" in rotated[0][1], rotated
+        parameters = apigw.get_integration(ApiId=api_id, IntegrationId=integration_id)[
+            "RequestParameters"
+        ]
+        assert parameters[SECRET_HEADER] != "'forged'"
+
+        domain = await run_action(http, admin_server, "create_custom_domain", pk)
+        assert domain[0][0] == "success", domain
+        mappings = apigw.get_api_mappings(DomainName=domain_of(name))["Items"]
+        assert [(m["ApiId"], m["Stage"]) for m in mappings] == [(api_id, "production")]
+
+    state = json.loads(
+        admin_project.shell(
+            "import json; from aws_ws_async.models import ApiGateway; "
+            f"g = ApiGateway.objects.get(pk={pk}); "
+            "print(json.dumps([g.provisioning_status, g.provisioning_claim, g.last_error]))"
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    assert state == ["mapped", "", ""]
