@@ -219,7 +219,9 @@ def wait_until_serving(server: RunningServer, timeout: float = 60.0) -> None:
     probe = f"{server.url}/admin/login/"
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{server.log()}")
+            raise RuntimeError(
+                f"{server.name} exited with {server.process.returncode}:\n{server.log()}"
+            )
         try:
             urllib.request.urlopen(probe, timeout=2).close()
             return

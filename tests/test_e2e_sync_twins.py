@@ -66,7 +66,9 @@ SENDS = {
 
 
 @pytest.mark.parametrize("twin", sorted(SENDS))
-async def test_sync_send_twin(server: RunningServer, e2e_endpoint: FaultEndpoint, twin: str) -> None:
+async def test_sync_send_twin(
+    server: RunningServer, e2e_endpoint: FaultEndpoint, twin: str
+) -> None:
     path, count = SENDS[twin]
     async with aiohttp.ClientSession(timeout=DEADLINE) as http:
         ids = await make_sessions(http, server, count)
@@ -74,6 +76,14 @@ async def test_sync_send_twin(server: RunningServer, e2e_endpoint: FaultEndpoint
     assert body["delivered"] == count, body
     for cid in ids:
         assert e2e_endpoint.received[cid], f"{cid} got nothing under {server.name}"
+
+
+async def test_portal_work_does_not_inherit_the_request_context(server: RunningServer) -> None:
+    """``sync.run`` from a sync view of a coroutine that itself calls ``sync_to_async``."""
+    async with aiohttp.ClientSession(timeout=DEADLINE) as http:
+        ids = await make_sessions(http, server, 3)
+        _, body = await post(http, f"{server.url}/e2e/bridge-async-orm", {"ids": ",".join(ids)})
+    assert body["delivered"] == 3, body
 
 
 async def test_send_to_user(server: RunningServer, e2e_endpoint: FaultEndpoint) -> None:
@@ -85,7 +95,9 @@ async def test_send_to_user(server: RunningServer, e2e_endpoint: FaultEndpoint) 
     assert all(e2e_endpoint.received[cid] for cid in ids)
 
 
-@pytest.mark.parametrize(("path", "count"), [("/e2e/qs-disconnect", 2), ("/e2e/session-disconnect", 1)])
+@pytest.mark.parametrize(
+    ("path", "count"), [("/e2e/qs-disconnect", 2), ("/e2e/session-disconnect", 1)]
+)
 async def test_sync_disconnect_twin(
     server: RunningServer, e2e_endpoint: FaultEndpoint, path: str, count: int
 ) -> None:

@@ -79,12 +79,12 @@ AWS_WS_ASYNC: dict[str, object] = {
     "access_key_id": "testing",
     "secret_access_key": "testing",
     "management_endpoint_url": _endpoint,
-    "gateway_secret": os.environ.get("E2E_GATEWAY_SECRET", "e2e-gateway-secret-0123456789abcdefghijkl"),
+    "gateway_secret": os.environ.get(
+        "E2E_GATEWAY_SECRET", "e2e-gateway-secret-0123456789abcdefghijkl"
+    ),
 }
 if _aws:
-    AWS_WS_ASYNC.update(
-        apigateway_endpoint_url=_aws, route53_endpoint_url=_aws
-    )
+    AWS_WS_ASYNC.update(apigateway_endpoint_url=_aws, route53_endpoint_url=_aws)
 
 LOGGING = {
     "version": 1,

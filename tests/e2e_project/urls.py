@@ -17,5 +17,6 @@ urlpatterns = [
     path("e2e/session-send", views.session_send),
     path("e2e/session-disconnect", views.session_disconnect),
     path("e2e/async-qs-send", views.async_qs_send),
+    path("e2e/bridge-async-orm", views.bridge_async_orm),
     path("e2e/logout", views.logout_view),
 ]

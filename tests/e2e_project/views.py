@@ -134,6 +134,21 @@ async def async_qs_send(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
+def bridge_async_orm(request: HttpRequest) -> JsonResponse:
+    """``sync.run`` of a coroutine that uses the async ORM (``sync_to_async`` on the portal).
+
+    Under ASGI this view runs on the request's thread-sensitive executor; if the portal work
+    inherited that context, its ``sync_to_async`` would queue on this blocked thread.
+    """
+    from aws_ws_async import sync
+
+    ids = _ids(request)
+    started = time.monotonic()
+    count = sync.run(lambda: WebSocketSession.objects.filter(connection_id__in=ids).acount())
+    return JsonResponse({"delivered": count, "seconds": time.monotonic() - started})
+
+
+@csrf_exempt
 def logout_view(request: HttpRequest) -> HttpResponse:
     """``django.contrib.auth.logout``: its receiver closes the user's connections."""
     started = time.monotonic()
