@@ -4,6 +4,9 @@
   @connections``) and marked disconnected with reason ``logout``. The rows are marked at once,
   in the caller's thread and transaction; the DELETEs run on the portal loop in the background
   and the request does not wait for them (a slow or unreachable AWS never slows a logout).
+* ``user_logged_out`` and a password change (``post_save`` of the user model after
+  ``set_password()``): the user's unspent connect tokens are revoked (``$connect`` also checks
+  the token's session itself, so this is belt and braces for sessions Django keeps alive).
 * ``pre_delete`` of an ``ApiGateway``: its sessions are marked disconnected
   (``gateway_deleted``) before the foreign key is nulled, on the gateway's database.
 
@@ -18,8 +21,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import pre_delete
+from django.db.models.signals import post_save, pre_delete
 from django.dispatch import Signal
 
 from aws_ws_async.delivery import DeliveryReport
@@ -27,6 +31,7 @@ from aws_ws_async.models.gateways import ApiGateway
 from aws_ws_async.models.operations import close_operation
 from aws_ws_async.models.sending import submit_close
 from aws_ws_async.models.sessions import DisconnectReason, WebSocketSession
+from aws_ws_async.models.tokens import WebSocketToken
 
 logger = logging.getLogger("aws_ws_async.receivers")
 
@@ -71,6 +76,23 @@ def close_on_logout(sender: Any, request: Any = None, user: Any = None, **kwargs
         logger.exception("logout: closing the user's WebSocket connections failed")
 
 
+def revoke_tokens_on_logout(
+    sender: Any, request: Any = None, user: Any = None, **kwargs: Any
+) -> None:
+    """``user_logged_out``: a token fetched before logout must not open a socket after it."""
+    if user is not None and getattr(user, "pk", None) is not None:
+        WebSocketToken.revoke_for_user(user)
+
+
+def revoke_tokens_on_password_change(
+    sender: Any, instance: Any, created: bool = False, **kwargs: Any
+) -> None:
+    """``post_save`` of the user model right after ``set_password()`` (Django keeps the new raw
+    password in ``_password`` until ``save()`` returns): revoke the user's unspent tokens."""
+    if not created and getattr(instance, "_password", None) is not None:
+        WebSocketToken.revoke_for_user(instance)
+
+
 def mark_gateway_sessions(sender: Any, instance: ApiGateway, **kwargs: Any) -> None:
     """``pre_delete`` of a gateway: its sessions end ``gateway_deleted`` (same database)."""
     using = kwargs.get("using") or instance._state.db
@@ -82,6 +104,13 @@ def mark_gateway_sessions(sender: Any, instance: ApiGateway, **kwargs: Any) -> N
 #: (signal, receiver, sender or None, dispatch_uid): everything :func:`connect` wires.
 RECEIVERS: list[tuple[Signal, Callable[..., None], Any, str]] = [
     (user_logged_out, close_on_logout, None, "aws_ws_async.close_on_logout"),
+    (user_logged_out, revoke_tokens_on_logout, None, "aws_ws_async.revoke_tokens_on_logout"),
+    (
+        post_save,
+        revoke_tokens_on_password_change,
+        settings.AUTH_USER_MODEL,
+        "aws_ws_async.revoke_tokens_on_password_change",
+    ),
     (pre_delete, mark_gateway_sessions, ApiGateway, "aws_ws_async.gateway_deleted"),
 ]
 

@@ -190,3 +190,67 @@ def test_duplicate_inside_an_enclosing_transaction_is_409_not_500(
     assert not WebSocketToken.objects.get(token=digest_token(token)).used
     assert WebSocketSession.objects.filter(connection_id=cid).count() == 1
     assert ConnectionRateLimit.objects.filter(reason="duplicate").count() == 1
+
+
+# --- receivers: logout and password change revoke unspent tokens --------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_logout_revokes_the_users_unspent_tokens(
+    ws_settings: Any, gateway: Any, user: Any
+) -> None:
+    client, browser = await logged_in(user)
+    tokens = [await fetch_token(client), await fetch_token(client)]
+    await middleware_logout(browser.session_key)
+    assert [await is_used(token) for token in tokens] == [True, True]
+
+
+async def middleware_logout(session_key: str) -> None:
+    """``alogout`` on a request as AuthenticationMiddleware builds it (``request.auser``).
+
+    ``AsyncClient.alogout`` sets only ``request.user``, so Django's ``alogout`` sends
+    ``user_logged_out`` with ``user=None``; a real logout view does not.
+    """
+    from django.contrib.auth import aget_user, alogout
+    from django.http import HttpRequest
+
+    request = HttpRequest()
+    request.session = store(session_key)
+
+    async def auser() -> Any:
+        return await aget_user(request)
+
+    request.auser = auser  # type: ignore[attr-defined]
+    await alogout(request)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_password_change_that_keeps_the_session_still_voids_the_token(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    """Django's password-change view re-hashes the *current* session so the user stays logged
+    in; the session then authenticates again, so only the revocation stops the old token."""
+    token = await browser.anew_token()
+    user = await get_user_model()._default_manager.aget(pk=browser.user.pk)
+    user.set_password("a-new-password-after-a-leak")
+    await user.asave()
+    session = store(browser.session_key)
+    await session.aload()
+    await session.aset(HASH_SESSION_KEY, user.get_session_auth_hash())  # update_session_auth_hash
+    await session.asave()
+    assert await is_used(token)
+    assert (await connect(browser, new_connection_id(), token=token)).status_code == 401
+    # A token fetched after the change works: the session itself is fine.
+    browser.user = user
+    assert (await connect(browser, new_connection_id())).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_ordinary_user_saves_revoke_nothing(
+    ws_settings: Any, gateway: Any, browser: Any
+) -> None:
+    token = await browser.anew_token()
+    user = await get_user_model()._default_manager.aget(pk=browser.user.pk)
+    user.is_staff = not user.is_staff
+    await user.asave()
+    assert not await is_used(token)

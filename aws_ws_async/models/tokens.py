@@ -262,19 +262,24 @@ class WebSocketToken(models.Model):
         return rows.filter(used=False).update(used=True, used_at=timezone.now())
 
     @classmethod
+    def _user_rows(cls, user: Any) -> models.QuerySet[WebSocketToken]:
+        """The user's unspent tokens, on the user row's own database."""
+        state = getattr(user, "_state", None)
+        manager = cls.objects.db_manager(getattr(state, "db", None))
+        return manager.filter(user_id=user.pk, used=False)
+
+    @classmethod
     def revoke_for_user(cls, user: Any) -> int:
         """Spend every unspent token of ``user`` (logout, password change); returns how many."""
         if getattr(user, "pk", None) is None:
             return 0
-        return cls._revoke(cls.objects.filter(user_id=user.pk))
+        return cls._revoke(cls._user_rows(user))
 
     @classmethod
     async def arevoke_for_user(cls, user: Any) -> int:
         if getattr(user, "pk", None) is None:
             return 0
-        return await cls.objects.filter(user_id=user.pk, used=False).aupdate(
-            used=True, used_at=timezone.now()
-        )
+        return await cls._user_rows(user).aupdate(used=True, used_at=timezone.now())
 
     @classmethod
     def revoke_for_session(cls, session_key: str) -> int:
