@@ -77,6 +77,7 @@ def test_limits_and_faults_are_validated() -> None:
         {"max_in_flight_per_connection": True},
         {"max_queued_per_connection": -1},
         {"message_pool_size": 0},
+        {"max_queued_bytes_per_connection": 0},
         {"lifecycle_pool_size": "10"},
     ],
 )
@@ -90,7 +91,8 @@ def test_bounds_defaults_and_a_queue_of_zero() -> None:
     limits = Limits(max_queued_per_connection=0)
     assert limits.max_queued_per_connection == 0
     assert Limits().max_in_flight_per_connection == 10
-    assert Limits().max_queued_per_connection == 100
+    assert Limits().max_queued_per_connection == 1000
+    assert Limits().max_queued_bytes_per_connection == 4 * 1024 * 1024
     assert (Limits().message_pool_size, Limits().lifecycle_pool_size) == (100, 100)
 
 
@@ -265,7 +267,9 @@ async def settle() -> None:
 
 async def test_inbox_bounds_in_flight_and_queue_then_refuses() -> None:
     backend, load = Backend(), MessageLoad()
-    inbox = MessageInbox(backend.post, backend.spawn, load, max_in_flight=2, max_queued=3)
+    inbox = MessageInbox(
+        backend.post, backend.spawn, load, max_in_flight=2, max_queued=3, max_queued_bytes=99
+    )
     offered = [inbox.offer(f"m{i}".encode()) for i in range(7)]
     assert offered == [True] * 5 + [False] * 2
     await settle()
@@ -287,7 +291,9 @@ async def test_inbox_bounds_in_flight_and_queue_then_refuses() -> None:
 
 async def test_inbox_survives_a_failing_post() -> None:
     backend, load = Backend(), MessageLoad()
-    inbox = MessageInbox(backend.post, backend.spawn, load, max_in_flight=1, max_queued=1)
+    inbox = MessageInbox(
+        backend.post, backend.spawn, load, max_in_flight=1, max_queued=1, max_queued_bytes=99
+    )
     assert inbox.offer(b"boom")
     assert inbox.offer(b"next")
     backend.release(b"boom")
@@ -299,7 +305,9 @@ async def test_inbox_survives_a_failing_post() -> None:
 
 async def test_cancelled_inbox_discards_its_queue_and_counts_nothing_left() -> None:
     backend, load = Backend(), MessageLoad()
-    inbox = MessageInbox(backend.post, backend.spawn, load, max_in_flight=1, max_queued=5)
+    inbox = MessageInbox(
+        backend.post, backend.spawn, load, max_in_flight=1, max_queued=5, max_queued_bytes=99
+    )
     for index in range(4):
         inbox.offer(f"m{index}".encode())
     await settle()
@@ -313,4 +321,27 @@ async def test_cancelled_inbox_discards_its_queue_and_counts_nothing_left() -> N
 
 def test_inbox_refuses_a_senseless_bound() -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
-        MessageInbox(Backend().post, Backend().spawn, MessageLoad(), max_in_flight=0, max_queued=1)
+        MessageInbox(
+            Backend().post,
+            Backend().spawn,
+            MessageLoad(),
+            max_in_flight=0,
+            max_queued=1,
+            max_queued_bytes=1,
+        )
+
+
+async def test_inbox_bounds_the_queued_bytes_too() -> None:
+    backend, load = Backend(), MessageLoad()
+    inbox = MessageInbox(
+        backend.post, backend.spawn, load, max_in_flight=1, max_queued=9, max_queued_bytes=10
+    )
+    assert inbox.offer(b"x" * 50)  # in flight: not queued, so not counted against the bytes
+    assert inbox.offer(b"a" * 6)
+    assert not inbox.offer(b"b" * 5)  # 6 + 5 > 10
+    assert inbox.offer(b"c" * 4)  # 6 + 4 == 10
+    assert (load.queued, load.refused) == (2, 1)
+    for frame in (b"x" * 50, b"a" * 6, b"c" * 4):
+        backend.release(frame)
+    await asyncio.gather(*backend.tasks)
+    assert inbox.offer(b"d" * 10)  # the bytes were given back

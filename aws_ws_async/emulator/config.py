@@ -20,7 +20,8 @@ MAX_FRAME_BYTES = 32 * 1024
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 #: The emulator's own bounds (API Gateway documents none of these; see docs/emulator.md).
 MAX_IN_FLIGHT_PER_CONNECTION = 10
-MAX_QUEUED_PER_CONNECTION = 100
+MAX_QUEUED_PER_CONNECTION = 1000
+MAX_QUEUED_BYTES_PER_CONNECTION = 4 * 1024 * 1024
 MESSAGE_POOL_SIZE = 100
 LIFECYCLE_POOL_SIZE = 100
 #: How long ``stop()`` (Ctrl-C, SIGTERM) lets closes and posts finish before cancelling them.
@@ -51,9 +52,11 @@ class Limits:
     max_client_buffer_bytes: int = 1024 * 1024
     #: Message posts of one connection that may wait for the backend at once ...
     max_in_flight_per_connection: int = MAX_IN_FLIGHT_PER_CONNECTION
-    #: ... and frames that may wait behind them; a frame beyond both is refused with a
-    #: ``Too Many Requests`` error frame (the socket keeps being read, so a close is seen).
+    #: ... and frames (and their bytes) that may wait behind them; a frame beyond that is
+    #: refused with a ``Too Many Requests`` error frame (the socket keeps being read, so a close
+    #: is seen at once).
     max_queued_per_connection: int = MAX_QUEUED_PER_CONNECTION
+    max_queued_bytes_per_connection: int = MAX_QUEUED_BYTES_PER_CONNECTION
     #: Backend connections shared by all message posts.
     message_pool_size: int = MESSAGE_POOL_SIZE
     #: Backend connections reserved for ``$connect`` and ``$disconnect``, so that neither ever
@@ -69,6 +72,7 @@ class Limits:
             "max_frame_bytes",
             "max_client_buffer_bytes",
             "max_in_flight_per_connection",
+            "max_queued_bytes_per_connection",
             "message_pool_size",
             "lifecycle_pool_size",
         ):

@@ -2,16 +2,16 @@
 
 Before this, every text frame became its own task, all waiting for one shared backend pool: a
 client sending 20,000 frames to a slow backend held 20,000 tasks and frames in memory (and the
-connection's ``$disconnect`` queued behind them). API Gateway itself does not accept unbounded
-work per connection either: past its limits a client is told ``Too Many Requests`` (AWS docs,
-"Protecting your WebSocket API": throttled requests get 429 Too Many Requests).
+connection's ``$disconnect`` queued behind them). AWS documents no per-connection bound; it
+documents throttling, where "clients may receive 429 Too Many Requests" (AWS docs, "Protecting
+your WebSocket API"). The emulator's bound is its own choice and answers the same way.
 
 The bound is a count of workers (``max_in_flight``) plus a FIFO of frames waiting for a free
-worker (``max_queued``). Workers are tasks created only while there is work, so an idle
-connection holds none. When both are full, :meth:`MessageInbox.offer` returns False and the
-caller refuses the frame; the socket keeps being read, so pings, a close frame and the
-``$disconnect`` that follows are never held up by a flood (back-pressure by not reading would
-delay exactly those).
+worker (at most ``max_queued`` frames and ``max_queued_bytes`` bytes). Workers are tasks created
+only while there is work, so an idle connection holds none. When both are full,
+:meth:`MessageInbox.offer` returns False and the caller refuses the frame; the socket keeps
+being read, so pings, a close frame and the ``$disconnect`` that follows are never held up by a
+flood (back-pressure by not reading the socket would delay exactly those).
 """
 
 from __future__ import annotations
@@ -57,15 +57,18 @@ class MessageInbox:
         *,
         max_in_flight: int,
         max_queued: int,
+        max_queued_bytes: int,
     ) -> None:
-        if max_in_flight < 1 or max_queued < 0:
-            raise ValueError("max_in_flight must be >= 1 and max_queued >= 0")
+        if max_in_flight < 1 or max_queued < 0 or max_queued_bytes < 1:
+            raise ValueError("max_in_flight and max_queued_bytes must be >= 1 and max_queued >= 0")
         self._post = post
         self._spawn = spawn
         self._load = load
         self._max_in_flight = max_in_flight
         self._max_queued = max_queued
+        self._max_queued_bytes = max_queued_bytes
         self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
         self._workers = 0
 
     @property
@@ -86,8 +89,12 @@ class MessageInbox:
                 load.peak_in_flight_per_connection, self._workers
             )
             self._spawn(self._work(frame))
-        elif len(self._queue) < self._max_queued:
+        elif (
+            len(self._queue) < self._max_queued
+            and self._queued_bytes + len(frame) <= self._max_queued_bytes
+        ):
             self._queue.append(frame)
+            self._queued_bytes += len(frame)
             load.queued += 1
             load.peak_queued_per_connection = max(load.peak_queued_per_connection, len(self._queue))
         else:
@@ -109,6 +116,7 @@ class MessageInbox:
                 if not self._queue:
                     return
                 frame = self._queue.popleft()
+                self._queued_bytes -= len(frame)
                 load.queued -= 1
         finally:
             self._workers -= 1
@@ -116,3 +124,4 @@ class MessageInbox:
             if self._workers == 0 and self._queue:  # cancelled (the emulator stops)
                 load.queued -= len(self._queue)
                 self._queue.clear()
+                self._queued_bytes = 0

@@ -138,6 +138,7 @@ class WebSocketSide:
             self.emulator.load,
             max_in_flight=limits.max_in_flight_per_connection,
             max_queued=limits.max_queued_per_connection,
+            max_queued_bytes=limits.max_queued_bytes_per_connection,
         )
         refused = 0
         async for message in ws:
@@ -157,6 +158,9 @@ class WebSocketSide:
                         )
                     refused += 1
                     self._reply_error(connection, "Too Many Requests")
+                # Frames already buffered come without a pause: let the posts (and the other
+                # connections) run between them, so a burst is not refused for our own delay.
+                await asyncio.sleep(0)
             elif message.type is WSMsgType.BINARY:
                 # AWS: binary frames are not supported in incoming payloads; close 1003.
                 self.request_close(connection, CLOSE_UNSUPPORTED, "Binary frames not supported")
