@@ -11,10 +11,9 @@ helpers start one as a subprocess:
 * :func:`serve` starts ``uvicorn``, ``daphne`` or ``runserver`` on a free port, waits until it
   answers HTTP, and ends its whole process group on exit (output goes to a log file, never a
   pipe nobody reads, and is attached to the error when the server fails to start).
-* The module-scoped fixtures ``e2e_endpoint``, ``e2e_project`` and ``e2e_server`` (the latter
-  parametrized over :data:`ASGI_SERVERS`) start each piece once per test module. Import them in
-  a test module (``from tests.e2e_harness import e2e_endpoint, e2e_project, e2e_server``) or
-  build your own fixtures from the functions.
+* The module-scoped fixtures ``e2e_endpoint``, ``e2e_project``, ``e2e_server`` (parametrized
+  over :data:`ASGI_SERVERS`) and ``e2e_any_server`` (ASGI plus runserver) start each piece once
+  per test module. ``tests/fixtures_e2e.py`` registers them for every test module.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,16 +309,12 @@ def e2e_server(
         yield server
 
 
-def server_fixture(kinds: tuple[str, ...]) -> Callable[..., Iterator[RunningServer]]:
-    """A module-scoped server fixture over other ``kinds`` (e.g. ASGI plus runserver)."""
-
-    @pytest.fixture(scope="module", params=kinds)
-    def fixture(
-        request: pytest.FixtureRequest,
-        e2e_project: E2EProject,
-        tmp_path_factory: pytest.TempPathFactory,
-    ) -> Iterator[RunningServer]:
-        with serve(request.param, e2e_project, tmp_path_factory.mktemp("logs")) as server:
-            yield server
-
-    return fixture
+@pytest.fixture(scope="module", params=ASGI_SERVERS + WSGI_SERVERS)
+def e2e_any_server(
+    request: pytest.FixtureRequest,
+    e2e_project: E2EProject,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    """The project under uvicorn, daphne and runserver (WSGI)."""
+    with serve(request.param, e2e_project, tmp_path_factory.mktemp("logs")) as server:
+        yield server

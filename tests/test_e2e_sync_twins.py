@@ -17,18 +17,10 @@ import aiohttp
 import pytest
 
 from aws_ws_async.testing import FaultEndpoint
-from tests.e2e_harness import (
-    ASGI_SERVERS,
-    WSGI_SERVERS,
-    RunningServer,
-    e2e_endpoint,  # noqa: F401  (fixture)
-    e2e_project,  # noqa: F401  (fixture)
-    server_fixture,
-)
+from tests.e2e_harness import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-server = server_fixture(ASGI_SERVERS + WSGI_SERVERS)
 DEADLINE = aiohttp.ClientTimeout(total=20)
 
 
@@ -67,30 +59,34 @@ SENDS = {
 
 @pytest.mark.parametrize("twin", sorted(SENDS))
 async def test_sync_send_twin(
-    server: RunningServer, e2e_endpoint: FaultEndpoint, twin: str
+    e2e_any_server: RunningServer, e2e_endpoint: FaultEndpoint, twin: str
 ) -> None:
     path, count = SENDS[twin]
     async with aiohttp.ClientSession(timeout=DEADLINE) as http:
-        ids = await make_sessions(http, server, count)
-        _, body = await post(http, server.url + path, {"ids": ",".join(ids)})
+        ids = await make_sessions(http, e2e_any_server, count)
+        _, body = await post(http, e2e_any_server.url + path, {"ids": ",".join(ids)})
     assert body["delivered"] == count, body
     for cid in ids:
-        assert e2e_endpoint.received[cid], f"{cid} got nothing under {server.name}"
+        assert e2e_endpoint.received[cid], f"{cid} got nothing under {e2e_any_server.name}"
 
 
-async def test_portal_work_does_not_inherit_the_request_context(server: RunningServer) -> None:
+async def test_portal_work_does_not_inherit_the_request_context(
+    e2e_any_server: RunningServer,
+) -> None:
     """``sync.run`` from a sync view of a coroutine that itself calls ``sync_to_async``."""
     async with aiohttp.ClientSession(timeout=DEADLINE) as http:
-        ids = await make_sessions(http, server, 3)
-        _, body = await post(http, f"{server.url}/e2e/bridge-async-orm", {"ids": ",".join(ids)})
+        ids = await make_sessions(http, e2e_any_server, 3)
+        _, body = await post(
+            http, f"{e2e_any_server.url}/e2e/bridge-async-orm", {"ids": ",".join(ids)}
+        )
     assert body["delivered"] == 3, body
 
 
-async def test_send_to_user(server: RunningServer, e2e_endpoint: FaultEndpoint) -> None:
-    username = f"u-{server.name}-{os.urandom(4).hex()}"
+async def test_send_to_user(e2e_any_server: RunningServer, e2e_endpoint: FaultEndpoint) -> None:
+    username = f"u-{e2e_any_server.name}-{os.urandom(4).hex()}"
     async with aiohttp.ClientSession(timeout=DEADLINE) as http:
-        ids = await make_sessions(http, server, 2, username=username)
-        _, body = await post(http, f"{server.url}/e2e/send-to-user", {"username": username})
+        ids = await make_sessions(http, e2e_any_server, 2, username=username)
+        _, body = await post(http, f"{e2e_any_server.url}/e2e/send-to-user", {"username": username})
     assert body["delivered"] == 2, body
     assert all(e2e_endpoint.received[cid] for cid in ids)
 
@@ -99,28 +95,28 @@ async def test_send_to_user(server: RunningServer, e2e_endpoint: FaultEndpoint) 
     ("path", "count"), [("/e2e/qs-disconnect", 2), ("/e2e/session-disconnect", 1)]
 )
 async def test_sync_disconnect_twin(
-    server: RunningServer, e2e_endpoint: FaultEndpoint, path: str, count: int
+    e2e_any_server: RunningServer, e2e_endpoint: FaultEndpoint, path: str, count: int
 ) -> None:
     async with aiohttp.ClientSession(timeout=DEADLINE) as http:
-        ids = await make_sessions(http, server, count)
-        _, body = await post(http, server.url + path, {"ids": ",".join(ids)})
+        ids = await make_sessions(http, e2e_any_server, count)
+        _, body = await post(http, e2e_any_server.url + path, {"ids": ",".join(ids)})
     assert body["delivered"] == count, body
     assert set(ids) <= set(e2e_endpoint.deleted)
 
 
 async def test_logout_closes_connections_without_stalling(
-    server: RunningServer, e2e_endpoint: FaultEndpoint
+    e2e_any_server: RunningServer, e2e_endpoint: FaultEndpoint
 ) -> None:
     """The logout receiver closes the user's sockets; the request does not wait a fixed 2 s."""
-    username = f"logout-{server.name}-{os.urandom(4).hex()}"
+    username = f"logout-{e2e_any_server.name}-{os.urandom(4).hex()}"
     jar = aiohttp.CookieJar(unsafe=True)  # keep cookies for an IP-address host
     async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
-        ids = await make_sessions(http, server, 2, username=username, login="1")
+        ids = await make_sessions(http, e2e_any_server, 2, username=username, login="1")
         assert any(c.key == "sessionid" for c in jar), "login set no session cookie"
         started = time.monotonic()
-        async with http.post(f"{server.url}/e2e/logout") as response:
+        async with http.post(f"{e2e_any_server.url}/e2e/logout") as response:
             assert response.status == 200, await response.text()
             await response.read()
         elapsed = time.monotonic() - started
-    assert elapsed < 0.5, f"logout took {elapsed:.2f}s under {server.name}"
+    assert elapsed < 0.5, f"logout took {elapsed:.2f}s under {e2e_any_server.name}"
     await wait_until(lambda: set(ids) <= set(e2e_endpoint.deleted))
