@@ -243,3 +243,23 @@ def test_insecure_is_logged_once_per_settings(bare: Any, caplog: Any) -> None:
     bare.AWS_WS_ASYNC = {"gateway_secret": 5}  # a new configuration is reported again
     conf.log_insecure_once(get_settings())
     assert len(caplog.records) == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [("gateway_secret", "short"), ("allowed_integration_hosts", ["ok.example.com", 7])],
+)
+def test_provisioning_refuses_on_bad_security_settings(bare: Any, key: str, bad: Any) -> None:
+    """Provisioning on the fallback would push "no secret" (removing the header mapping from
+    every integration) or accept integration URLs on any host."""
+    from aws_ws_async.provisioning.spec import build_spec, check_hosts, request_parameters
+
+    bare.AWS_WS_ASYNC = {"gateway_secret": "s" * 40, "allowed_integration_hosts": ["a.test"]}
+    spec = build_spec(name="api", target_base_endpoint="https://a.test/ws/", stage_name="prod")
+    assert request_parameters()
+    check_hosts(spec)
+    bare.AWS_WS_ASYNC = {**bare.AWS_WS_ASYNC, key: bad}
+    with pytest.raises(conf.InsecureSettings, match=key):
+        request_parameters()
+    with pytest.raises(conf.InsecureSettings, match=key):
+        check_hosts(spec)

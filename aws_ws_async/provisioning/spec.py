@@ -77,6 +77,7 @@ def request_parameters(app_settings: AppSettings | None = None) -> dict[str, str
     and removing the old secret once that has been deployed.
     """
     s = app_settings or get_settings()
+    s.raise_if_insecure()  # a malformed secret must not provision "no secret"
     params = {f"{HEADER_PREFIX}{s.connection_id_header}": "context.connectionId"}
     if s.gateway_secret:
         params[f"{HEADER_PREFIX}{s.gateway_secret_header}"] = f"'{s.gateway_secret}'"
@@ -167,7 +168,9 @@ def check_hosts(spec: GatewaySpec, app_settings: AppSettings | None = None) -> N
     The admin validates these too, but rows can be written by code that skips ``full_clean``;
     an integration URL decides where API Gateway sends every connection's traffic.
     """
-    allowed = (app_settings or get_settings()).allowed_integration_hosts
+    s = app_settings or get_settings()
+    s.raise_if_insecure()  # a malformed host list must not mean "any host"
+    allowed = s.allowed_integration_hosts
     for route in spec.routes:
         parts = urlsplit(route.integration_uri)
         if parts.scheme not in {"https", "http"} or not parts.hostname:
