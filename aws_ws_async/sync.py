@@ -180,6 +180,9 @@ class Portal:
         """
         if refuse_on_loop:
             check_not_on_loop()
+        if threading.current_thread() is self._thread and self._pid == os.getpid():
+            # Waiting on the portal from the portal thread can never finish.
+            raise SyncCallOnEventLoop("sync.run() called on the portal thread itself: await it")
         if refuse_in_transaction is not None:
             check_not_in_transaction(refuse_in_transaction, using)
         future = self.submit(factory, orm=orm)
@@ -188,6 +191,11 @@ class Portal:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(f"portal call did not finish within {timeout}s") from None
+        except BaseException:
+            # The caller stops waiting (KeyboardInterrupt, a worker's timeout exception, a
+            # signal handler's error): the work it asked for must stop too, not run on unowned.
+            future.cancel()
+            raise
 
     @staticmethod
     async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:

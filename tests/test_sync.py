@@ -200,3 +200,117 @@ def test_sync_broadcast_across_gateways_reports_unreachable_rows(
     assert seen == [3, 6, 9]
     assert {threaded_fault_endpoint.prefix_of[c] for c in first} == {"/apiaaaaaa1"}
     assert {threaded_fault_endpoint.prefix_of[c] for c in second} == {"/apibbbbbb2"}
+
+
+def test_sync_twins_from_many_worker_threads_at_once(
+    threaded_fault_settings: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    """Eight threads sending at the same time all go through the one portal and all finish."""
+    import threading
+
+    gateway = make_gateway()
+    ids = make_sessions(gateway, 8)
+    results: dict[str, Any] = {}
+
+    def worker(cid: str) -> None:
+        try:
+            session = WebSocketSession.objects.get(connection_id=cid)
+            results[cid] = session.send_message(f"from {cid}", timeout=20).delivered
+        except BaseException as error:  # reported below, never swallowed
+            results[cid] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(cid,)) for cid in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
+    assert results == {cid: [cid] for cid in ids}
+    assert all(threaded_fault_endpoint.received[cid] == [f"from {cid}".encode()] for cid in ids)
+
+
+def test_sync_twin_in_a_forked_child(
+    threaded_fault_settings: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    """A forked child (a prefork worker) gets its own portal: the parent's thread is not there."""
+    import os
+    import time
+    import warnings
+
+    gateway = make_gateway()
+    [parent_id, child_id] = make_sessions(gateway, 2)
+    # The parent has a running portal (and cached clients on it) before the fork.
+    assert WebSocketSession.objects.filter(connection_id=parent_id).send_message("p").delivered
+    connections.close_all()  # the child must not share the parent's database sockets
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            report = WebSocketSession.objects.filter(connection_id=child_id).send_message(
+                "from the child"
+            )
+            code = 0 if report.delivered == [child_id] else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    status = None
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert threaded_fault_endpoint.received[child_id] == [b"from the child"]
+
+
+def test_an_interrupted_sync_caller_cancels_the_portal_work() -> None:
+    """A caller that stops waiting (an exception raised in its thread) cancels what it started."""
+    import os
+    import signal
+    import threading
+    import time
+
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def long_work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    timer = threading.Timer(0.2, lambda: started.wait(5) and os.kill(os.getpid(), signal.SIGUSR1))
+    timer.start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(Interrupted):
+            sync.run(long_work)
+        assert time.monotonic() - t0 < 10
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    assert cancelled.wait(5), "the portal kept running work nobody waits for"
+
+
+def test_sync_run_on_the_portal_thread_is_refused() -> None:
+    async def nested() -> None:
+        sync.run(partial(asyncio.sleep, 0), refuse_on_loop=False)
+
+    with pytest.raises(SyncCallOnEventLoop, match="portal thread"):
+        sync.run(nested, timeout=10)
