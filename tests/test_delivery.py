@@ -482,3 +482,52 @@ async def test_fast_path_requests_the_same_url_as_botocore(
         assert (await AiobotocoreTransport(client, fast=fast).post(odd, b"x")).status == 200
         paths.append(fault_endpoint.raw_path_of[odd])
     assert paths[0] == paths[1] == "/prod/@connections/a%20b%2Fc~d%3D%C3%A9"
+
+
+async def test_a_trickling_peer_fails_as_timeout_within_the_attempt_deadline(
+    transport: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    """Headers at once, then one byte every 0.2 s: no single read times out (2 s), but each
+    attempt ends at its total deadline (0.4 s), on every request path."""
+    fault_endpoint.plan.trickle_ids = {"slow="}
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(20):  # without a total deadline: 40 s per attempt
+        report = await deliver(
+            transport,
+            ["slow=", "ok="],
+            PAYLOAD,
+            policy=policy(max_transient_retries=1, attempt_timeout_seconds=0.4),
+        )
+    elapsed = asyncio.get_running_loop().time() - started
+    assert report.delivered == ["ok="]
+    [failure] = report.failed
+    assert (failure.connection_id, failure.reason, failure.attempts) == ("slow=", "timeout", 2)
+    assert elapsed < 5, f"two attempts of 0.4 s took {elapsed:.1f}s"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fast_signing", [True, False], ids=["fast", "standard"])
+async def test_broadcast_to_a_trickling_peer_ends_as_timeout(
+    settings: Any, fault_endpoint: FaultEndpoint, fast_signing: bool
+) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from aws_ws_async.models import WebSocketSession
+    from tests.fixtures_delivery import make_gateway, make_sessions, point_settings_at
+
+    point_settings_at(
+        settings,
+        fault_endpoint.url,
+        attempt_timeout_seconds=0.4,
+        max_transient_retries=0,
+        fast_signing=fast_signing,
+    )
+    gateway = await sync_to_async(make_gateway)()
+    [slow, ok] = await sync_to_async(make_sessions)(gateway, 2)
+    fault_endpoint.plan.trickle_ids = {slow}
+    async with asyncio.timeout(20):
+        report = await WebSocketSession.objects.all().asend_message("hi")
+    assert report.delivered == [ok]
+    assert [(f.connection_id, f.reason) for f in report.failed] == [(slow, "timeout")]
+    await sync_to_async(connections.close_all)()

@@ -314,3 +314,32 @@ def test_sync_run_on_the_portal_thread_is_refused() -> None:
 
     with pytest.raises(SyncCallOnEventLoop, match="portal thread"):
         sync.run(nested, timeout=10)
+
+
+@pytest.mark.parametrize("fast_signing", [True, False], ids=["fast", "standard"])
+def test_sync_send_to_a_trickling_peer_ends_as_timeout(
+    settings: Any, threaded_fault_endpoint: FaultEndpoint, fast_signing: bool
+) -> None:
+    """The sync twins run the same engine on the portal: the same total attempt deadline."""
+    import time
+
+    from tests.fixtures_delivery import point_settings_at
+
+    point_settings_at(
+        settings,
+        threaded_fault_endpoint.url,
+        attempt_timeout_seconds=0.4,
+        max_transient_retries=0,
+        fast_signing=fast_signing,
+    )
+    [slow, ok] = make_sessions(make_gateway(), 2)
+    threaded_fault_endpoint.plan.trickle_ids = {slow}
+    started = time.monotonic()
+    report = WebSocketSession.objects.all().send_message("hi", timeout=20)
+    session_report = WebSocketSession.objects.get(connection_id=slow).send_message(
+        "again", timeout=20
+    )
+    assert time.monotonic() - started < 10
+    assert report.delivered == [ok]
+    assert [(f.connection_id, f.reason) for f in report.failed] == [(slow, "timeout")]
+    assert [(f.connection_id, f.reason) for f in session_report.failed] == [(slow, "timeout")]

@@ -89,6 +89,10 @@ class DeliveryPolicy:
     gone_retry_seconds: float = 0.0
     #: List delivered ids in the report (counts are always kept).
     collect_delivered: bool = True
+    #: Total deadline of one attempt (connect + send + headers + whole body), whatever the
+    #: transport; ``None`` for none. Per-read timeouts alone let a peer that trickles its body
+    #: one byte at a time hold a worker (and the broadcast) for hours.
+    attempt_timeout_seconds: float | None = 15.0
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(max, base * 2**attempt))."""
@@ -184,7 +188,8 @@ class Engine:
             await limiter.acquire()
             began = time.monotonic()
             try:
-                outcome = await send(connection_id)
+                async with asyncio.timeout(policy.attempt_timeout_seconds):
+                    outcome = await send(connection_id)
             except TransportError as exc:
                 outcome = Outcome(0, exc.kind, exc.detail)
             except TimeoutError:

@@ -159,6 +159,7 @@ def delivery_policy(
         backoff_max_seconds=s.backoff_max_seconds,
         gone_retry_seconds=gone,
         collect_delivered=collect_delivered,
+        attempt_timeout_seconds=s.attempt_timeout_seconds,
     )
 
 

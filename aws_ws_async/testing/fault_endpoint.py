@@ -59,6 +59,12 @@ class FaultPlan:
     #: Ids whose requests never get an answer in time (the client times out).
     hang_ids: set[str] = field(default_factory=set)
     hang_seconds: float = 30.0
+    #: Ids answered with headers at once and then a body trickled one byte every
+    #: ``trickle_interval`` seconds (``trickle_bytes`` in all): each read succeeds, the whole
+    #: response never does in time. Only a total attempt deadline ends such a request.
+    trickle_ids: set[str] = field(default_factory=set)
+    trickle_interval: float = 0.2
+    trickle_bytes: int = 200
     #: Fixed statuses for chosen ids (e.g. 403, 413, 400).
     status_for: dict[str, int] = field(default_factory=dict)
     #: Omit ``x-amzn-errortype`` and the typed body on every error.
@@ -221,6 +227,8 @@ class FaultEndpoint:
             await asyncio.sleep(plan.latency)
         if connection_id in plan.hang_ids:
             await asyncio.sleep(plan.hang_seconds)
+        if connection_id in plan.trickle_ids:
+            return await self._trickle(request)
         if call <= plan.reset_first and self._matches(plan.reset_ids, connection_id):
             transport = request.transport
             if transport is not None:
@@ -262,6 +270,17 @@ class FaultEndpoint:
             }
             return web.json_response(info)
         return error_response(400, "Unsupported method", bare=bare)
+
+    async def _trickle(self, request: web.Request) -> web.StreamResponse:
+        plan = self.plan
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.content_length = plan.trickle_bytes
+        await response.prepare(request)
+        for _ in range(plan.trickle_bytes):
+            await asyncio.sleep(plan.trickle_interval)
+            await response.write(b" ")
+        await response.write_eof()
+        return response
 
 
 def main(argv: list[str] | None = None) -> None:
