@@ -227,3 +227,61 @@ async def test_every_provisioning_action_over_http(
         .splitlines()[-1]
     )
     assert state == ["mapped", "", ""]
+
+
+async def test_change_form_save_pushes_gateway_and_new_route_after_commit(
+    admin_server: RunningServer, admin_project: E2EProject, apigw: Any
+) -> None:
+    """A save in the change form pushes in ``on_commit``, in the request's own thread."""
+    name = f"E2E form {admin_server.name} {os.urandom(3).hex()}"
+    pk = make_gateway(admin_project, name)
+    # Provisioned from plain sync code (a shell), so only the save runs under the server.
+    admin_project.shell(
+        "from aws_ws_async.models import ApiGateway; "
+        f"ApiGateway.objects.get(pk={pk}).create_gateway()"
+    )
+    api_id = api_named(apigw, name)["ApiId"]
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
+        await login(http, admin_server)
+
+        change = f"{admin_server.url}{CHANGELIST}{pk}/change/"
+        async with http.get(change) as response:
+            token = csrf_token(await response.text())
+        inline = "additional_routes"
+        form = {
+            "csrfmiddlewaretoken": token,
+            "api_name": name,
+            "api_description": "saved in the change form",
+            "default_channel_name": "",
+            "target_base_endpoint": BACKEND,
+            "stage_name": "production",
+            "stage_description": "",
+            "domain_name": domain_of(name),
+            "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+            "hosted_zone_id": "",
+            "api_key_selection_expression": "$request.header.x-api-key",
+            "route_selection_expression": "$request.body.action",
+            "route_key": "$default",
+            "tags": "{}",
+            "management_endpoint_url": "",
+            f"{inline}-TOTAL_FORMS": "1",
+            f"{inline}-INITIAL_FORMS": "0",
+            f"{inline}-MIN_NUM_FORMS": "0",
+            f"{inline}-MAX_NUM_FORMS": "1000",
+            f"{inline}-0-name": "Send",
+            f"{inline}-0-route_key": "sendmessage",
+            f"{inline}-0-integration_url": BACKEND + "sendmessage",
+            f"{inline}-0-api_gateway": str(pk),
+            "_save": "Save",
+        }
+        async with http.post(change, data=form) as response:
+            page = await response.text()
+            assert response.status == 200, page[:2000]
+        saved = admin_messages(page)
+        assert saved, page[:3000]
+        assert saved[0][0] == "success", saved
+
+    assert apigw.get_api(ApiId=api_id)["Description"] == "saved in the change form"
+    routes = {r["RouteKey"] for r in apigw.get_routes(ApiId=api_id)["Items"]}
+    assert "sendmessage" in routes
