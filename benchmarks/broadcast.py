@@ -16,6 +16,18 @@ Scenarios:
 * ``aiobotocore_raw``: ``client.post_to_connection`` fan-out under a semaphore, ids in memory.
 * ``signed_aiohttp``: aiohttp posts signed with botocore's ``SigV4Auth`` (the floor).
 
+``--sync`` measures the sync twins instead (``--recipients`` default 1,000, ``--latency-ms``
+default 0, so the cost measured is ours, not the endpoint's):
+
+* ``asend_message``: one async broadcast to the N connections (the yardstick).
+* ``send_message_loop``: N calls of ``session.send_message()`` in a loop, from plain sync code,
+  on sessions loaded with ``select_related("api_gateway")`` (issue 9.13: target <= 3x).
+* ``send_message_loop_plain``: the same on sessions loaded without ``select_related`` (the
+  first send loads and caches the gateway; later ones reuse it).
+* ``send_message``: one sync QuerySet broadcast to the N connections.
+* ``asend_message_2gw`` / ``send_message_2gw``: the N connections split over two gateways
+  with two endpoints; the sync twin sends both gateways concurrently.
+
 The endpoint (:mod:`aws_ws_async.testing.latency_endpoint`) is a bare ``asyncio.Protocol``
 HTTP server answering from a timer, so that on a small machine the endpoint's own CPU does not
 cap the fast scenarios.
@@ -531,6 +543,155 @@ def run_memory(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     }
 
 
+SYNC_SCENARIOS = (
+    "asend_message",
+    "send_message_loop",
+    "send_message_loop_plain",
+    "send_message",
+    "asend_message_2gw",
+    "send_message_2gw",
+)
+
+
+def two_gateways(ids: list[str]) -> None:
+    """Move every other session to a second gateway (its own api_id, so its own endpoint)."""
+    from aws_ws_async.models import ApiGateway, WebSocketSession
+
+    second = ApiGateway.objects.create(
+        api_name="bench2",
+        api_id="bench00002",
+        stage_name="bench",
+        api_created=True,
+        deployment_id="d",
+    )
+    WebSocketSession.objects.filter(connection_id__in=ids[1::2]).update(api_gateway=second)
+
+
+def sync_scenarios(args: argparse.Namespace, endpoint: str) -> dict[str, Callable[[], Run]]:
+    """The ``--sync`` scenarios; every one posts to all N connections once."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from aws_ws_async import aws
+    from aws_ws_async.models import WebSocketSession
+
+    n = args.recipients
+    runner = asyncio.Runner()
+    per_api = {**settings.AWS_WS_ASYNC, "management_endpoint_url": endpoint + "/{api_id}"}
+
+    def warm_async() -> None:
+        async def warm() -> None:
+            client = await aws.get_management_client(
+                endpoint, max_pool_connections=max(100, args.concurrency)
+            )
+            await client.post_to_connection(ConnectionId="warmup", Data=b"1")
+
+        runner.run(warm())
+
+    def abroadcast() -> int:
+        async def run() -> int:
+            report = await WebSocketSession.objects.for_channel(CHANNEL).asend_message(
+                PAYLOAD, concurrency=args.concurrency
+            )
+            return report.delivered_count
+
+        return runner.run(run())
+
+    def loop(select: bool) -> Callable[[], int]:
+        def run() -> int:
+            rows = WebSocketSession.objects.for_channel(CHANNEL).order_by("pk")
+            sessions = list(rows.select_related("api_gateway") if select else rows)
+            return sum(s.send_message(PAYLOAD).delivered_count for s in sessions)
+
+        return run
+
+    def broadcast() -> int:
+        report = WebSocketSession.objects.for_channel(CHANNEL).send_message(
+            PAYLOAD, concurrency=args.concurrency
+        )
+        return report.delivered_count
+
+    def measured(fn: Callable[[], int], *, two: bool = False) -> Callable[[], Run]:
+        def scenario() -> Run:
+            if two:
+                with override_settings(AWS_WS_ASYNC=per_api):
+                    return measure(n, fn)
+            return measure(n, fn)
+
+        return scenario
+
+    warm_async()
+    loop(True)()  # warm the portal's client too
+    return {
+        "asend_message": measured(abroadcast),
+        "send_message_loop": measured(loop(True)),
+        "send_message_loop_plain": measured(loop(False)),
+        "send_message": measured(broadcast),
+        "asend_message_2gw": measured(abroadcast, two=True),
+        "send_message_2gw": measured(broadcast, two=True),
+    }
+
+
+def run_sync(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
+    ids = fill(args.recipients)
+    two_gateways(ids)
+    scenarios = sync_scenarios(args, endpoint)
+    runs: dict[str, list[Run]] = {name: [] for name in SYNC_SCENARIOS}
+    for repeat in range(args.repeat):
+        for name in SYNC_SCENARIOS:
+            run = scenarios[name]()
+            runs[name].append(run)
+            print(
+                f"  repeat {repeat + 1}/{args.repeat} {name:<24} {run.wall:7.3f} s "
+                f"{run.cpu_us:6.0f} us CPU/msg",
+                file=sys.stderr,
+            )
+    results = {
+        name: {
+            "seconds": round(statistics.median(r.wall for r in rs), 4),
+            "msgs_per_s": round(statistics.median(r.rate for r in rs), 1),
+            "cpu_us_per_msg": round(statistics.median(r.cpu_us for r in rs), 1),
+        }
+        for name, rs in runs.items()
+    }
+    base = results["asend_message"]
+
+    def ratio(name: str, key: str, against: dict[str, float] = base) -> float:
+        return round(results[name][key] / against[key], 2)
+
+    sync_ratios = {
+        "loop_vs_async_wall": ratio("send_message_loop", "seconds"),
+        "loop_vs_async_cpu": ratio("send_message_loop", "cpu_us_per_msg"),
+        "loop_plain_vs_async_wall": ratio("send_message_loop_plain", "seconds"),
+        "sync_broadcast_vs_async_wall": ratio("send_message", "seconds"),
+        "sync_2gw_vs_async_2gw_wall": ratio(
+            "send_message_2gw", "seconds", results["asend_message_2gw"]
+        ),
+    }
+    print(
+        f"\nsync twins: {args.recipients} connections (half on a second gateway for *_2gw), "
+        f"{args.latency_ms:g} ms latency, concurrency {args.concurrency}, {args.db}, "
+        f"median of {args.repeat}"
+    )
+    header = f"{'scenario':<26}{'seconds':>10}{'msgs/s':>10}{'CPU us/msg':>12}"
+    print(header)
+    print("-" * len(header))
+    for name in SYNC_SCENARIOS:
+        r = results[name]
+        print(
+            f"{name:<26}{r['seconds']:>10.3f}{r['msgs_per_s']:>10.0f}{r['cpu_us_per_msg']:>12.0f}"
+        )
+    print()
+    for key, value in sync_ratios.items():
+        print(f"{key:<32}{value:>6}x")
+    print("(target: loop_vs_async_wall <= 3)")
+    return {
+        "params": {**params(args), "machine": machine()},
+        "results": results,
+        "ratios": sync_ratios,
+    }
+
+
 def params(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "recipients": args.recipients,
@@ -549,7 +710,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks.broadcast", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--recipients", type=int, default=None, help="sessions (default 10000)")
-    parser.add_argument("--latency-ms", type=float, default=20.0, help="endpoint latency")
+    parser.add_argument(
+        "--latency-ms", type=float, default=None, help="endpoint latency (20; --sync: 0)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="repeats per scenario (>= 3)")
     parser.add_argument("--concurrency", type=int, default=100, help="posts in flight")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
@@ -557,12 +720,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--memory", action="store_true", help="only measure peak RSS growth for 100,000 sessions"
     )
+    parser.add_argument(
+        "--sync", action="store_true", help="measure the sync twins (see the module docs)"
+    )
     parser.add_argument("--sample-sequential", type=int, default=100)
     parser.add_argument("--sample-threads", type=int, default=2000)
     args = parser.parse_args(argv)
     args.recipients_given = args.recipients is not None
     if args.recipients is None:
-        args.recipients = 10_000
+        args.recipients = 1_000 if args.sync else 10_000
+    if args.latency_ms is None:
+        args.latency_ms = 0.0 if args.sync else 20.0
     if args.recipients < 1 or args.concurrency < 1 or args.repeat < 1:
         parser.error("--recipients, --concurrency and --repeat must be positive")
     return args
@@ -574,7 +742,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="aws_ws_async_bench_") as workdir:
             setup_django(args.db, endpoint, workdir)
-            output = run_memory(args, endpoint) if args.memory else run_comparison(args, endpoint)
+            if args.memory:
+                output = run_memory(args, endpoint)
+            elif args.sync:
+                output = run_sync(args, endpoint)
+            else:
+                output = run_comparison(args, endpoint)
     finally:
         process.terminate()
         process.wait(10)

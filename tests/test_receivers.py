@@ -31,6 +31,8 @@ def test_ready_connected_each_receiver_once() -> None:
 
     apps.get_app_config("aws_ws_async").ready()  # a second ready() must not double-connect
     for signal, receiver, sender, _uid in receivers.RECEIVERS:
+        if isinstance(sender, str):  # a lazy "app_label.Model" sender
+            sender = apps.get_model(sender)
         sync_receivers, async_receivers = signal._live_receivers(sender)
         live = list(sync_receivers) + list(async_receivers)
         assert sum(1 for r in live if r is receiver) == 1, receiver

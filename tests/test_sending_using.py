@@ -29,6 +29,7 @@ def tenants(settings: Any, endpoint: FaultEndpoint) -> None:
     gateways = {}
     for alias, api_id, ids in (("default", "tenanta001", A_IDS), ("other", "tenantb002", B_IDS)):
         gateway = ApiGateway.objects.using(alias).create(
+            pk=7,  # the same primary key on both databases
             api_name=f"API {alias}",
             api_id=api_id,
             stage_name="prod",

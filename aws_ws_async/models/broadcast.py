@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -44,15 +45,31 @@ from aws_ws_async.models.operations import Operation
 FLUSH_SECONDS = 0.5
 
 
+#: Per loop: (endpoint, fast, pool) -> (client, transport). A transport is cheap to use but not to
+#: build (it reads the client's internals and sets up a signer), so repeated single sends
+#: reuse it for as long as the loop's cached client is the same object.
+_transports: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, bool, int], tuple[Any, Transport]]
+] = weakref.WeakKeyDictionary()
+
+
 async def transport_for(endpoint_url: str, policy: DeliveryPolicy) -> Transport:
-    """The running loop's cached client for this endpoint, wrapped as a transport.
+    """The running loop's cached client for this endpoint, wrapped as a (cached) transport.
 
     The pool is sized for the larger of the configured and the requested concurrency, so
     one-off sends share the broadcast client instead of creating a small one of their own.
     """
-    pool = max(get_settings().max_concurrency, policy.max_concurrency)
+    settings = get_settings()
+    pool = max(settings.max_concurrency, policy.max_concurrency)
     client = await aws.get_management_client(endpoint_url, max_pool_connections=pool)
-    return AiobotocoreTransport(client, fast=get_settings().fast_signing)
+    cache = _transports.setdefault(asyncio.get_running_loop(), {})
+    key = (endpoint_url, settings.fast_signing, pool)
+    cached = cache.get(key)
+    if cached is not None and cached[0] is client:
+        return cached[1]
+    transport = AiobotocoreTransport(client, fast=settings.fast_signing)
+    cache[key] = (client, transport)
+    return transport
 
 
 class Marker:
@@ -268,7 +285,7 @@ class FanOut:
                     timed_out = True
                 for future in done:
                     if future is stop:
-                        cause = _stop_cause(stop)
+                        cause = RuntimeError("stopped by the caller (another part failed)")
                         continue
                     pending.discard(future)
                     if future.exception() is not None:
@@ -307,9 +324,3 @@ class FanOut:
 def _finished(part: _Part) -> bool:
     task = part.task
     return bool(task and task.done() and not task.cancelled() and task.exception() is None)
-
-
-def _stop_cause(stop: asyncio.Future[None]) -> BaseException:
-    if not stop.cancelled() and stop.exception() is not None:
-        return stop.exception()  # type: ignore[return-value]
-    return RuntimeError("stopped by the caller")

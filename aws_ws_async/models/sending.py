@@ -186,7 +186,7 @@ class _SyncRun:
     def _abort(self, exc: BaseException) -> BaseException:
         """Stop the pages still in flight, wait for them, keep their marks; the error to raise."""
         if not self.stop.done():
-            self.stop.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+            self.stop.set_result(None)
         while self.in_flight:
             with contextlib.suppress(BroadcastAborted):  # its report is folded in already
                 self.settle(self.in_flight.popleft())
@@ -221,44 +221,46 @@ def run_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryReport:
 # --- one session -----------------------------------------------------------------------------
 
 
-def _gateway_field(session: WebSocketSession) -> Any:
-    return type(session)._meta.get_field("api_gateway")
-
-
-def _cached_gateway(session: WebSocketSession) -> ApiGateway | None:
-    """The gateway already loaded on the session (``select_related`` or an earlier send)."""
-    field = _gateway_field(session)
-    if field.is_cached(session):
+def _loaded_endpoint(session: WebSocketSession) -> tuple[bool, str | None]:
+    """``(known, endpoint)`` without a query: from a loaded ``api_gateway`` or an earlier send."""
+    gateway_id = session.api_gateway_id
+    if gateway_id is None:
+        return True, None
+    field: Any = type(session)._meta.get_field("api_gateway")
+    if field.is_cached(session):  # select_related("api_gateway"), or accessed before
         gateway = field.get_cached_value(session)
-        if isinstance(gateway, ApiGateway) and gateway.pk == session.api_gateway_id:
-            return gateway
-    return None
+        if isinstance(gateway, ApiGateway) and gateway.pk == gateway_id:
+            return True, gateway.management_endpoint
+    remembered = session.__dict__.get("_aws_ws_async_endpoint")
+    if remembered is not None and remembered[0] == (gateway_id, session._state.db):
+        return True, remembered[1]
+    return False, None
 
 
-def _remember(session: WebSocketSession, gateway: ApiGateway) -> str | None:
-    """Cache the loaded gateway on the session (the next send asks no query) -> endpoint."""
-    _gateway_field(session).set_cached_value(session, gateway)
-    return gateway.management_endpoint
+def _remember(session: WebSocketSession, endpoints: Endpoints) -> str | None:
+    """Keep the endpoint on the instance, so the next send on it asks no query."""
+    endpoint = endpoints.get(session.api_gateway_id)
+    session.__dict__["_aws_ws_async_endpoint"] = (
+        (session.api_gateway_id, session._state.db),
+        endpoint,
+    )
+    return endpoint
 
 
 async def _aendpoint(session: WebSocketSession) -> str | None:
-    if session.api_gateway_id is None:
-        return None
-    gateway = _cached_gateway(session)
-    if gateway is None:
-        rows = ApiGateway.objects.using(session._state.db).filter(pk=session.api_gateway_id)
-        gateway = await rows.afirst()
-    return _remember(session, gateway) if gateway is not None else None
+    known, endpoint = _loaded_endpoint(session)
+    if known:
+        return endpoint
+    gateways = ApiGateway.objects.using(session._state.db)
+    return _remember(session, await gateways.aendpoints([session.api_gateway_id]))
 
 
 def _endpoint(session: WebSocketSession) -> str | None:
-    if session.api_gateway_id is None:
-        return None
-    gateway = _cached_gateway(session)
-    if gateway is None:
-        rows = ApiGateway.objects.using(session._state.db).filter(pk=session.api_gateway_id)
-        gateway = rows.first()
-    return _remember(session, gateway) if gateway is not None else None
+    known, endpoint = _loaded_endpoint(session)
+    if known:
+        return endpoint
+    gateways = ApiGateway.objects.using(session._state.db)
+    return _remember(session, gateways.endpoints([session.api_gateway_id]))
 
 
 def _one(
