@@ -258,3 +258,27 @@ async def test_stop_refuses_a_negative_grace(make_emulator: EmulatorMaker) -> No
     with pytest.raises(ValueError, match="grace"):
         await emulator.stop(grace=-1)
     await emulator.stop(grace=0)
+
+
+async def test_a_connections_request_in_progress_finishes_within_the_grace(
+    make_emulator: EmulatorMaker,
+) -> None:
+    """aiohttp's own cleanup would cut it after a fraction of a second; stop() waits for it."""
+    from aws_ws_async.emulator import Faults
+
+    emulator = await make_emulator(faults=Faults(latency=0.8))
+    headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00"}
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(emulator.url)
+        [connection_id] = emulator.connection_ids()
+        url = f"{emulator.management_url}/@connections/{connection_id}"
+        request = asyncio.create_task(session.post(url, data=b"hi", headers=headers))
+        await asyncio.sleep(0.2)  # the request is inside its injected latency now
+        stops = [asyncio.create_task(emulator.stop(grace=3.0)) for _ in range(2)]
+        response = await asyncio.wait_for(request, 5)
+        await asyncio.gather(*stops)  # a second stop() waits for the first one
+        # The socket was closed meanwhile, so the late post finds the connection gone.
+        assert response.status == 410
+        assert response.headers["x-amzn-errortype"] == "GoneException"
+        response.release()
+        await ws.close()

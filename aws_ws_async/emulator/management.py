@@ -47,6 +47,11 @@ class ManagementSide:
         self.config = emulator.config
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        # stop() lets a request in progress (e.g. with injected latency) finish in its grace.
+        with self.emulator.track_handler():
+            return await self._handle(request)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         emulator = self.emulator
         stage = request.match_info.get("stage")
         if stage is not None and stage != self.config.stage:

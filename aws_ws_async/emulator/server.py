@@ -8,12 +8,13 @@ server in another thread, the demo launcher).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
 import threading
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -48,8 +49,10 @@ class GatewayEmulator:
         self.stats: Counter[str] = Counter()
         #: Counters of message posts to the backend (in flight, queued, refused, peaks).
         self.load = MessageLoad()
-        #: The WebSocket handlers running now (each posts its ``$disconnect`` at the end).
+        #: The request handlers running now (a WebSocket handler posts its ``$disconnect`` at
+        #: the end); ``stop()`` waits for them within its grace period.
         self.handlers: set[asyncio.Task[Any]] = set()
+        self._stopped: asyncio.Future[None] | None = None
         self.stopping = False
         self.host = "127.0.0.1"
         self.port = 0
@@ -73,6 +76,7 @@ class GatewayEmulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Bind and serve; ``port=0`` picks a free port (read it from :attr:`port`)."""
+        self.stopping = False
         await self.integration.start()
         self._runner = web.AppRunner(
             self.make_app(),
@@ -111,12 +115,24 @@ class GatewayEmulator:
         left then is cancelled, so ``stop()`` returns shortly after the grace period whatever
         the backend does.
         """
-        if self._runner is None:
-            return
         grace = self.config.shutdown_grace if grace is None else float(grace)
         if not grace >= 0:
             raise ValueError(f"grace must be >= 0 seconds, not {grace!r}")
+        if self._stopped is not None:  # a stop is under way: wait for that one
+            await asyncio.shield(self._stopped)
+            return
+        if self._runner is None:
+            return
         loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        try:
+            await self._stop(loop, grace)
+        finally:
+            self._stopped.set_result(None)
+            self._stopped = None
+
+    async def _stop(self, loop: asyncio.AbstractEventLoop, grace: float) -> None:
+        assert self._runner is not None
         deadline = loop.time() + grace
         self.stopping = True
         for connection in self.table.all():
@@ -180,6 +196,19 @@ class GatewayEmulator:
         return f"http://{self.host}:{self.port}/{self.config.stage}"
 
     # --- helpers shared by both sides ------------------------------------------------------
+    @contextlib.contextmanager
+    def track_handler(self) -> Iterator[None]:
+        """Count the running request handler among those ``stop()`` waits for."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self.handlers.add(task)
+        try:
+            yield
+        finally:
+            self.handlers.discard(task)
+
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run a coroutine as a task the emulator waits for (or cancels) when it stops."""
         task = asyncio.ensure_future(coro)

@@ -61,15 +61,11 @@ class WebSocketSide:
         )
         self.emulator.table.add(connection)
         # stop() waits for this handler (its $disconnect) within the grace period.
-        handler = asyncio.current_task()
-        if handler is not None:
-            self.emulator.handlers.add(handler)
-        try:
-            return await self._serve(request, connection)
-        finally:
-            self.emulator.table.remove(connection)
-            if handler is not None:
-                self.emulator.handlers.discard(handler)
+        with self.emulator.track_handler():
+            try:
+                return await self._serve(request, connection)
+            finally:
+                self.emulator.table.remove(connection)
 
     async def _serve(self, request: web.Request, connection: Connection) -> web.StreamResponse:
         emulator = self.emulator
