@@ -59,7 +59,7 @@ def _label(source: str, key: str | None = None) -> str:
 def _describe_raw(key: str, value: object) -> str:
     """Like :func:`_describe`, but credentials are described by their type only."""
     if key in SECRET_KEYS:
-        return f"a {type(value).__name__}"
+        return f"a value of type {type(value).__name__}"
     return _describe(value)
 
 
