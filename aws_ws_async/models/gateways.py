@@ -32,7 +32,7 @@ from aws_ws_async.provisioning.rules import (
     host_is_allowed,
     tags_problem,
 )
-from aws_ws_async.sync import call_outside_transaction as run_sync
+from aws_ws_async.sync import call_outside_transaction
 from aws_ws_async.validators import (
     validate_api_id,
     validate_api_name,
@@ -260,14 +260,14 @@ class ApiGateway(models.Model):
         return await provisioning.acreate_gateway(self)
 
     def create_gateway(self) -> list[str]:
-        return run_sync(self.acreate_gateway)
+        return call_outside_transaction(self.acreate_gateway)
 
     async def acreate_custom_domain(self) -> list[str]:
         """Create (or resume creating) the custom domain, API mapping and alias record."""
         return await provisioning.acreate_custom_domain(self)
 
     def create_custom_domain(self) -> list[str]:
-        return run_sync(self.acreate_custom_domain)
+        return call_outside_transaction(self.acreate_custom_domain)
 
     async def apush_to_aws(
         self, fields: Iterable[str] | None = None, *, dry_run: bool = False
@@ -278,14 +278,14 @@ class ApiGateway(models.Model):
     def push_to_aws(
         self, fields: Iterable[str] | None = None, *, dry_run: bool = False
     ) -> list[Difference]:
-        return run_sync(self.apush_to_aws, fields, dry_run=dry_run)
+        return call_outside_transaction(self.apush_to_aws, fields, dry_run=dry_run)
 
     async def apull_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
         """Pull AWS state into this row; returns the differences taken over."""
         return await provisioning.apull_from_aws(self, dry_run=dry_run)
 
     def pull_from_aws(self, *, dry_run: bool = False) -> list[Difference]:
-        return run_sync(self.apull_from_aws, dry_run=dry_run)
+        return call_outside_transaction(self.apull_from_aws, dry_run=dry_run)
 
     #: The predecessor's names, kept as documented aliases.
     async_to_aws, sync_to_aws = apush_to_aws, push_to_aws
@@ -296,14 +296,14 @@ class ApiGateway(models.Model):
         return await provisioning.adetect_gateway_drift(self)
 
     def detect_drift(self) -> list[Difference]:
-        return run_sync(self.adetect_drift)
+        return call_outside_transaction(self.adetect_drift)
 
     async def aupdate_integrations(self, *, dry_run: bool = False) -> list[Difference]:
         """Rewrite the secret / connection-id header mappings on every integration, redeploy."""
         return await provisioning.apush_to_aws(self, only={"request_parameters"}, dry_run=dry_run)
 
     def update_integrations(self, *, dry_run: bool = False) -> list[Difference]:
-        return run_sync(self.aupdate_integrations, dry_run=dry_run)
+        return call_outside_transaction(self.aupdate_integrations, dry_run=dry_run)
 
     @property
     def needs_api_creation(self) -> bool:

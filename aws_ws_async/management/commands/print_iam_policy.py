@@ -7,11 +7,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from aws_ws_async import aws
+from aws_ws_async import aws, sync
 from aws_ws_async.exceptions import AwsWsAsyncError
 from aws_ws_async.management.commands._provisioning import get_gateway
 from aws_ws_async.provisioning.iam import build_policy
-from aws_ws_async.sync import call_outside_transaction as run_sync
+
+#: Seconds ``--lookup-account`` waits for STS before giving up.
+STS_TIMEOUT = 30.0
 
 
 async def _caller_account() -> str:
@@ -42,7 +44,8 @@ class Command(BaseCommand):
         account = options["account_id"] or ""
         if not account and options["lookup_account"]:
             try:
-                account = run_sync(_caller_account)
+                # No ORM and no row to record: a plain bridge call with a deadline.
+                account = sync.run(_caller_account, timeout=STS_TIMEOUT)
             except Exception as exc:
                 raise CommandError(f"STS GetCallerIdentity failed: {exc}") from exc
         if not account:
