@@ -7,19 +7,23 @@ payload from :func:`encode_payload` and a :class:`Transport`; get a :class:`Deli
 from aws_ws_async.delivery.aiobotocore_transport import AiobotocoreTransport
 from aws_ws_async.delivery.engine import DeliveryPolicy, Engine, Verdict, classify, deliver
 from aws_ws_async.delivery.limiter import AdaptiveLimiter
+from aws_ws_async.delivery.memory import InMemoryTransport, Network
 from aws_ws_async.delivery.payload import MAX_PAYLOAD_BYTES, encode_payload
 from aws_ws_async.delivery.report import DeliveryReport, Failure, FailureReason
-from aws_ws_async.delivery.transport import Outcome, Transport, TransportError
+from aws_ws_async.delivery.transport import BaseTransport, Outcome, Transport, TransportError
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "AdaptiveLimiter",
     "AiobotocoreTransport",
+    "BaseTransport",
     "DeliveryPolicy",
     "DeliveryReport",
     "Engine",
     "Failure",
     "FailureReason",
+    "InMemoryTransport",
+    "Network",
     "Outcome",
     "Transport",
     "TransportError",

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -36,7 +38,7 @@ from botocore.exceptions import (
 from yarl import URL
 
 from aws_ws_async.delivery.sigv4 import ConnectionsSigner
-from aws_ws_async.delivery.transport import OK, Outcome, TransportError
+from aws_ws_async.delivery.transport import OK, BaseTransport, Outcome, TransportError
 
 logger = logging.getLogger("aws_ws_async.delivery")
 
@@ -51,42 +53,91 @@ def _error_from_body(body: bytes) -> str:
     return ""
 
 
-class AiobotocoreTransport:
-    """Posts through one aiobotocore client (one endpoint: one API and stage)."""
+@dataclass(frozen=True, slots=True)
+class _Internals:
+    """Everything the fast path reads from aiobotocore beyond its public API."""
 
-    def __init__(self, client: Any, *, fast: bool = True, direct: bool = True) -> None:
+    http: Any  # the client's AIOHTTPSession
+    credentials: Any  # the client's (refreshable) credentials
+    signing_name: str
+    region: str
+    user_agent: str
+    #: The client's own aiohttp session factory, or None to go through ``http.send``.
+    get_session: Callable[[], Awaitable[Any]] | None
+
+
+_fallback_logged = False
+
+
+def read_internals(client: Any, endpoint_url: str, *, direct: bool) -> _Internals | None:
+    """The ONE place that reads aiobotocore's private attributes, checked when a transport is
+    built. None (logged once at INFO) when they are missing, so the standard path is used."""
+    global _fallback_logged
+    try:
+        http = client._endpoint.http_session
+        credentials = client._request_signer._credentials
+        signing_name = str(client.meta.service_model.signing_name)
+        region = client.meta.region_name
+        user_agent = str(client._user_agent_creator.to_string())
+        get_session: Any = getattr(http, "_get_session", None)
+        proxy_config = getattr(http, "_proxy_config", None)
+        # The client's aiohttp session (its pool and timeouts) is used directly when no proxy
+        # is configured; otherwise requests go through aiobotocore's ``send``.
+        proxied = proxy_config is None or bool(proxy_config.proxy_url_for(endpoint_url))
+    except AttributeError as exc:
+        if not _fallback_logged:
+            _fallback_logged = True
+            logger.info(
+                "aiobotocore internals changed (%s); @connections calls use the standard "
+                "client.post_to_connection path",
+                exc,
+            )
+        return None
+    if credentials is None or not region:
+        return None
+    use_direct = direct and callable(get_session) and not proxied
+    return _Internals(
+        http,
+        credentials,
+        signing_name,
+        str(region),
+        user_agent,
+        (lambda: get_session(None)) if use_direct else None,
+    )
+
+
+class AiobotocoreTransport(BaseTransport):
+    """Posts through one aiobotocore client (one endpoint: one API and stage).
+
+    The client is shared (the per-loop cache in :mod:`aws_ws_async.aws` owns and closes it);
+    pass ``owned=`` the client's context manager to have :meth:`aclose` close it instead.
+    """
+
+    def __init__(
+        self, client: Any, *, fast: bool = True, direct: bool = True, owned: Any = None
+    ) -> None:
         self.client = client
-        self._want_direct = direct
+        self._owned = owned
         self.endpoint_url: str = str(client.meta.endpoint_url).rstrip("/")
         self._prefix = f"{self.endpoint_url}/@connections/"
-        self.fast = fast and self._prepare_fast_path()
-
-    def _prepare_fast_path(self) -> bool:
-        try:
-            self._http = self.client._endpoint.http_session
-            self._credentials = self.client._request_signer._credentials
-            signing_name = self.client.meta.service_model.signing_name
-            region = self.client.meta.region_name
-            self._user_agent = self.client._user_agent_creator.to_string()
-        except AttributeError:
-            logger.info("aiobotocore internals changed; using client.post_to_connection")
-            return False
-        if self._credentials is None or not region:
-            return False
-        self._signer = ConnectionsSigner(self.endpoint_url, region, signing_name)
-        # The client's own aiohttp session (its pool and timeouts) can be used directly when no
-        # proxy is configured; otherwise requests go through aiobotocore's ``send``.
-        self._direct = (
-            self._want_direct
-            and hasattr(self._http, "_get_session")
-            and not (
-                self._http._proxy_config.proxy_url_for(self.endpoint_url)
-                if hasattr(self._http, "_proxy_config")
-                else True
-            )
-        )
+        internals = read_internals(client, self.endpoint_url, direct=direct) if fast else None
+        self.fast = internals is not None
+        self._direct = internals is not None and internals.get_session is not None
         self._session: Any = None
-        return True
+        if internals is not None:
+            self._internals = internals
+            self._http = internals.http
+            self._credentials = internals.credentials
+            self._user_agent = internals.user_agent
+            self._signer = ConnectionsSigner(
+                self.endpoint_url, internals.region, internals.signing_name
+            )
+
+    async def aclose(self) -> None:
+        """Close the client if this transport owns it (idempotent); a shared one stays open."""
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            await owned.__aexit__(None, None, None)
 
     async def post(self, connection_id: str, data: bytes) -> Outcome:
         if self.fast:
@@ -137,7 +188,9 @@ class AiobotocoreTransport:
         """Through the aiohttp session aiobotocore created for this client (same pool)."""
         session = self._session
         if session is None or session.closed:
-            session = self._session = await self._http._get_session(None)
+            get_session = self._internals.get_session
+            assert get_session is not None
+            session = self._session = await get_session()
         headers["Accept-Encoding"] = "identity"
         try:
             async with session.request(

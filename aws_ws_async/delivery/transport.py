@@ -1,13 +1,17 @@
 """The transport interface: "post these bytes to this connection, tell me the HTTP status".
 
 The engine only ever sees :class:`Outcome` values and :class:`TransportError`; anything that can
-produce those (aiobotocore, a signed aiohttp client, an in-memory fake) can carry a broadcast.
+produce those (aiobotocore, a signed aiohttp client, :class:`~aws_ws_async.delivery.memory.
+InMemoryTransport`) can carry a broadcast. Like httpx's transports, a transport has a lifecycle:
+``aclose()`` releases what it owns, and ``async with transport:`` calls it on exit.
+:class:`BaseTransport` supplies both for implementations that own nothing to close.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +53,34 @@ class Transport(Protocol):
     async def delete(self, connection_id: str) -> Outcome:
         """``DELETE @connections/{id}`` (server-side close)."""
         ...
+
+    async def aclose(self) -> None:
+        """Release what this transport owns (idempotent). Shared clients stay open."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class BaseTransport:
+    """Lifecycle defaults: ``aclose()`` does nothing; ``async with`` closes on exit."""
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
