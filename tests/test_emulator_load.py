@@ -282,3 +282,40 @@ async def test_a_connections_request_in_progress_finishes_within_the_grace(
         assert response.headers["x-amzn-errortype"] == "GoneException"
         response.release()
         await ws.close()
+
+
+async def test_a_backend_trickling_its_body_is_cut_at_the_total_deadline(
+    make_emulator: EmulatorMaker,
+) -> None:
+    """Headers at once, then one byte every 0.1 s: each read is quick, the whole post is not."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        try:
+            for _ in range(1000):
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        emulator = await make_emulator(
+            target_base_url=f"http://127.0.0.1:{port}/ws/",
+            limits=Limits(integration_timeout=1.0),
+        )
+        started = time.monotonic()
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await session.ws_connect(emulator.url)
+        assert info.value.status == 504
+        assert time.monotonic() - started < 5
+        [call] = emulator.calls
+        assert (call.event, call.error) == ("CONNECT", "integration timed out")
+    finally:
+        server.close()
