@@ -155,6 +155,8 @@ def build_world(requests: int, repeat: int) -> World:
     user = user_model._default_manager.create_user(**login, password="pw-bench-1")
     store = SessionStore()
     store["_auth_user_id"] = str(user.pk)
+    # A real login's session: $connect checks the token's session still authenticates the user.
+    store["_auth_user_hash"] = user.get_session_auth_hash()
     store.save()
     assert store.session_key is not None
     rounds = requests * repeat
