@@ -133,6 +133,19 @@ class AiobotocoreTransport(BaseTransport):
                 self.endpoint_url, internals.region, internals.signing_name
             )
 
+    @classmethod
+    async def for_endpoint(
+        cls,
+        endpoint_url: str,
+        *,
+        pool_size: int,
+        fast: bool,
+        get_client: Callable[..., Awaitable[Any]],
+    ) -> AiobotocoreTransport:
+        """How the per-loop cache builds one: around its cached client (which it closes)."""
+        client = await get_client(endpoint_url, max_pool_connections=pool_size)
+        return cls(client, fast=fast)
+
     async def aclose(self) -> None:
         """Close the client if this transport owns it (idempotent); a shared one stays open."""
         owned, self._owned = self._owned, None
