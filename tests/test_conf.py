@@ -199,6 +199,8 @@ def test_old_attribute_names_still_resolve(bare: Any) -> None:
     [
         ("gateway_secret", "too-short"),
         ("gateway_secret", ["k" * 32, "short"]),
+        ("gateway_secret", ""),  # os.environ.get("WS_GATEWAY_SECRET", "") with the variable unset
+        ("gateway_secret", []),
         ("gateway_secret_header", "has space"),
         ("connection_id_header", ""),
         ("trusted_proxy_count", -1),
@@ -215,6 +217,12 @@ def test_bad_security_value_is_insecure_not_off(bare: Any, key: str, bad: Any) -
     assert "short" not in s.insecure[key] or key != "gateway_secret"  # no secret value echoed
     with pytest.raises(conf.InsecureSettings, match=key):
         s.raise_if_insecure()
+
+
+def test_no_secret_on_purpose_is_none_or_absent(bare: Any) -> None:
+    bare.AWS_WS_ASYNC = {"gateway_secret": None}
+    assert get_settings().insecure == {}
+    assert get_settings().gateway_secrets == ()
 
 
 def test_ipv6_prefix_bounds(bare: Any) -> None:

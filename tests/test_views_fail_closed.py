@@ -35,6 +35,7 @@ BAD_SECURITY_VALUES: list[tuple[str, Any]] = [
     ("gateway_secret", [GATEWAY_SECRET, "short"]),
     ("gateway_secret", 12345),
     ("gateway_secret", [GATEWAY_SECRET, None]),
+    ("gateway_secret", ""),  # a missing environment variable, not "no secret"
     ("gateway_secret_header", ""),
     ("gateway_secret_header", "X Bad Header"),
     ("gateway_secret_header", 5),

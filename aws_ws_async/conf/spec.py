@@ -83,7 +83,14 @@ def hosts(value: Any) -> tuple[str, ...]:
 
 
 def secret_rule(value: Any) -> str | None:
-    """Which secrets are malformed, by position and length (never by value)."""
+    """Which secrets are malformed, by position and length (never by value).
+
+    ``None`` (or leaving the key out) means "no secret" on purpose; an empty string or list is
+    what ``os.environ.get("WS_GATEWAY_SECRET", "")`` gives when the variable is missing, so it is
+    malformed, never "off".
+    """
+    if isinstance(value, str | list | tuple) and not value:
+        return f"an empty {type(value).__name__} (use None for no secret)"
     bad = [
         f"#{index} ({len(secret)} characters)"
         for index, secret in enumerate(as_tuple(value))
