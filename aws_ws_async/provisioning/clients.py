@@ -1,58 +1,46 @@
 """aiobotocore clients for provisioning: ``apigatewayv2`` and ``route53``.
 
-Provisioning runs rarely (an admin click, a command), so one client per operation is cheaper to
-reason about than a cache: it is created on the running loop and closed with it. Endpoints come
-from ``apigateway_endpoint_url`` / ``route53_endpoint_url`` so moto or LocalStack can stand in.
+They come from the per-loop cache of :mod:`aws_ws_async.aws` (the one that also holds the
+delivery clients): one session per loop and credentials, one client per service, endpoint and
+settings, closed when the loop ends. An admin click or command on the sync portal therefore
+reuses a warm client instead of building one (and re-reading credentials) per operation.
+Endpoints come from ``apigateway_endpoint_url`` / ``route53_endpoint_url`` so moto or
+LocalStack can stand in.
 """
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from aws_ws_async import aws
-from aws_ws_async.conf import AppSettings, get_settings
+from aws_ws_async.conf import get_settings
 
 #: Provisioning calls are few and each matters: standard retries, a little more patience.
 RETRIES = {"mode": "standard", "max_attempts": 3}
-
-
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[AppSettings, Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _session() -> Any:
-    """One session per event loop and settings object.
-
-    A new session re-reads botocore's service models (tens of milliseconds per client);
-    reusing it per loop keeps that cost to once, while credential refresh locks stay on the
-    loop that created them. A settings change (new settings object) starts a new session.
-    """
-    loop = asyncio.get_running_loop()
-    current = get_settings()
-    cached = _sessions.get(loop)
-    if cached is None or cached[0] is not current:
-        cached = (current, aws.make_session(current))
-        _sessions[loop] = cached
-    return cached[1]
+READ_TIMEOUT_SECONDS = 30
 
 
 @asynccontextmanager
 async def _client(service: str, endpoint_setting: str) -> AsyncIterator[Any]:
-    """A ``service`` client on the loop's session, its endpoint read from settings on entry."""
-    session = _session()
-    config = aws.client_config(retries=RETRIES, read_timeout=30)
-    endpoint_url = getattr(get_settings(), endpoint_setting)
-    async with session.client(service, endpoint_url=endpoint_url, config=config) as client:
-        yield client
+    """The loop's cached ``service`` client, its endpoint read from settings on entry.
+
+    Leaving the block does not close it: the cache does, with the loop.
+    """
+    s = get_settings()
+    endpoint_url = getattr(s, endpoint_setting)
+    config = aws.client_config(retries=RETRIES, read_timeout=READ_TIMEOUT_SECONDS)
+    yield await aws.get_service_client(
+        service,
+        endpoint_url,
+        config=config,
+        config_key=("provisioning", s.connect_timeout_seconds, READ_TIMEOUT_SECONDS),
+    )
 
 
 def apigatewayv2_client() -> AbstractAsyncContextManager[Any]:
-    """An ``apigatewayv2`` client bound to the running loop, closed on exit."""
+    """The running loop's ``apigatewayv2`` client (cached; closed with the loop)."""
     return _client("apigatewayv2", "apigateway_endpoint_url")
 
 
