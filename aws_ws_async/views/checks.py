@@ -45,7 +45,7 @@ def _routed_view_classes() -> Iterator[tuple[str, type]]:
 
 
 def _websocket_views() -> Iterator[tuple[str, Any]]:
-    """``(route, subclass)`` for routed ``WebSocketView`` subclasses; nothing without views."""
+    """``(route, subclass)`` for every routed ``WebSocketView`` subclass."""
     from aws_ws_async.views.websocket import WebSocketView
 
     for route, view_class in _routed_view_classes():
