@@ -20,6 +20,7 @@ from django.http import HttpRequest
 
 from aws_ws_async.exceptions import ApiGatewaySyncError, ProvisioningInProgress
 from aws_ws_async.models import ApiGateway
+from aws_ws_async.provisioning import Difference
 from aws_ws_async.sync import in_transaction
 
 logger = logging.getLogger("aws_ws_async.admin_actions")
@@ -127,47 +128,59 @@ def create_custom_domain(
     _run_each(modeladmin, request, queryset, "Create custom domain", create)
 
 
-@admin.action(description="Sync from AWS (AWS wins)", permissions=["change"])
-def sync_from_aws(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
-) -> None:
-    def pull(gateway: ApiGateway) -> str:
-        return _sync_outcome(gateway.pull_from_aws(), "took {n} change(s) from AWS")
-
-    _run_each(modeladmin, request, queryset, "Sync from AWS", pull)
+Action = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[ApiGateway]], None]
 
 
-@admin.action(description="Sync to AWS (this database wins)", permissions=["change"])
-def sync_to_aws(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
-) -> None:
-    def push(gateway: ApiGateway) -> str:
-        return _sync_outcome(gateway.push_to_aws(), "pushed {n} change(s) and redeployed")
+def _differences_action(
+    name: str,
+    description: str,
+    label: str,
+    operation: Callable[[ApiGateway], list[Difference]],
+    done: str,
+) -> Action:
+    """An action that runs one comparing operation per gateway and lists the differences.
 
-    _run_each(modeladmin, request, queryset, "Sync to AWS", push)
+    The four comparing actions differ only in these values, so they share one body.
+    """
+
+    @admin.action(description=description, permissions=["change"])
+    def action(
+        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
+    ) -> None:
+        _run_each(modeladmin, request, queryset, label, lambda g: _sync_outcome(operation(g), done))
+
+    action.__name__ = action.__qualname__ = name  # the admin's action key
+    return action
 
 
-@admin.action(description="Detect drift from AWS (changes nothing)", permissions=["change"])
-def detect_drift(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
-) -> None:
-    def compare(gateway: ApiGateway) -> str:
-        return _sync_outcome(gateway.detect_drift(), "{n} difference(s) from AWS")
-
-    _run_each(modeladmin, request, queryset, "Detect drift", compare)
-
-
-@admin.action(
-    description="Update integrations (rewrite the gateway-secret header, redeploy)",
-    permissions=["change"],
+sync_from_aws = _differences_action(
+    "sync_from_aws",
+    "Sync from AWS (AWS wins)",
+    "Sync from AWS",
+    ApiGateway.pull_from_aws,
+    "took {n} change(s) from AWS",
 )
-def update_integrations(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
-) -> None:
-    def rotate(gateway: ApiGateway) -> str:
-        return _sync_outcome(gateway.update_integrations(), "updated {n} integration(s)")
-
-    _run_each(modeladmin, request, queryset, "Update integrations", rotate)
+sync_to_aws = _differences_action(
+    "sync_to_aws",
+    "Sync to AWS (this database wins)",
+    "Sync to AWS",
+    ApiGateway.push_to_aws,
+    "pushed {n} change(s) and redeployed",
+)
+detect_drift = _differences_action(
+    "detect_drift",
+    "Detect drift from AWS (changes nothing)",
+    "Detect drift",
+    ApiGateway.detect_drift,
+    "{n} difference(s) from AWS",
+)
+update_integrations = _differences_action(
+    "update_integrations",
+    "Update integrations (rewrite the gateway-secret header, redeploy)",
+    "Update integrations",
+    ApiGateway.update_integrations,
+    "updated {n} integration(s)",
+)
 
 
 GATEWAY_ACTIONS = [
