@@ -621,7 +621,8 @@ def sync_scenarios(args: argparse.Namespace, endpoint: str) -> dict[str, Callabl
         return scenario
 
     warm_async()
-    loop(True)()  # warm the portal's client too
+    if not args.no_loop:
+        loop(True)()  # warm the portal's client too
     return {
         "asend_message": measured(abroadcast),
         "send_message_loop": measured(loop(True)),
@@ -636,9 +637,10 @@ def run_sync(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     ids = fill(args.recipients)
     two_gateways(ids)
     scenarios = sync_scenarios(args, endpoint)
-    runs: dict[str, list[Run]] = {name: [] for name in SYNC_SCENARIOS}
+    names = [n for n in SYNC_SCENARIOS if not (args.no_loop and "loop" in n)]
+    runs: dict[str, list[Run]] = {name: [] for name in names}
     for repeat in range(args.repeat):
-        for name in SYNC_SCENARIOS:
+        for name in names:
             run = scenarios[name]()
             runs[name].append(run)
             print(
@@ -659,10 +661,16 @@ def run_sync(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     def ratio(name: str, key: str, against: dict[str, float] = base) -> float:
         return round(results[name][key] / against[key], 2)
 
-    sync_ratios = {
-        "loop_vs_async_wall": ratio("send_message_loop", "seconds"),
-        "loop_vs_async_cpu": ratio("send_message_loop", "cpu_us_per_msg"),
-        "loop_plain_vs_async_wall": ratio("send_message_loop_plain", "seconds"),
+    sync_ratios = (
+        {}
+        if args.no_loop
+        else {
+            "loop_vs_async_wall": ratio("send_message_loop", "seconds"),
+            "loop_vs_async_cpu": ratio("send_message_loop", "cpu_us_per_msg"),
+            "loop_plain_vs_async_wall": ratio("send_message_loop_plain", "seconds"),
+        }
+    )
+    sync_ratios |= {
         "sync_broadcast_vs_async_wall": ratio("send_message", "seconds"),
         "sync_2gw_vs_async_2gw_wall": ratio(
             "send_message_2gw", "seconds", results["asend_message_2gw"]
@@ -676,7 +684,7 @@ def run_sync(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     header = f"{'scenario':<26}{'seconds':>10}{'msgs/s':>10}{'CPU us/msg':>12}"
     print(header)
     print("-" * len(header))
-    for name in SYNC_SCENARIOS:
+    for name in names:
         r = results[name]
         print(
             f"{name:<26}{r['seconds']:>10.3f}{r['msgs_per_s']:>10.0f}{r['cpu_us_per_msg']:>12.0f}"
@@ -684,7 +692,8 @@ def run_sync(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     print()
     for key, value in sync_ratios.items():
         print(f"{key:<32}{value:>6}x")
-    print("(target: loop_vs_async_wall <= 3)")
+    if not args.no_loop:
+        print("(target: loop_vs_async_wall <= 3)")
     return {
         "params": {**params(args), "machine": machine()},
         "results": results,
@@ -722,6 +731,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sync", action="store_true", help="measure the sync twins (see the module docs)"
+    )
+    parser.add_argument(
+        "--no-loop", action="store_true", help="--sync: skip the one-by-one loop scenarios"
     )
     parser.add_argument("--sample-sequential", type=int, default=100)
     parser.add_argument("--sample-threads", type=int, default=2000)

@@ -264,6 +264,8 @@ class FanOut:
 
     async def run(self) -> DeliveryReport:
         """Deliver to every group; raise ``BroadcastAborted`` / ``BroadcastTimeout`` on a stop."""
+        if len(self.parts) == 1 and self.deadline is None and self.stop is None:
+            return await self._run_alone(self.parts[0])
         loop = asyncio.get_running_loop()
         for part in self.parts:
             part.task = asyncio.ensure_future(part.run())
@@ -305,6 +307,22 @@ class FanOut:
         if timed_out:
             raise BroadcastTimeout(f"{self.op.name} did not finish within its timeout", report)
         raise BroadcastAborted(f"{self.op.name} stopped: {cause!r}", report) from cause
+
+    async def _run_alone(self, part: _Part) -> DeliveryReport:
+        """One gateway, nothing to watch: run it in this task (a single send's common case)."""
+        try:
+            done = await part.run()
+        except Exception as exc:
+            report = DeliveryReport(concurrency=self.policy.max_concurrency)
+            report.merge(part.partial())
+            if self.op.closes and self.marker is not None:
+                for connection_id in part.report().delivered:
+                    self.marker.add(connection_id)
+            raise BroadcastAborted(f"{self.op.name} stopped: {exc!r}", report) from exc
+        report = DeliveryReport(concurrency=self.policy.max_concurrency)
+        report.merge(done)
+        report.lowest_concurrency = report.lowest_concurrency or self.limiter.lowest
+        return report
 
     def _merged(self, report: DeliveryReport) -> DeliveryReport:
         for part in self.parts:
