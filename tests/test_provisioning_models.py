@@ -276,3 +276,53 @@ def test_concurrent_sync_runs_on_separate_connections(
     gateway = ApiGateway.objects.get(pk=new_gateway.pk)
     assert gateway.is_deployed
     assert len(local_apigw.calls("POST", "/v2/apis")) == 1
+
+
+def _tenant_gateways() -> tuple[ApiGateway, ApiGateway]:
+    """The same pk in two databases (two tenants), neither in AWS yet."""
+    values = {
+        "pk": 77,
+        "stage_name": "production",
+        "target_base_endpoint": "https://backend.example.com/ws/",
+    }
+    mine = ApiGateway.objects.using("other").create(api_name="Tenant B", **values)
+    theirs = ApiGateway.objects.create(api_name="Tenant A", **values)
+    ApiGatewayAdditionalRoute.objects.using("other").create(
+        api_gateway=mine,
+        name="Send",
+        route_key="sendmessage",
+        integration_url="https://backend.example.com/ws/sendmessage",
+    )
+    return mine, theirs
+
+
+@pytest.mark.django_db(transaction=True, databases={"default", "other"})
+def test_provisioning_claims_and_records_on_the_rows_own_database(
+    provisioning_settings: Any, moto_apigw: Any
+) -> None:
+    mine, _theirs = _tenant_gateways()
+    mine.create_gateway()
+
+    recorded = ApiGateway.objects.using("other").get(pk=77)
+    assert recorded.is_deployed
+    assert recorded.provisioning_claim == ""
+    route = ApiGatewayAdditionalRoute.objects.using("other").get(route_key="sendmessage")
+    assert route.deployed
+    assert route.route_id
+    untouched = ApiGateway.objects.get(pk=77)
+    assert (untouched.api_id, untouched.provisioning_status) == ("", "pending")
+    names = {api["Name"] for api in moto_apigw.get_apis()["Items"]}
+    assert names == {"Tenant B"}
+
+    # A save on the other database pushes after *that* database's commit.
+    recorded.api_description = "tenant B's description"
+    with transaction.atomic(using="other"):
+        recorded.save()
+        assert moto_apigw.get_api(ApiId=recorded.api_id).get("Description", "") == ""
+    assert moto_apigw.get_api(ApiId=recorded.api_id)["Description"] == "tenant B's description"
+
+    # Pull writes there too.
+    moto_apigw.update_api(ApiId=recorded.api_id, Description="edited in AWS")
+    recorded.pull_from_aws()
+    assert ApiGateway.objects.using("other").get(pk=77).api_description == "edited in AWS"
+    assert ApiGateway.objects.get(pk=77).api_description == ""
