@@ -74,7 +74,13 @@ async def get_transport(endpoint_url: str, pool_size: int | None = None) -> Any:
             endpoint_url, pool_size=pool, fast=s.fast_signing, get_client=get_management_client
         )
     else:
-        made = factory(endpoint_url, pool_size=pool)
+        try:
+            made = factory(endpoint_url, pool_size=pool)
+        except TypeError as exc:
+            raise ImproperlyConfiguredGateway(
+                f"AWS_WS_ASYNC['transport'] = {s.transport!r} is not a Transport factory: "
+                f"calling it as factory(endpoint_url, pool_size=...) failed: {exc}"
+            ) from exc
         if inspect.isawaitable(made):
             made = await made
     missing = [n for n in TRANSPORT_METHODS if not callable(getattr(made, n, None))]
