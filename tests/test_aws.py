@@ -305,7 +305,8 @@ async def test_transports_are_cached_per_endpoint_and_closed_with_the_loop(
     other = await aws.get_transport("memory://b")
     assert other is not one
     await aws.aclose_clients()
-    assert one.closed and other.closed
+    assert one.closed
+    assert other.closed
     assert await aws.get_transport("memory://a") is not one
 
 
