@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -297,3 +298,40 @@ def test_provisioning_commands_exit_non_zero_naming_the_failed_step(
     )
     with pytest.raises(CommandError, match=rf"1 gateway\(s\) failed:\n.*{code}"):
         run("update_api_gateway_integrations", "--pk", pk)
+
+
+def test_send_with_a_deadline_stops_and_exits_non_zero_saying_how_far_it_got(
+    threaded_fault_settings: Any, threaded_fault_endpoint: Any
+) -> None:
+    from tests.fixtures_delivery import make_gateway, make_sessions
+
+    ids = make_sessions(make_gateway(), 3)
+    threaded_fault_endpoint.plan.hang_ids = {ids[0]}
+    out = StringIO()
+    started = time.monotonic()
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "send_websocket_message", "--all", "--text", "hi", "--timeout", "0.5", stdout=out
+        )
+    assert time.monotonic() - started < 10
+    assert f"{ids[0]} (cancelled" in str(raised.value)
+    assert "2 delivered" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--timeout", "0"], "--timeout must be a positive"),
+        (["--timeout", "nan"], "--timeout must be a positive"),
+        (["--show-failures", "-1"], "--show-failures must be 0 or more"),
+    ],
+)
+def test_send_refuses_bad_numbers_before_sending(
+    args: list[str], message: str, threaded_fault_settings: Any, threaded_fault_endpoint: Any
+) -> None:
+    from tests.fixtures_delivery import make_gateway, make_sessions
+
+    make_sessions(make_gateway(), 1)
+    with pytest.raises(CommandError, match=message):
+        run("send_websocket_message", "--all", "--text", "hi", *args)
+    assert threaded_fault_endpoint.received == {}

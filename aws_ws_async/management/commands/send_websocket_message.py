@@ -1,8 +1,9 @@
 """Broadcast a message to a channel, a user or every connection, from the shell.
 
 Exit status: 0 when every recipient got the message or is gone (a closed connection is not a
-failure), 1 (``CommandError``) when any recipient failed, naming how many, the first few
-connection ids and their reasons, so cron jobs and deploy scripts notice.
+failure), 1 (``CommandError``) when any recipient failed or the broadcast stopped early
+(``--timeout``), naming how many, the first few connection ids and their reasons, so cron jobs
+and deploy scripts notice.
 
 Examples::
 
@@ -20,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aws_ws_async.delivery import DeliveryReport
-from aws_ws_async.exceptions import AwsWsAsyncError
+from aws_ws_async.exceptions import AwsWsAsyncError, BroadcastAborted
 from aws_ws_async.models import WebSocketSession
 
 #: Failures named in the exit message (the stderr listing is ``--show-failures`` long).
@@ -34,9 +35,8 @@ def failure_message(report: DeliveryReport, listed: int = LISTED_FAILURES) -> st
         for f in report.failed[:listed]
     ]
     more = report.failed_count - len(shown)
-    return (
-        f"{report.failed_count} of {report.total} recipient(s) failed: {', '.join(shown)}"
-        + (f"; and {more} more" if more > 0 else "")
+    return f"{report.failed_count} of {report.total} recipient(s) failed: {', '.join(shown)}" + (
+        f"; and {more} more" if more > 0 else ""
     )
 
 
@@ -54,6 +54,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--show-failures", type=int, default=20, help="How many failures to list (default 20)."
         )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Deadline of the whole broadcast; posts still in flight then count as failed.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         data: Any = options["message"]
@@ -64,6 +71,11 @@ class Command(BaseCommand):
                 raise CommandError(f"message is not valid JSON ({exc}); use --text") from exc
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be a positive integer")
+        if options["show_failures"] < 0:
+            raise CommandError("--show-failures must be 0 or more")
+        timeout: float | None = options["timeout"]
+        if timeout is not None and not timeout > 0:  # also refuses nan
+            raise CommandError("--timeout must be a positive number of seconds")
         queryset = self._recipients(options)
         total = queryset.count()
         self.stdout.write(f"Sending to {total} connected session(s)...")
@@ -79,8 +91,13 @@ class Command(BaseCommand):
                 data,
                 concurrency=options["concurrency"],
                 collect_delivered=False,
+                timeout=timeout,
                 progress=progress,
             )
+        except BroadcastAborted as exc:
+            # Stopped midway (deadline, database error): say how far it got, then fail.
+            self.stdout.write(self.style.WARNING(exc.report.summary()))
+            raise CommandError(f"{exc}; {failure_message(exc.report)}") from exc
         except AwsWsAsyncError as exc:
             raise CommandError(str(exc)) from exc
         for failure in report.failed[: options["show_failures"]]:
