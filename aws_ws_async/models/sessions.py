@@ -21,6 +21,8 @@ from django.utils.translation import gettext_lazy as _
 from aws_ws_async.models import sending
 from aws_ws_async.models.marks import disconnect_values
 from aws_ws_async.models.operations import (
+    BulkCall,
+    Operation,
     ProgressFn,
     bulk_call,
     check_timeout,
@@ -100,6 +102,26 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
 
     # --- broadcast ---------------------------------------------------------------------
 
+    def _call(
+        self,
+        op: Operation,
+        concurrency: Any,
+        db_chunk_size: Any,
+        timeout: Any,
+        progress: Any,
+        collect_delivered: Any = True,
+    ) -> BulkCall:
+        """Every argument of a bulk call, checked (the same for both twins)."""
+        return bulk_call(
+            self,
+            op,
+            concurrency=concurrency,
+            db_chunk_size=db_chunk_size,
+            timeout=timeout,
+            progress=progress,
+            collect_delivered=collect_delivered,
+        )
+
     async def asend_message(
         self,
         data: Any,
@@ -111,14 +133,8 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
         progress: ProgressFn | None = None,
     ) -> DeliveryReport:
         """Send ``data`` to every connected session selected (each once); returns the report."""
-        call = bulk_call(
-            self,
-            send_operation(data),
-            concurrency=concurrency,
-            db_chunk_size=db_chunk_size,
-            timeout=timeout,
-            progress=progress,
-            collect_delivered=collect_delivered,
+        call = self._call(
+            send_operation(data), concurrency, db_chunk_size, timeout, progress, collect_delivered
         )
         return await sending.arun_bulk(self, call)
 
@@ -133,14 +149,8 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
         progress: ProgressFn | None = None,
     ) -> DeliveryReport:
         """Sync twin of :meth:`asend_message` (queries here, posts on the portal loop)."""
-        call = bulk_call(
-            self,
-            send_operation(data),
-            concurrency=concurrency,
-            db_chunk_size=db_chunk_size,
-            timeout=timeout,
-            progress=progress,
-            collect_delivered=collect_delivered,
+        call = self._call(
+            send_operation(data), concurrency, db_chunk_size, timeout, progress, collect_delivered
         )
         return sending.run_bulk(self, call)
 
@@ -202,13 +212,8 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
         A 410 means already closed: marked too. Rows without a (provisioned) gateway have no
         connection to close and are only marked (listed as gone). Failures stay connected.
         """
-        call = bulk_call(
-            self,
-            close_operation(self.model, reason),
-            concurrency=concurrency,
-            db_chunk_size=db_chunk_size,
-            timeout=timeout,
-            progress=progress,
+        call = self._call(
+            close_operation(self.model, reason), concurrency, db_chunk_size, timeout, progress
         )
         return await sending.arun_bulk(self, call)
 
@@ -222,13 +227,8 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
         progress: ProgressFn | None = None,
     ) -> DeliveryReport:
         """Sync twin of :meth:`adisconnect`."""
-        call = bulk_call(
-            self,
-            close_operation(self.model, reason),
-            concurrency=concurrency,
-            db_chunk_size=db_chunk_size,
-            timeout=timeout,
-            progress=progress,
+        call = self._call(
+            close_operation(self.model, reason), concurrency, db_chunk_size, timeout, progress
         )
         return sending.run_bulk(self, call)
 
