@@ -531,3 +531,75 @@ async def test_broadcast_to_a_trickling_peer_ends_as_timeout(
     assert report.delivered == [ok]
     assert [(f.connection_id, f.reason) for f in report.failed] == [(slow, "timeout")]
     await sync_to_async(connections.close_all)()
+
+
+# --- the in-memory transport -----------------------------------------------------------------
+
+
+async def test_in_memory_transport_records_and_answers_as_scripted() -> None:
+    from aws_ws_async.delivery import InMemoryTransport, Network
+
+    net = Network()
+    net.script("gone=", "gone")
+    net.script("busy=", "throttle", times=2)
+    net.script("flaky=", "5xx", times=1)
+    net.script("slow=", "timeout", times=1)
+    net.script("no=", "forbidden")
+    async with InMemoryTransport("memory://api/stage", network=net) as transport:
+        report = await deliver(
+            transport,
+            ["ok=", "gone=", "busy=", "flaky=", "slow=", "no="],
+            PAYLOAD,
+            policy=policy(),
+        )
+        assert (await transport.delete("ok=")).status == 204
+    assert transport.closed
+    assert sorted(report.delivered) == ["busy=", "flaky=", "ok=", "slow="]
+    assert report.gone == ["gone="]
+    assert [(f.connection_id, f.reason) for f in report.failed] == [("no=", "forbidden")]
+    assert report.throttled == 2
+    assert net.posts_to("busy=") == [PAYLOAD]  # the two 429s are calls, not deliveries
+    assert [c.connection_id for c in net.posts].count("busy=") == 3
+    assert net.deleted() == ["ok="]
+    assert {c.endpoint_url for c in net.calls} == {"memory://api/stage"}
+    with pytest.raises(RuntimeError, match="closed"):
+        await transport.post("ok=", b"late")
+    with pytest.raises(ValueError, match="unknown outcome"):
+        net.script("x=", "explode")
+    with pytest.raises(ValueError, match="positive int"):
+        net.script("x=", "gone", times=0)
+    net.reset()
+    assert net.calls == [] and net.posts_to("ok=") == []  # noqa: PT018
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_users_test_with_the_in_memory_transport(settings: Any) -> None:
+    """What docs/transports.md shows: no server, the ``transport`` setting, the outbox."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from aws_ws_async.models import WebSocketSession
+    from aws_ws_async.testing import network
+    from tests.fixtures_delivery import make_gateway, make_sessions, point_settings_at
+
+    point_settings_at(
+        settings,
+        "https://{api_id}.execute-api.us-east-1.amazonaws.com/{stage}",
+        transport="aws_ws_async.testing.InMemoryTransport",
+    )
+    network.reset()
+    gateway = await sync_to_async(make_gateway)()
+    [ok, gone] = await sync_to_async(make_sessions)(gateway, 2)
+    network.script(gone, "gone")
+
+    report = await WebSocketSession.objects.all().asend_message({"hi": 1})
+
+    assert report.delivered == [ok]
+    assert network.posts_to(ok) == [b'{"hi":1}']
+    assert (
+        network.calls[0].endpoint_url
+        == "https://dlv0000001.execute-api.us-east-1.amazonaws.com/prod"
+    )
+    row = await WebSocketSession.objects.aget(connection_id=gone)
+    assert (row.connected, row.disconnect_reason) == (False, "gone")
+    await sync_to_async(connections.close_all)()

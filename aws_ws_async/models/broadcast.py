@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -26,7 +25,6 @@ from aws_ws_async import aws
 from aws_ws_async.conf import get_settings
 from aws_ws_async.delivery import (
     AdaptiveLimiter,
-    AiobotocoreTransport,
     DeliveryPolicy,
     DeliveryReport,
     Engine,
@@ -45,30 +43,15 @@ from aws_ws_async.models.operations import Operation
 FLUSH_SECONDS = 0.5
 
 
-#: Per loop: (endpoint, fast, pool) -> (client, transport). A transport is cheap to use but not to
-#: build (it reads the client's internals and sets up a signer), so repeated single sends
-#: reuse it for as long as the loop's cached client is the same object.
-_transports: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, bool, int], tuple[Any, Transport]]
-] = weakref.WeakKeyDictionary()
-
-
 async def transport_for(endpoint_url: str, policy: DeliveryPolicy) -> Transport:
-    """The running loop's cached client for this endpoint, wrapped as a (cached) transport.
+    """The running loop's cached transport for this endpoint (``aws.get_transport``: the
+    ``transport`` setting, cached per endpoint and pool with the loop's client, closed with it).
 
     The pool is sized for the larger of the configured and the requested concurrency, so
     one-off sends share the broadcast client instead of creating a small one of their own.
     """
-    settings = get_settings()
-    pool = max(settings.max_concurrency, policy.max_concurrency)
-    client = await aws.get_management_client(endpoint_url, max_pool_connections=pool)
-    cache = _transports.setdefault(asyncio.get_running_loop(), {})
-    key = (endpoint_url, settings.fast_signing, pool)
-    cached = cache.get(key)
-    if cached is not None and cached[0] is client:
-        return cached[1]
-    transport = AiobotocoreTransport(client, fast=settings.fast_signing)
-    cache[key] = (client, transport)
+    pool = max(get_settings().max_concurrency, policy.max_concurrency)
+    transport: Transport = await aws.get_transport(endpoint_url, pool)
     return transport
 
 
