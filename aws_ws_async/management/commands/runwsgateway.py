@@ -3,9 +3,12 @@
 The configuration comes from an ``ApiGateway`` row (``--pk`` or ``--api-id``: its api id, stage,
 target base endpoint, route selection expression, additional routes and route responses) plus the
 gateway secret and header names of ``settings.AWS_WS_ASYNC``; any flag overrides them. Without a
-row, ``--target`` is required. The emulator itself receives only a plain
-:class:`~aws_ws_async.emulator.EmulatorConfig`; it never touches Django. The flags are shared
-with ``python -m aws_ws_async.emulator`` (:mod:`aws_ws_async.emulator.cli`).
+row, ``--target`` is required. ``--create-gateway`` creates (or reuses) the local row with
+``--api-id`` (default ``localdev``), because ``$connect`` accepts only API ids it has a row
+for; running with ``--target`` and no row against a view of this project that needs one is
+refused up front instead of starting and then refusing every connect. The emulator itself
+receives only a plain :class:`~aws_ws_async.emulator.EmulatorConfig`; it never touches Django.
+The flags are shared with ``python -m aws_ws_async.emulator`` (:mod:`aws_ws_async.emulator.cli`).
 """
 
 from __future__ import annotations
@@ -14,12 +17,54 @@ import asyncio
 import logging
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import Resolver404, resolve
 
 from aws_ws_async.conf import get_settings
 from aws_ws_async.emulator import EmulatorConfig, GatewayEmulator, cli
 from aws_ws_async.models import ApiGateway
+from aws_ws_async.testing.local_gateway import DEFAULT_LOCAL_API_ID, ensure_local_gateway
+
+DEFAULT_LOCAL_TARGET = "http://127.0.0.1:8000/ws/"
+
+
+def has_output_handler(logger: logging.Logger) -> bool:
+    """Whether a record of ``logger`` already reaches a real handler through propagation.
+
+    ``NullHandler`` (what a test settings module uses to silence output) does not count.
+    """
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+def view_refusing_unknown_ids(target: str, api_id: str) -> str | None:
+    """The dotted name of this project's view at ``<target>connect`` if it would refuse
+    every ``$connect`` from an API id without a row, else None.
+
+    The target's path is resolved against ``ROOT_URLCONF``; a target this project does not
+    route (another backend, a fake) is not judged.
+    """
+    path = (urlsplit(target).path or "/") + "connect"
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    view_class = getattr(match.func, "view_class", None)
+    if view_class is None or not hasattr(view_class, "aws_api_gateway_id"):
+        return None
+    pinned = view_class.aws_api_gateway_id
+    if pinned == api_id:
+        return None
+    return f"{view_class.__module__}.{view_class.__qualname__}"
 
 
 class Command(BaseCommand):
@@ -38,12 +83,27 @@ class Command(BaseCommand):
             help="Api id of the ApiGateway row to emulate; without such a row (and with "
             "--target) the emulated API's id.",
         )
+        source.add_argument(
+            "--create-gateway",
+            action="store_true",
+            help="Create (or reuse) the local ApiGateway row with --api-id (default "
+            f"{DEFAULT_LOCAL_API_ID!r}), --stage and --target (default {DEFAULT_LOCAL_TARGET}), so "
+            "this project's $connect accepts the emulator. Never pushes to AWS.",
+        )
+        source.add_argument(
+            "--allow-unknown-gateway",
+            action="store_true",
+            help="Start even though the target view has no row for the api id (the target is "
+            "not this project, or its view sets aws_api_gateway_id).",
+        )
         cli.add_arguments(parser)
 
     def build_config(self, options: dict[str, Any]) -> EmulatorConfig:
         """The emulator configuration from the row, settings and flags (flags win)."""
         app_settings = get_settings()
-        row = self._find_row(options)
+        row = (
+            self._create_row(options) if options.get("create_gateway") else self._find_row(options)
+        )
         base: dict[str, Any] = {
             "api_id": (row.api_id if row else options.get("api_id")) or "emulator",
             "gateway_secret": app_settings.gateway_secret,
@@ -61,14 +121,50 @@ class Command(BaseCommand):
                 route_responses=bool(row.enable_route_responses),
             )
         try:
-            return cli.build_config(options, base)
+            config = cli.build_config(options, base)
         except ValueError as exc:
             if "no backend URL" in str(exc):
                 raise CommandError(
-                    "No backend URL: pass --target http://127.0.0.1:8000/ws/ or choose an "
-                    "ApiGateway row with a target_base_endpoint (--pk/--api-id)."
+                    "No backend URL: add --create-gateway (a local row in front of "
+                    f"{DEFAULT_LOCAL_TARGET}), pass --target, or choose an ApiGateway row with "
+                    "a target_base_endpoint (--pk/--api-id)."
                 ) from exc
             raise CommandError(str(exc)) from exc
+        if row is None and not options.get("allow_unknown_gateway"):
+            self._refuse_unknown_gateway(config.target_base_url, config.api_id)
+        return config
+
+    def _create_row(self, options: dict[str, Any]) -> ApiGateway:
+        if options.get("pk") is not None:
+            raise CommandError("--create-gateway takes --api-id, not --pk.")
+        api_id = options.get("api_id") or DEFAULT_LOCAL_API_ID
+        try:
+            row, created = ensure_local_gateway(
+                api_id,
+                target_base_endpoint=options.get("target") or DEFAULT_LOCAL_TARGET,
+                stage=options.get("stage") or "local",
+                api_endpoint=f"ws://{options['host']}:{options['port'] or cli.DEFAULT_PORT}",
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            raise CommandError(f"Cannot create the local gateway {api_id!r}: {problems}") from exc
+        verb = "Created" if created else "Reusing"
+        self.stdout.write(
+            f"{verb} the local ApiGateway {row.api_name!r} (pk={row.pk}, api id {api_id!r})."
+        )
+        return row
+
+    def _refuse_unknown_gateway(self, target: str, api_id: str) -> None:
+        view = view_refusing_unknown_ids(target, api_id)
+        if view is None:
+            return
+        raise CommandError(
+            f"No ApiGateway row has api id {api_id!r}, and {view} (at {target}connect) accepts "
+            "only api ids it has a row for: every $connect would be refused (unknown_gateway). "
+            f"Add --create-gateway to create the local row {DEFAULT_LOCAL_API_ID!r} (or "
+            "--create-gateway --api-id NAME), choose an existing row with --pk/--api-id, or pass "
+            "--allow-unknown-gateway if the target is not this project."
+        )
 
     def _find_row(self, options: dict[str, Any]) -> ApiGateway | None:
         pk, api_id = options.get("pk"), options.get("api_id")
@@ -121,8 +217,15 @@ class Command(BaseCommand):
         sys.stdout.flush()
 
     def _setup_logging(self, verbosity: int) -> None:
+        """Print the emulator's lines on stderr unless the project's logging already does.
+
+        A project that configures a handler on ``aws_ws_async`` (or the root logger) gets every
+        line through propagation; adding ours on top of it printed each line twice.
+        """
         logger = logging.getLogger("aws_ws_async.emulator")
-        if verbosity < 1 or any(isinstance(h, logging.StreamHandler) for h in logger.handlers):
+        if verbosity < 1 or has_output_handler(logger):
+            if verbosity > 1:
+                logger.setLevel(logging.DEBUG)
             return
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
