@@ -603,3 +603,32 @@ async def test_a_users_test_with_the_in_memory_transport(settings: Any) -> None:
     row = await WebSocketSession.objects.aget(connection_id=gone)
     assert (row.connected, row.disconnect_reason) == (False, "gone")
     await sync_to_async(connections.close_all)()
+
+
+async def test_missing_aiobotocore_internals_fall_back_to_the_standard_path(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client without the private attributes the fast path reads (another aiobotocore):
+    the transport is still built, uses ``post_to_connection``, and says so once at INFO."""
+    import logging
+    from types import SimpleNamespace
+
+    from aws_ws_async.delivery import aiobotocore_transport
+
+    real = await aws.get_management_client(fault_endpoint.url)
+    public_only = SimpleNamespace(
+        meta=real.meta,
+        post_to_connection=real.post_to_connection,
+        delete_connection=real.delete_connection,
+    )
+    aiobotocore_transport._fallback_logged = False
+    with caplog.at_level(logging.INFO, logger="aws_ws_async.delivery"):
+        first = AiobotocoreTransport(public_only)
+        second = AiobotocoreTransport(public_only)
+    assert not first.fast
+    assert not second.fast
+    fallbacks = [r for r in caplog.records if "internals changed" in r.getMessage()]
+    assert [r.levelno for r in fallbacks] == [logging.INFO]  # once, not per transport
+    report = await deliver(first, ["a=", "b="], PAYLOAD, policy=policy())
+    assert sorted(report.delivered) == ["a=", "b="]
+    assert fault_endpoint.received["a="] == [PAYLOAD]

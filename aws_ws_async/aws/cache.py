@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable, Hashable
@@ -66,6 +67,16 @@ _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopCache] = (
 _process_sessions: dict[tuple[Any, ...], aioboto3.Session] = {}
 _lock = threading.Lock()
 _loader: Loader | None = None
+
+
+def _after_fork_in_child() -> None:
+    # Another parent thread may have held the lock at fork time; the child starts afresh.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Counters:
