@@ -343,3 +343,28 @@ def test_sync_send_to_a_trickling_peer_ends_as_timeout(
     assert report.delivered == [ok]
     assert [(f.connection_id, f.reason) for f in report.failed] == [(slow, "timeout")]
     assert [(f.connection_id, f.reason) for f in session_report.failed] == [(slow, "timeout")]
+
+
+def test_sync_twins_with_the_in_memory_transport(settings: Any) -> None:
+    """docs/transports.md's user test: sync twins, the transport setting, scripted answers."""
+    from aws_ws_async.testing import network
+    from tests.fixtures_delivery import point_settings_at
+
+    point_settings_at(
+        settings,
+        "https://ws.example.com/{stage}",
+        transport="aws_ws_async.testing.InMemoryTransport",
+    )
+    network.reset()
+    [ok, closed] = make_sessions(make_gateway(), 2)
+    network.script(closed, "gone")
+    network.script(ok, "throttle", times=2)
+
+    report = WebSocketSession.objects.for_channel("room").send_message({"order": 7})
+
+    assert network.posts_to(ok) == [b'{"order":7}']
+    assert report.throttled == 2
+    assert not WebSocketSession.objects.get(connection_id=closed).connected
+    assert WebSocketSession.objects.get(connection_id=ok).disconnect().delivered == [ok]
+    assert network.deleted() == [ok]
+    assert {c.endpoint_url for c in network.calls} == {"https://ws.example.com/prod"}
