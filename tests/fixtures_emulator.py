@@ -22,6 +22,7 @@ from aws_ws_async.emulator.pytest_plugin import (  # noqa: F401 - registered as 
     ws_gateway_emulator_config,
     ws_gateway_emulator_factory,
 )
+from aws_ws_async.testing.pytest_plugin import ws_client  # noqa: F401 - registered as a fixture
 
 
 @dataclass

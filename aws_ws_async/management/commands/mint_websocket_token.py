@@ -11,26 +11,15 @@ login without a password.
 from __future__ import annotations
 
 import json
-from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aws_ws_async.conf import get_settings
 from aws_ws_async.models import ApiGateway, WebSocketToken
-
-
-def login_session(user: Any) -> str:
-    """A new saved session authenticating ``user`` (what ``login()`` stores); its key."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore()
-    backend = settings.AUTHENTICATION_BACKENDS[0]
-    store[SESSION_KEY] = user._meta.pk.value_to_string(user)
-    store[BACKEND_SESSION_KEY] = backend
-    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    store.save()
-    return str(store.session_key)
+from aws_ws_async.testing.local_gateway import login_session
 
 
 class Command(BaseCommand):
