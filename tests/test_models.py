@@ -425,3 +425,48 @@ async def test_aallows_only_empty_rule_denies_everyone_but_superuser() -> None:
     )
     assert await policy.aallows(plain) is False
     assert await policy.aallows(root) is True
+
+
+# --- WebSocketSession: the sending twins' shapes ------------------------------------------------
+
+
+TWINS = [
+    ("asend_message", "send_message"),
+    ("asend_to_user", "send_to_user"),
+    ("adisconnect", "disconnect"),
+    ("amark_disconnected", "mark_disconnected"),
+]
+
+
+@pytest.mark.parametrize(("async_name", "sync_name"), TWINS)
+def test_queryset_twins_share_one_signature(async_name: str, sync_name: str) -> None:
+    import inspect
+
+    from aws_ws_async.models import WebSocketSessionQuerySet
+
+    a = inspect.signature(getattr(WebSocketSessionQuerySet, async_name))
+    s = inspect.signature(getattr(WebSocketSessionQuerySet, sync_name))
+    assert a == s
+    if async_name != "amark_disconnected":
+        assert {"concurrency", "db_chunk_size", "timeout", "progress"} <= set(s.parameters)
+    # The manager is built with from_queryset: the very same methods, not hand-written proxies.
+    manager = type(WebSocketSession.objects)
+    assert getattr(manager, sync_name).__wrapped__ is getattr(WebSocketSessionQuerySet, sync_name)
+
+
+@pytest.mark.parametrize(
+    ("async_name", "sync_name"),
+    [(a, s) for a, s in TWINS if a != "asend_to_user"],
+)
+def test_session_twins_share_one_signature(async_name: str, sync_name: str) -> None:
+    import inspect
+
+    a = inspect.signature(getattr(WebSocketSession, async_name))
+    s = inspect.signature(getattr(WebSocketSession, sync_name))
+    assert a == s
+
+
+def test_manager_offers_every_selector_and_sender() -> None:
+    for name in ("connected", "for_channel", "for_user", "stale", "send_message", "adisconnect"):
+        assert callable(getattr(WebSocketSession.objects, name))
+    assert WebSocketSession.objects.for_channel("x").query.where  # a real queryset
