@@ -8,17 +8,19 @@ helpers start one as a subprocess:
 * :class:`E2EProject` builds the environment (database, moto URL, ``@connections`` URL) and
   migrates a database of its own: a SQLite file, or with ``AWS_WS_ASYNC_TEST_DB=postgres`` a
   fresh PostgreSQL database dropped again by :meth:`E2EProject.close`.
-* :func:`serve` starts ``uvicorn``, ``daphne`` or ``runserver`` on a free port, waits until it
-  answers HTTP, and ends its whole process group on exit (output goes to a log file, never a
-  pipe nobody reads, and is attached to the error when the server fails to start).
+* :func:`serve` starts ``uvicorn``, ``daphne``, ``runserver`` or ``gunicorn`` on a free port,
+  waits until it answers HTTP, and ends its whole process group on exit (output goes to a log
+  file, never a pipe nobody reads, and is attached to the error when the server fails to
+  start).
 * The module-scoped fixtures ``e2e_endpoint``, ``e2e_project``, ``e2e_server`` (parametrized
-  over :data:`ASGI_SERVERS`) and ``e2e_any_server`` (ASGI plus runserver) start each piece once
-  per test module. ``tests/fixtures_e2e.py`` registers them for every test module.
+  over :data:`ASGI_SERVERS`) and ``e2e_any_server`` (ASGI plus runserver and gunicorn) start
+  each piece once per test module. ``tests/fixtures_e2e.py`` registers them for every test module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
@@ -40,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_MODULE = "tests.e2e_project.settings"
 GATEWAY_SECRET = "e2e-gateway-secret-0123456789abcdefghijkl"
 ASGI_SERVERS = ("daphne", "uvicorn")
-WSGI_SERVERS = ("runserver",)
+#: gunicorn runs sync workers forked from a master that imported the project (``--preload``).
+WSGI_SERVERS = ("runserver", "gunicorn") if importlib.util.find_spec("gunicorn") else ("runserver",)
 
 
 def free_port() -> int:
@@ -182,6 +185,26 @@ def _command(kind: str, port: int) -> list[str]:
             "0",
             "tests.e2e_project.asgi:application",
         ]
+    if kind == "gunicorn":
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "tests.e2e_project.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "sync",
+            "--preload",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "1",
+            "--log-level",
+            "warning",
+        ]
     if kind == "runserver":
         return [
             sys.executable,
@@ -315,6 +338,6 @@ def e2e_any_server(
     e2e_project: E2EProject,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
-    """The project under uvicorn, daphne and runserver (WSGI)."""
+    """The project under uvicorn, daphne, runserver and gunicorn (WSGI, forked workers)."""
     with serve(request.param, e2e_project, tmp_path_factory.mktemp("logs")) as server:
         yield server

@@ -1,4 +1,4 @@
-"""Every sync twin from a view under real uvicorn, daphne and runserver (issue 9.1).
+"""Every sync twin from a view under real uvicorn, daphne, runserver and gunicorn (issue 9.1).
 
 The Django test client runs sync views in the test's thread and never showed that under ASGI
 each sync twin deadlocked: work handed to the portal inherited the request's thread-sensitive
