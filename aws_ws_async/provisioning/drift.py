@@ -1,6 +1,6 @@
-"""Drift: the list of differences between what a gateway row says and what AWS has.
+"""Drift: the list of differences between a gateway's desired state (a spec) and AWS.
 
-The same comparison drives ``sync_to_aws`` (fix AWS), ``sync_from_aws`` (fix the row) and
+The same comparison drives ``push_to_aws`` (fix AWS), ``pull_from_aws`` (fix the row) and
 ``detect_drift`` (just report), so the three can never disagree about what "in sync" means.
 """
 
