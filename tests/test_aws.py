@@ -341,3 +341,24 @@ async def test_a_bad_transport_setting_is_improperly_configured(
         await aws.get_transport("memory://x")
     with pytest.raises(ImproperlyConfigured, match="not a dotted path"):
         aws.transport_factory("nodots")  # the setting itself refuses it earlier (conf)
+
+
+def test_provisioning_clients_are_closed_when_their_loop_shuts_down(
+    aws_settings: Any, moto: str
+) -> None:
+    from aws_ws_async.provisioning.clients import apigatewayv2_client
+
+    async def use() -> list[Any]:
+        async with apigatewayv2_client() as client:
+            await client.get_apis()
+        sessions = list(client._endpoint.http_session._sessions.values())  # its aiohttp pools
+        assert sessions
+        assert not any(s.closed for s in sessions)
+        return sessions
+
+    results: list[list[Any]] = []
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(use())))
+    thread.start()
+    thread.join(30)
+    [sessions] = results
+    assert all(s.closed for s in sessions)  # closed by the loop's shutdown, not leaked
