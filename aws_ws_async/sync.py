@@ -19,6 +19,10 @@ Rules:
   its own portal).
 * **Refused on a thread that runs an event loop** (``refuse_on_loop``, on by default for
   :func:`run`): blocking that loop would stall everything on it. Await the ``a`` twin there.
+  On the portal thread itself :func:`run` is always refused (it could never finish).
+* **The caller owns the work.** A caller that stops waiting (its ``timeout``, or any exception
+  raised in its thread: ``KeyboardInterrupt``, a worker's timeout signal) cancels the
+  coroutine it handed over, so nothing keeps posting for a request that is gone.
 * **Transactions.** Sending twins read their rows in the caller's thread (so they see its
   uncommitted rows) and hand the portal only connection ids and bytes; they are allowed
   inside ``atomic()`` because a post is not a database write. Provisioning twins use the ORM
