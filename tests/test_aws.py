@@ -362,3 +362,23 @@ def test_provisioning_clients_are_closed_when_their_loop_shuts_down(
     thread.join(30)
     [sessions] = results
     assert all(s.closed for s in sessions)  # closed by the loop's shutdown, not leaked
+
+
+async def test_a_failed_creation_reaches_every_waiter_and_is_retried(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    from botocore.exceptions import BotoCoreError
+
+    async def attempt() -> BaseException | None:
+        try:
+            await aws.get_management_client("htp:/not a url")
+        except BaseException as error:
+            return error
+        return None
+
+    first, second = await asyncio.gather(attempt(), attempt())
+    assert isinstance(first, ValueError | BotoCoreError), repr(first)
+    assert type(second) is type(first)
+    again = await attempt()  # nothing cached and nothing left pending: a new attempt
+    assert type(again) is type(first)
+    assert again is not first

@@ -202,6 +202,9 @@ async def _cached_client(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         task = asyncio.get_running_loop().create_task(
             _create(cache, key, make), context=contextvars.Context()
         )
+        # Retrieved here, so a failure whose every waiter was cancelled logs no
+        # "exception was never retrieved"; the waiters still see it.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         cache.creating[key] = task
     return await asyncio.shield(task)
 
