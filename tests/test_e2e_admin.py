@@ -1,4 +1,4 @@
-"""The admin's provisioning actions over HTTP under real uvicorn and daphne, against moto (9.1).
+"""The admin's provisioning actions over HTTP under real uvicorn, daphne and runserver (9.1).
 
 Under ASGI a sync admin action runs in ``sync_to_async(thread_sensitive=True)``; the old bridge
 handed provisioning to its loop with the request's context, so the work was queued on the very
@@ -22,7 +22,7 @@ import aiohttp
 import boto3
 import pytest
 
-from tests.e2e_harness import ASGI_SERVERS, E2EProject, RunningServer, serve
+from tests.e2e_harness import ASGI_SERVERS, WSGI_SERVERS, E2EProject, RunningServer, serve
 from tests.fixtures_provisioning import LocalApiGateway
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +66,7 @@ def admin_project(
         project.close()
 
 
-@pytest.fixture(scope="module", params=ASGI_SERVERS)
+@pytest.fixture(scope="module", params=ASGI_SERVERS + WSGI_SERVERS)
 def admin_server(
     request: pytest.FixtureRequest,
     admin_project: E2EProject,
