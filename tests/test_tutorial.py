@@ -36,7 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "tutorial.md"
 #: The whole tutorial must run in about a minute; each wait is bounded well inside it.
 DEADLINE = 90.0
-MARKER = re.compile(r"<!-- tutorial-(run|file|append|background)(?::\s*(.*?))?\s*-->\s*\n```[^\n]*\n(.*?)\n```", re.S)
+MARKER = re.compile(
+    r"<!-- tutorial-(run|file|append|background)(?::\s*(.*?))?\s*-->\s*\n```[^\n]*\n(.*?)\n```",
+    re.S,
+)
 
 
 @dataclass
@@ -47,7 +50,9 @@ class Step:
 
 
 def steps(markdown: str) -> list[Step]:
-    return [Step(m.group(1), (m.group(2) or "").strip(), m.group(3)) for m in MARKER.finditer(markdown)]
+    return [
+        Step(m.group(1), (m.group(2) or "").strip(), m.group(3)) for m in MARKER.finditer(markdown)
+    ]
 
 
 @dataclass
@@ -103,8 +108,14 @@ class Terminal:
             return ""
         remaining = max(self.until() - time.monotonic(), 1.0)
         result = subprocess.run(
-            line, shell=True, cwd=self.cwd, env=self.env, capture_output=True, text=True,
-            timeout=remaining, check=False,
+            line,
+            shell=True,
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=remaining,
+            check=False,
         )
         self.log.append(f"$ {line}\n{result.stdout}{result.stderr}")
         assert result.returncode == 0, self.log[-1]
@@ -113,10 +124,17 @@ class Terminal:
     def start(self, line: str, ready: str) -> Background:
         line = self.localize(line)
         if "runwsgateway" in line and "--port" not in line:
-            line += f" --port {self.ports['8001']} --target http://127.0.0.1:{self.ports['8000']}/ws/"
+            line += (
+                f" --port {self.ports['8001']} --target http://127.0.0.1:{self.ports['8000']}/ws/"
+            )
         process = subprocess.Popen(
-            shlex.split(line), cwd=self.cwd, env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            shlex.split(line),
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         job = Background(line, process)
         self.background.append(job)
@@ -183,10 +201,10 @@ def test_the_tutorial_runs_from_startproject_to_a_broadcast(terminal: Terminal) 
                 first_message_at = time.monotonic() - terminal.started
     # Step 11: the client heard its own message, broadcast by the view through the emulator.
     client = next(job for job in terminal.background if "client.py" in job.command)
-    assert 'received {"room": "lobby", "message": "hello from Python"}' in client.text()
+    assert 'received {"room":"lobby","message":"hello from Python"}' in client.text()
     # Step 12: the shell's broadcast reached the one open socket, and the client printed it.
-    assert outputs[-1].strip() == "1", terminal.log[-1]
-    client.wait_for('received {"message": "hello from the shell"}', terminal.until())
+    assert outputs[-1].split()[-1] == "1", terminal.log[-1]
+    client.wait_for('received {"message":"hello from the shell"}', terminal.until())
     # Step 10: one log line per integration call (printed once).
     gateway = next(job for job in terminal.background if "runwsgateway" in job.command)
     connects = [line for line in gateway.text().splitlines() if "CONNECT" in line]
@@ -203,9 +221,16 @@ def test_the_tutorial_runs_from_startproject_to_a_broadcast(terminal: Terminal) 
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page)
     assert csrf is not None
     form = urllib.parse.urlencode(
-        {"username": "alice", "password": "alice-password-1", "csrfmiddlewaretoken": csrf.group(1), "next": "/"}
+        {
+            "username": "alice",
+            "password": "alice-password-1",
+            "csrfmiddlewaretoken": csrf.group(1),
+            "next": "/",
+        }
     ).encode()
-    request = urllib.request.Request(f"{base}/admin/login/?next=/", data=form, headers={"Referer": base})
+    request = urllib.request.Request(
+        f"{base}/admin/login/?next=/", data=form, headers={"Referer": base}
+    )
     with opener.open(request, timeout=10) as response:
         room = response.read().decode()
     assert f"ws://127.0.0.1:{terminal.ports['8001']}/local?channel=lobby" in room
