@@ -397,3 +397,27 @@ async def test_gone_marks_are_written_on_time_during_a_long_broadcast(
     assert [cid for cid in ids if not during[cid][0]] == ids[:3]
     report = await task
     assert sorted(report.gone) == ids[:3]
+
+
+def test_sync_broadcast_a_slow_gateway_holds_back_only_itself(settings: Any) -> None:
+    """Gateway A answers after 1 s, B at once; their rows interleave by pk. B's pages must not
+    wait for A's (a page mixing both gateways did: B finished after A, page by page)."""
+    slow, fast = FaultEndpoint(FaultPlan(latency=1.0)), FaultEndpoint(FaultPlan())
+    slow.start_in_thread()
+    fast.start_in_thread()
+    try:
+        point_settings_at(settings, "http://127.0.0.1:9")
+        g_slow = make_gateway("A", "apiaaaaaa1", management_endpoint_url=slow.url)
+        g_fast = make_gateway("B", "apibbbbbb2", management_endpoint_url=fast.url)
+        for i in range(40):
+            make_sessions(g_slow if i % 8 == 0 else g_fast, 1, prefix=f"r{i:02d}-")
+        started = time.monotonic()
+        report = WebSocketSession.objects.all().send_message("x", db_chunk_size=4, concurrency=8)
+        assert report.delivered_count == 40
+        fast_done = max(t for t, _ in fast.in_flight_log) - started
+        slow_first = min(t for t, _ in slow.in_flight_log) - started
+        assert fast_done < slow_first + 1.0  # every fast post left before A's first answer
+        assert len(fast.received) == 35
+    finally:
+        slow.stop_thread()
+        fast.stop_thread()

@@ -7,11 +7,11 @@ in their I/O:
 
 * **async**: each gateway's connected rows are streamed by keyset pages (:mod:`.paging`), one
   engine per gateway, gone rows marked in background batches while the engines run.
-* **sync**: pages are read *in the caller's thread* (so inside ``transaction.atomic()`` the
-  caller's own uncommitted rows are seen) and each page's ids are handed to the portal loop
-  (:mod:`aws_ws_async.sync`) as one fan-out; the next page is read and submitted while the
-  previous one is being sent (two in flight under one shared limiter), and each page's rows
-  are marked in the caller's thread once it is done. Only ids and bytes cross threads.
+* **sync**: each gateway's pages are read *in the caller's thread* (so inside
+  ``transaction.atomic()`` the caller's own uncommitted rows are seen) and handed to the portal
+  loop (:mod:`aws_ws_async.sync`) as fan-outs, up to two pages per gateway in flight under one
+  shared limiter; when a page is done its rows are marked here and that gateway's next page is
+  read, so a slow gateway holds back only itself. Only ids and bytes cross threads.
 
 Every query and every mark uses the queryset's database (``queryset.db``) or the instance's
 (``_state.db``), so ``.using("other")`` sends through ``other``'s gateways.
@@ -23,15 +23,14 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
 from aws_ws_async import sync
-from aws_ws_async.delivery import DeliveryPolicy, DeliveryReport
+from aws_ws_async.delivery import AdaptiveLimiter, DeliveryPolicy, DeliveryReport
 from aws_ws_async.exceptions import BroadcastAborted, BroadcastTimeout
 from aws_ws_async.models.broadcast import FanOut, Marker
 from aws_ws_async.models.endpoints import Endpoints
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("aws_ws_async.sending")
 
-#: Pages of a sync broadcast being sent at once (the next is read while one is sent).
+#: Pages per gateway a sync broadcast has on the portal at once (the next is read meanwhile).
 SYNC_WINDOW = 2
 
 
@@ -115,7 +114,12 @@ async def arun_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryR
 
 
 class _SyncRun:
-    """The state of one sync broadcast: pages in flight, the report, the endpoints seen."""
+    """One sync broadcast: each gateway's pages read here, up to ``SYNC_WINDOW`` in flight.
+
+    As on the async side every gateway has its own keyset stream, so a slow gateway only holds
+    back its own pages: whenever a page is done, the next page *of that gateway* is read and
+    submitted, while the other gateways go on.
+    """
 
     def __init__(self, queryset: models.QuerySet[Any], call: BulkCall) -> None:
         self.queryset, self.call = queryset, call
@@ -124,31 +128,33 @@ class _SyncRun:
         self.endpoints: Endpoints = {None: None}
         self.report = DeliveryReport(concurrency=call.policy.max_concurrency)
         self.stop: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self.in_flight: deque[concurrent.futures.Future[DeliveryReport]] = deque()
-        from aws_ws_async.delivery import AdaptiveLimiter
-
+        self.in_flight: dict[concurrent.futures.Future[DeliveryReport], int | None] = {}
+        self.streams: dict[int | None, Iterator[list[tuple[Any, ...]]]] = {}
         self.limiter = AdaptiveLimiter(call.policy.max_concurrency)
 
-    def submit(self, rows: list[tuple[Any, ...]]) -> None:
-        groups: dict[int | None, list[str]] = {}
-        for _, connection_id, gateway_id in rows:
-            groups.setdefault(gateway_id, []).append(connection_id)
-        missing = [g for g in groups if g not in self.endpoints]
-        if missing:
-            self.endpoints.update(ApiGateway.objects.using(self.db).endpoints(missing))
+    def feed(self, gateway_id: int | None) -> None:
+        """Read the gateway's next page (if any) and hand it to the portal."""
+        page = next(self.streams[gateway_id], None)
+        if page is None:
+            return
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise BroadcastTimeout(
+                f"{self.call.op.name} did not finish within its timeout", self.report
+            )
         fan = FanOut(
             self.call.op,
-            groups,
+            {gateway_id: [connection_id for _, connection_id in page]},
             self.endpoints,
             self.call.policy,
             self.limiter,
             deadline=self.deadline,
             stop=self.stop,
         )
-        self.in_flight.append(sync.submit(fan.run))
+        self.in_flight[sync.submit(fan.run)] = gateway_id
 
     def settle(self, future: concurrent.futures.Future[DeliveryReport]) -> None:
         """Wait for one page, mark its rows here, fold it into the report."""
+        self.in_flight.pop(future, None)
         try:
             part = future.result()
         except BroadcastAborted as exc:
@@ -166,16 +172,21 @@ class _SyncRun:
     def run(self) -> DeliveryReport:
         base = self.queryset.filter(connected=True)
         try:
-            for rows in pages(base, ("connection_id", "api_gateway_id"), self.call.chunk):
-                if self.deadline is not None and time.monotonic() >= self.deadline:
-                    raise BroadcastTimeout(
-                        f"{self.call.op.name} did not finish within its timeout", self.report
-                    )
-                self.submit(rows)
-                while len(self.in_flight) >= SYNC_WINDOW:
-                    self.settle(self.in_flight.popleft())
+            gateway_ids = list(base.order_by().values_list("api_gateway_id", flat=True).distinct())
+            self.endpoints = ApiGateway.objects.using(self.db).endpoints(gateway_ids)
+            for g in gateway_ids:
+                rows = base.filter(api_gateway_id=g)
+                self.streams[g] = pages(rows, ("connection_id",), self.call.chunk)
+                for _ in range(SYNC_WINDOW):
+                    self.feed(g)
             while self.in_flight:
-                self.settle(self.in_flight.popleft())
+                done, _ = concurrent.futures.wait(
+                    list(self.in_flight), return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    gateway_id = self.in_flight[future]
+                    self.settle(future)
+                    self.feed(gateway_id)
         except BaseException as exc:
             error = self._abort(exc)
             if error is exc:
@@ -187,9 +198,9 @@ class _SyncRun:
         """Stop the pages still in flight, wait for them, keep their marks; the error to raise."""
         if not self.stop.done():
             self.stop.set_result(None)
-        while self.in_flight:
+        for future in list(self.in_flight):
             with contextlib.suppress(BroadcastAborted):  # its report is folded in already
-                self.settle(self.in_flight.popleft())
+                self.settle(future)
         if not isinstance(exc, Exception):
             return exc
         name = self.call.op.name
