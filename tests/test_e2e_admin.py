@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 
-from tests.e2e_harness import ASGI_SERVERS, WSGI_SERVERS, E2EProject, RunningServer, serve
+from tests.e2e_harness import E2EProject, RunningServer
 from tests.fixtures_provisioning import LocalApiGateway
 
 pytestmark = pytest.mark.e2e
@@ -45,10 +44,14 @@ def admin_apigw(moto_server: str) -> Iterator[LocalApiGateway]:
 
 
 @pytest.fixture(scope="module")
-def admin_project(
+def e2e_project(
     tmp_path_factory: pytest.TempPathFactory, admin_apigw: LocalApiGateway
 ) -> Iterator[E2EProject]:
-    """The e2e project with provisioning pointed at the local endpoint, and a superuser."""
+    """The e2e project with provisioning pointed at the local endpoint, and a superuser.
+
+    It overrides the harness's ``e2e_project`` in this module, so the harness's
+    ``e2e_any_server`` (uvicorn, daphne, runserver, gunicorn) serves this one.
+    """
     project = E2EProject(
         tmp_path_factory.mktemp("e2e-admin"),
         management_endpoint_url="http://127.0.0.1:9",
@@ -64,27 +67,6 @@ def admin_project(
         yield project
     finally:
         project.close()
-
-
-@pytest.fixture(scope="module", params=ASGI_SERVERS + WSGI_SERVERS)
-def admin_server(
-    request: pytest.FixtureRequest,
-    admin_project: E2EProject,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    with serve(request.param, admin_project, tmp_path_factory.mktemp("logs")) as server:
-        yield server
-
-
-@pytest.fixture
-def apigw(moto_server: str) -> Any:
-    return boto3.client(
-        "apigatewayv2",
-        endpoint_url=moto_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def domain_of(name: str) -> str:
@@ -160,65 +142,65 @@ def api_named(apigw: Any, name: str) -> dict[str, Any]:
 
 
 async def test_every_provisioning_action_over_http(
-    admin_server: RunningServer,
-    admin_project: E2EProject,
+    e2e_any_server: RunningServer,
+    e2e_project: E2EProject,
     admin_apigw: LocalApiGateway,
-    apigw: Any,
+    moto_apigw: Any,
 ) -> None:
-    name = f"E2E {admin_server.name} {os.urandom(3).hex()}"
-    pk = make_gateway(admin_project, name)
+    name = f"E2E {e2e_any_server.name} {os.urandom(3).hex()}"
+    pk = make_gateway(e2e_project, name)
     jar = aiohttp.CookieJar(unsafe=True)  # keep cookies for an IP-address host
     async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
-        await login(http, admin_server)
+        await login(http, e2e_any_server)
 
-        created = await run_action(http, admin_server, "create_api_gateway", pk)
+        created = await run_action(http, e2e_any_server, "create_api_gateway", pk)
         assert created[0][0] == "success", created
         assert "created and deployed" in created[0][1]
-        api_id = api_named(apigw, name)["ApiId"]
-        routes = {r["RouteKey"] for r in apigw.get_routes(ApiId=api_id)["Items"]}
+        api_id = api_named(moto_apigw, name)["ApiId"]
+        routes = {r["RouteKey"] for r in moto_apigw.get_routes(ApiId=api_id)["Items"]}
         assert routes == {"$connect", "$disconnect", "$default"}
         assert admin_apigw.calls("POST", f"/v2/apis/{api_id}/deployments")
 
-        assert await run_action(http, admin_server, "detect_drift", pk) == [
+        assert await run_action(http, e2e_any_server, "detect_drift", pk) == [
             ("success", f"{name}: already in sync with AWS")
         ]
 
-        apigw.update_api(ApiId=api_id, Description="edited in the console")
-        pulled = await run_action(http, admin_server, "sync_from_aws", pk)
+        moto_apigw.update_api(ApiId=api_id, Description="edited in the console")
+        pulled = await run_action(http, e2e_any_server, "sync_from_aws", pk)
         assert pulled[0][0] == "success", pulled
         assert "took 1 change(s) from AWS" in pulled[0][1]
 
-        apigw.update_api(ApiId=api_id, Name=f"{name} renamed")
-        drift = await run_action(http, admin_server, "detect_drift", pk)
+        moto_apigw.update_api(ApiId=api_id, Name=f"{name} renamed")
+        drift = await run_action(http, e2e_any_server, "detect_drift", pk)
         assert f"api_name is '{name} renamed' in AWS" in drift[0][1], drift
-        pushed = await run_action(http, admin_server, "sync_to_aws", pk)
+        pushed = await run_action(http, e2e_any_server, "sync_to_aws", pk)
         assert "pushed 1 change(s) and redeployed" in pushed[0][1], pushed
-        assert apigw.get_api(ApiId=api_id)["Name"] == name
-        assert apigw.get_api(ApiId=api_id)["Description"] == "edited in the console"
+        assert moto_apigw.get_api(ApiId=api_id)["Name"] == name
+        assert moto_apigw.get_api(ApiId=api_id)["Description"] == "edited in the console"
 
         default = next(
-            r for r in apigw.get_routes(ApiId=api_id)["Items"] if r["RouteKey"] == "$default"
+            r for r in moto_apigw.get_routes(ApiId=api_id)["Items"] if r["RouteKey"] == "$default"
         )
         integration_id = default["Target"].split("/", 1)[1]
-        apigw.update_integration(
+        moto_apigw.update_integration(
             ApiId=api_id,
             IntegrationId=integration_id,
             RequestParameters={SECRET_HEADER: "'forged'"},
         )
-        rotated = await run_action(http, admin_server, "update_integrations", pk)
+        rotated = await run_action(http, e2e_any_server, "update_integrations", pk)
         assert "updated 1 integration(s)" in rotated[0][1], rotated
-        parameters = apigw.get_integration(ApiId=api_id, IntegrationId=integration_id)[
+        parameters = moto_apigw.get_integration(ApiId=api_id, IntegrationId=integration_id)[
             "RequestParameters"
         ]
         assert parameters[SECRET_HEADER] != "'forged'"
 
-        domain = await run_action(http, admin_server, "create_custom_domain", pk)
+        domain = await run_action(http, e2e_any_server, "create_custom_domain", pk)
         assert domain[0][0] == "success", domain
-        mappings = apigw.get_api_mappings(DomainName=domain_of(name))["Items"]
+        mappings = moto_apigw.get_api_mappings(DomainName=domain_of(name))["Items"]
         assert [(m["ApiId"], m["Stage"]) for m in mappings] == [(api_id, "production")]
 
     state = json.loads(
-        admin_project.shell(
+        e2e_project.shell(
             "import json; from aws_ws_async.models import ApiGateway; "
             f"g = ApiGateway.objects.get(pk={pk}); "
             "print(json.dumps([g.provisioning_status, g.provisioning_claim, g.last_error]))"
@@ -230,22 +212,22 @@ async def test_every_provisioning_action_over_http(
 
 
 async def test_change_form_save_pushes_gateway_and_new_route_after_commit(
-    admin_server: RunningServer, admin_project: E2EProject, apigw: Any
+    e2e_any_server: RunningServer, e2e_project: E2EProject, moto_apigw: Any
 ) -> None:
     """A save in the change form pushes in ``on_commit``, in the request's own thread."""
-    name = f"E2E form {admin_server.name} {os.urandom(3).hex()}"
-    pk = make_gateway(admin_project, name)
+    name = f"E2E form {e2e_any_server.name} {os.urandom(3).hex()}"
+    pk = make_gateway(e2e_project, name)
     # Provisioned from plain sync code (a shell), so only the save runs under the server.
-    admin_project.shell(
+    e2e_project.shell(
         "from aws_ws_async.models import ApiGateway; "
         f"ApiGateway.objects.get(pk={pk}).create_gateway()"
     )
-    api_id = api_named(apigw, name)["ApiId"]
+    api_id = api_named(moto_apigw, name)["ApiId"]
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
-        await login(http, admin_server)
+        await login(http, e2e_any_server)
 
-        change = f"{admin_server.url}{CHANGELIST}{pk}/change/"
+        change = f"{e2e_any_server.url}{CHANGELIST}{pk}/change/"
         async with http.get(change) as response:
             token = csrf_token(await response.text())
         inline = "additional_routes"
@@ -282,6 +264,6 @@ async def test_change_form_save_pushes_gateway_and_new_route_after_commit(
         assert saved, page[:3000]
         assert saved[0][0] == "success", saved
 
-    assert apigw.get_api(ApiId=api_id)["Description"] == "saved in the change form"
-    routes = {r["RouteKey"] for r in apigw.get_routes(ApiId=api_id)["Items"]}
+    assert moto_apigw.get_api(ApiId=api_id)["Description"] == "saved in the change form"
+    routes = {r["RouteKey"] for r in moto_apigw.get_routes(ApiId=api_id)["Items"]}
     assert "sendmessage" in routes
