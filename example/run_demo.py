@@ -3,12 +3,13 @@
 
     python example/run_demo.py            # then open http://127.0.0.1:8000/
 
-It migrates a SQLite database (``example/db.sqlite3``), creates (or resets) the demo user and
-the demo ``ApiGateway`` row, serves the Django ASGI app with uvicorn (``--ws none``: API Gateway
-talks plain HTTP to the backend) and runs the API Gateway emulator, both on one event loop in
-this process, prints the URL to open, and stops everything cleanly on Ctrl-C (the emulator
-first, so every open socket's ``$disconnect`` still reaches Django). One process: nothing is
-left running if it is killed.
+It migrates a SQLite database (``example/db.sqlite3``), creates the demo user if it does not
+exist (an existing user's password is left alone, so a restart logs no browser out;
+``--reset-password`` sets it again) and the demo ``ApiGateway`` row, serves the Django ASGI
+app with uvicorn (``--ws none``: API Gateway talks plain HTTP to the backend) and runs the
+API Gateway emulator, both on one event loop in this process, prints the URL to open, and
+stops everything cleanly on Ctrl-C (the emulator first, so every open socket's
+``$disconnect`` still reaches Django). One process: nothing is left running if it is killed.
 
     browser --ws--> emulator :8001/local --HTTP--> Django :8000/ws/{connect,default,disconnect}
     Django --POST @connections--> emulator :8001/local/@connections/<id> --ws--> browsers
@@ -44,6 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stage", default="local", help="Emulated stage (the socket's path).")
     parser.add_argument("--username", default="demo")
     parser.add_argument("--password", default="demo-password")
+    parser.add_argument(
+        "--reset-password",
+        action="store_true",
+        help="Set an existing demo user's password to --password (logs its browsers out).",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,10 +90,23 @@ def prepare_django(args: argparse.Namespace, env: dict[str, str]) -> Any:
     user = manager.filter(**lookup).first()
     if user is None:
         user = manager.create_user(**lookup, password=args.password)  # type: ignore[attr-defined]
-    else:
+        args.login_hint = f"Log in as {args.username!r} with password {args.password!r}."
+    elif args.reset_password:
+        # A new password changes the session auth hash: every browser logged in is logged out.
         user.set_password(args.password)
         user.is_active = True
         user.save()
+        args.login_hint = f"Log in as {args.username!r} with password {args.password!r} (reset)."
+    else:
+        # Left alone: resetting it on each start changed the session auth hash, which logged
+        # every browser out at every restart.
+        if not user.is_active:
+            user.is_active = True
+            user.save(update_fields=["is_active"])
+        args.login_hint = (
+            f"Log in as {args.username!r} (existing user, password unchanged; "
+            "--reset-password sets it to --password)."
+        )
 
     backend = f"http://{args.host}:{args.port}/ws/"
     gateway = ApiGateway.objects.filter(api_id=args.api_id).first() or ApiGateway(
@@ -166,7 +185,7 @@ async def serve(args: argparse.Namespace, config: Any) -> int:
         print(
             "\n"
             f"  Demo running: open {url}\n"
-            f"  Log in as {args.username!r} with password {args.password!r}.\n"
+            f"  {args.login_hint}\n"
             f"  Rooms are channels: {url}?channel=random (open two windows to chat).\n"
             f"  WebSocket gateway: {emulator.url}   @connections: {emulator.management_url}\n"
             "  Press Ctrl-C to stop.\n",

@@ -213,3 +213,110 @@ async def test_connect_without_a_token_is_refused_through_the_emulator(
             await http.ws_connect(f"{emulator.url}?channel=lobby", headers={"Origin": server.url})
     assert info.value.status in {401, 403}
     assert await WebSocketSession.objects.acount() == 0
+
+
+# --- the launcher across restarts -----------------------------------------------------------
+
+
+class Launched:
+    """``example/run_demo.py`` in a subprocess, as a user starts it, on free ports."""
+
+    def __init__(self, db: Path, *extra: str) -> None:
+        import os
+        import subprocess
+
+        from tests.conftest import free_port
+
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+        root = Path(__file__).resolve().parent.parent
+        ports = ["--port", str(self.port), "--gateway-port", str(free_port())]
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(root / "example" / "run_demo.py"),
+                *ports,
+                "--db",
+                str(db),
+                *extra,
+            ],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if "Press Ctrl-C to stop" in line:
+                break
+        assert self.process.poll() is None, "".join(self.lines)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> str:
+        import signal
+
+        self.process.send_signal(signal.SIGINT)
+        rest, _ = self.process.communicate(timeout=30)
+        assert self.process.returncode == 0, "".join(self.lines) + rest
+        return "".join(self.lines) + rest
+
+
+def _log_in(url: str) -> Any:
+    """A urllib opener logged in as the demo user through the demo's login form."""
+    import re
+    import urllib.parse
+    import urllib.request
+    from http.cookiejar import CookieJar
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(f"{url}/accounts/login/", timeout=10) as response:
+        page = response.read().decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert csrf is not None
+    form = {"username": "demo", "password": "demo-password", "csrfmiddlewaretoken": csrf[1]}
+    request = urllib.request.Request(
+        f"{url}/accounts/login/", data=urllib.parse.urlencode(form).encode()
+    )
+    with opener.open(request, timeout=10) as response:
+        assert response.geturl() == f"{url}/", response.geturl()
+    return opener
+
+
+def _room_status(opener: Any, url: str, channel: str = "lobby") -> tuple[int, str, str]:
+    import urllib.error
+
+    try:
+        with opener.open(f"{url}/?channel={channel}", timeout=10) as response:
+            return response.status, response.geturl(), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.geturl(), error.read().decode()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_restart_keeps_the_login_and_the_password(tmp_path: Path) -> None:
+    """Before: every start reset the demo user's password, which changed its session auth hash
+    and logged every browser out."""
+    db = tmp_path / "demo.sqlite3"
+    first = Launched(db)
+    opener = _log_in(first.url)
+    assert _room_status(opener, first.url)[:2] == (200, f"{first.url}/?channel=lobby")
+    first.stop()
+
+    second = Launched(db)
+    try:
+        output = "".join(second.lines)
+        assert "existing user, password unchanged" in output
+        # Cookies belong to the host, not the port: the first run's session cookie is sent.
+        status, landed, _ = _room_status(opener, second.url)
+        assert (status, landed) == (200, f"{second.url}/?channel=lobby")
+        # The room name refused: a styled 400 page naming it, not plain text.
+        status, _, page = _room_status(opener, second.url, "bad%20room")
+        assert status == 400
+        assert 'id="refused"' in page
+        assert "bad room" in page
+        assert "chat.css" in page
+    finally:
+        second.stop()

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.generic import TemplateView
 
 from aws_ws_async.models import ApiGateway
@@ -25,8 +26,12 @@ class RoomView(LoginRequiredMixin, TemplateView):
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         channel = request.GET.get("channel") or DEFAULT_ROOM
         if not is_valid_channel_name(channel):
-            return HttpResponseBadRequest(
-                "A room name is 1-128 letters, digits, '_', '-' or '.'.", content_type="text/plain"
+            # A page in the demo's own style, saying what was refused and why (status 400).
+            return render(
+                request,
+                "chat/refused.html",
+                {"refused": channel[:200], "rooms": ROOMS},
+                status=400,
             )
         return super().get(request, *args, channel=channel, **kwargs)
 

@@ -5,7 +5,9 @@
 //    headers on a WebSocket, so the token travels in the query string);
 // 3. send {"action": "send_message", "message": ...}; render what the server broadcasts;
 // 4. on close (idle timeout, 2-hour limit, server restart), reconnect with exponential
-//    backoff and jitter, fetching a fresh token each time (tokens are single-use).
+//    backoff and jitter, fetching a fresh token each time (tokens are single-use);
+// 5. say in the page why: a message too large (close 1009), the server or the gateway
+//    unreachable, the room refused. Each notice is shown once until the state changes.
 "use strict";
 
 (function () {
@@ -27,6 +29,15 @@
   let socket = null;
   let attempt = 0;
   let leaving = false;
+  let lastNotice = "";
+
+  function notice(text) {
+    // One line per distinct problem, not one per retry.
+    if (text !== lastNotice) {
+      lastNotice = text;
+      addLine("error notice", "", text);
+    }
+  }
 
   function setStatus(state, text) {
     statusEl.dataset.state = state;
@@ -77,16 +88,24 @@
   }
 
   async function fetchToken() {
-    const response = await fetch(tokenUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken },
-    });
+    let response;
+    try {
+      response = await fetch(tokenUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken },
+      });
+    } catch (error) {
+      // fetch() rejects only when no answer came at all: Django is down or unreachable.
+      notice("Cannot reach the server (" + location.host + "): is the demo still running?");
+      throw new Error("server unreachable");
+    }
     if (response.status === 401 || response.status === 403) {
       window.location.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
       throw new Error("not logged in");
     }
     if (!response.ok) {
+      notice("The server answered " + response.status + " when asked for a connect token.");
       throw new Error("token request failed: " + response.status);
     }
     return (await response.json()).token;
@@ -115,9 +134,12 @@
     }
     const url = wsUrl + "?channel=" + encodeURIComponent(channel) + "&ws_token=" + encodeURIComponent(token);
     const ws = new WebSocket(url);
+    let opened = false;
     socket = ws;
     ws.addEventListener("open", function () {
+      opened = true;
       attempt = 0;
+      lastNotice = "";
       setStatus("open", "connected");
     });
     ws.addEventListener("message", function (event) {
@@ -127,9 +149,16 @@
       if (socket === ws) {
         socket = null;
       }
-      if (!leaving) {
-        scheduleReconnect("disconnected (" + event.code + ")");
+      if (leaving) {
+        return;
       }
+      if (event.code === 1009) {
+        notice("Your message was too large: the gateway accepts at most 32 KB per frame and closed the connection. Reconnecting…");
+      } else if (!opened) {
+        // Browsers report a refused handshake and an unreachable host alike (1006).
+        notice("Cannot open the socket to the gateway (" + wsUrl + "): it is down, unreachable, or refused #" + channel + ".");
+      }
+      scheduleReconnect("disconnected (" + event.code + ")");
     });
   }
 
