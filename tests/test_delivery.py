@@ -632,3 +632,25 @@ async def test_missing_aiobotocore_internals_fall_back_to_the_standard_path(
     report = await deliver(first, ["a=", "b="], PAYLOAD, policy=policy())
     assert sorted(report.delivered) == ["a=", "b="]
     assert fault_endpoint.received["a="] == [PAYLOAD]
+
+
+async def test_a_transport_that_owns_its_client_closes_it_on_exit(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    """``async with`` a transport built with ``owned=`` (outside the cache) closes the client."""
+    context = aws.cached_session().client(
+        "apigatewaymanagementapi",
+        endpoint_url=fault_endpoint.url,
+        config=aws.management_client_config(),
+    )
+    client = await context.__aenter__()
+    async with AiobotocoreTransport(client, owned=context) as transport:
+        assert (await transport.post("own=", b"1")).status == 200
+        pools = list(client._endpoint.http_session._sessions.values())
+        assert pools
+        assert not any(p.closed for p in pools)
+    assert all(p.closed for p in pools)
+    await transport.aclose()  # idempotent
+    shared = await aws.get_transport(fault_endpoint.url)
+    await shared.aclose()  # a cached transport never closes the loop's shared client
+    assert (await shared.post("still=", b"2")).status == 200
