@@ -175,12 +175,17 @@ class Integration:
             )
         )
         level = logging.INFO if result.ok else logging.WARNING
+        # A Django backend in DEBUG names its refusal in this header (aws_ws_async.views.reasons).
+        reason = next(
+            (v for k, v in result.headers.items() if k.lower() == "x-aws-ws-async-reason"), ""
+        )
         logger.log(
             level,
-            "%s %s -> %s (%.0f ms)",
+            "%s %s -> %s%s (%.0f ms)",
             event,
             connection.connection_id,
             result.status if result.status is not None else result.error,
+            f" {reason}" if reason else "",
             elapsed * 1000,
         )
         return result

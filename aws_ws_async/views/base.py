@@ -30,6 +30,7 @@ from django.http.request import RawPostDataException
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+import aws_ws_async.views.reasons as reasons
 from aws_ws_async.conf import get_settings, log_insecure_once
 from aws_ws_async.models import ApiGateway, WebSocketSession
 from aws_ws_async.security import secret_matches
@@ -45,11 +46,12 @@ DEBUG_TRUNCATE = 500
 
 
 class BodyError(Exception):
-    """The message body is not acceptable; ``status`` says why (400 or 413)."""
+    """The message body is not acceptable; ``status`` says why (400 or 413), ``cause`` how."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
+    def __init__(self, status: int, cause: str = "") -> None:
+        super().__init__(status, cause)
         self.status = status
+        self.cause = cause
 
 
 class WebSocketViewBase(ResponsesMixin, View):
@@ -94,6 +96,8 @@ class WebSocketViewBase(ResponsesMixin, View):
     websocket_session: WebSocketSession | None = None
     body: dict[str, Any]
     debug_log: list[str]
+    #: ``(reason code, cause)`` of this request's refusal, reported once by ``post``.
+    _refusal: tuple[str, str] | None = None
 
     _handler_cache: ClassVar[dict[type, frozenset[str]]] = {}
     #: Set to True in the body of the class whose own methods (and everything it inherits) are
@@ -155,6 +159,14 @@ class WebSocketViewBase(ResponsesMixin, View):
         self.debug_log.append(text)
         logger.debug("%s: %s", type(self).__name__, text)
 
+    def refuse_because(self, reason: str, cause: str = "") -> None:
+        """Record why this request is refused (a code of ``reasons``); ``post`` reports it.
+
+        Call it next to the refusal response; a later call replaces an earlier one, so the
+        report names the check that decided. Logged at WARNING, in DEBUG also a header.
+        """
+        self._refusal = (reason, cause)
+
     # --- request helpers -----------------------------------------------------------------
 
     @property
@@ -182,17 +194,21 @@ class WebSocketViewBase(ResponsesMixin, View):
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except (TypeError, ValueError):
-            raise BodyError(400) from None
+            raise BodyError(400, "Content-Length is not a number") from None
         if declared > self.MAX_BODY_SIZE or declared < 0:
-            raise BodyError(413)
+            raise BodyError(
+                413, f"Content-Length {declared} over MAX_BODY_SIZE {self.MAX_BODY_SIZE}"
+            )
         try:
             raw = request.body
         except RequestDataTooBig:
-            raise BodyError(413) from None
+            raise BodyError(413, "body over DATA_UPLOAD_MAX_MEMORY_SIZE") from None
         except (RawPostDataException, OSError):
-            raise BodyError(400) from None
+            raise BodyError(400, "the body could not be read") from None
         if len(raw) > self.MAX_BODY_SIZE:
-            raise BodyError(413)
+            raise BodyError(
+                413, f"body of {len(raw)} bytes over MAX_BODY_SIZE {self.MAX_BODY_SIZE}"
+            )
         return raw
 
     def parse_message(self, raw: bytes) -> dict[str, Any]:
@@ -200,43 +216,78 @@ class WebSocketViewBase(ResponsesMixin, View):
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
-            raise BodyError(400) from None
+            raise BodyError(400, "the body is not JSON") from None
         if not isinstance(data, dict):
-            raise BodyError(400)
+            raise BodyError(400, f"the body is a JSON {type(data).__name__}, not an object")
         return data
 
     # --- dispatch ------------------------------------------------------------------------
 
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
         if request.method is None or request.method.lower() not in self.http_method_names:
-            logger.info("refused %s on %s", request.method, request.path)
-            return HttpResponseNotAllowed(["POST"])
+            response = HttpResponseNotAllowed(["POST"])
+            reasons.report_refusal(
+                response,
+                route=str(kwargs.get("route", "")),
+                connection_id=self.connection_id,
+                reason=reasons.METHOD_NOT_ALLOWED,
+                cause=f"method {request.method}",
+            )
+            return response
         return await self.post(request, *args, **kwargs)
 
     async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Run the checks and the route, then report a refusal (one WARNING, see ``reasons``)."""
+        route = str(kwargs.get("route", ""))
+        response = await self.checked_post(request, *args, **kwargs)
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            reason, cause = refusal
+            reasons.report_refusal(
+                response,
+                route=route,
+                connection_id=self.connection_id,
+                reason=reason,
+                cause=cause,
+            )
+        return response
+
+    async def checked_post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """The checks every route shares (module docstring), then ``route_request``."""
         route = str(kwargs.get("route", ""))
         conf = get_settings()
         if conf.insecure:
             log_insecure_once(conf)
+            self.refuse_because(reasons.MISCONFIGURED, "a security setting is invalid (see ERROR)")
             response = await self.misconfigured(request)
             response._has_been_logged = True  # type: ignore[attr-defined]  # logged once above
             return response
-        if conf.gateway_secrets and not secret_matches(
-            request.headers.get(conf.gateway_secret_header), conf.gateway_secrets
-        ):
-            logger.warning("invalid gateway secret on route %s", route)
-            return await self.invalid_gateway_secret(request)
+        if conf.gateway_secrets:
+            presented = request.headers.get(conf.gateway_secret_header)
+            if not secret_matches(presented, conf.gateway_secrets):
+                state = "does not match" if presented else "is missing"
+                self.refuse_because(
+                    reasons.INVALID_SECRET, f"header {conf.gateway_secret_header} {state}"
+                )
+                return await self.invalid_gateway_secret(request)
         missing = self.find_missing_headers(self.get_required_headers())
         if missing:
             self.debug_message(f"missing headers: {', '.join(missing)}")
+            self.refuse_because(reasons.MISSING_HEADER, ",".join(missing))
             return await self.missing_headers(request, missing)
         if self.aws_api_gateway_id and self.api_id != self.aws_api_gateway_id:
+            self.refuse_because(
+                reasons.UNKNOWN_GATEWAY,
+                f"api id {self.api_id!r} is not the view's aws_api_gateway_id",
+            )
             return await self.unknown_gateway(request)
         try:
             raw = self.read_body()
         except BodyError as error:
             if error.status == 413:
+                self.refuse_because(reasons.PAYLOAD_TOO_LARGE, error.cause)
                 return await self.payload_too_large(request)
+            self.refuse_because(reasons.INVALID_BODY, error.cause)
             return await self.invalid_body(request)
         try:
             response = await self.route_request(request, route, raw, *args, **kwargs)

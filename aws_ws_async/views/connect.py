@@ -41,6 +41,7 @@ from aws_ws_async.models import (
 )
 from aws_ws_async.security import client_ip, host_allowed, origin_allowed, rate_limit_bucket
 from aws_ws_async.validators import TOKEN_RE, is_valid_connection_id
+from aws_ws_async.views import reasons
 from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.gateways import aget_gateway
 
@@ -119,7 +120,11 @@ class ConnectMixin(AccessMixin):
 
         gateway = await aget_gateway(self.api_id)
         if gateway is None and not self.aws_api_gateway_id:
-            return await self._refuse("unknown_gateway", await self.unknown_gateway(request))
+            return await self._refuse(
+                reasons.UNKNOWN_GATEWAY,
+                await self.unknown_gateway(request),
+                f"no gateway row with api id {self.api_id!r}",
+            )
         self.api_gateway = gateway
 
         channel = request.GET.get(self.channel_query_param, "")
@@ -127,17 +132,27 @@ class ConnectMixin(AccessMixin):
             channel = gateway.default_channel_name
         if channel and not self.is_valid_channel(channel):
             self.debug_message("invalid channel name")
-            return await self._refuse("invalid_channel", await self.invalid_channel(request))
+            return await self._refuse(
+                reasons.INVALID_CHANNEL,
+                await self.invalid_channel(request),
+                f"channel name {channel!r} is not valid",
+            )
         self.channel_name = channel
 
         token: WebSocketToken | None = None
         if self.USE_WS_TOKEN:
-            token = await self._load_token(request, channel)
+            token, why = await self._load_token(request, channel)
             if token is None:
-                return await self._refuse("invalid_token", await self.invalid_token(request))
+                return await self._refuse(
+                    reasons.INVALID_TOKEN, await self.invalid_token(request), why
+                )
             if not await token.asession_is_live(self._session_key(request)):
                 self.debug_message("the token's browser session has ended")
-                return await self._refuse("session_ended", await self.invalid_token(request))
+                return await self._refuse(
+                    reasons.SESSION_ENDED,
+                    await self.invalid_token(request),
+                    "the token's browser session has ended (logout or password change)",
+                )
             user: Any = token.user
         else:
             user = await self._cookie_user(request)
@@ -148,9 +163,12 @@ class ConnectMixin(AccessMixin):
                 self.rate_limit_ip, user, max_attempts=attempts, window=window
             )
             if not allowed:
-                logger.info("rate limited $connect from %s", self.client_ip)
                 retry = int(window.total_seconds())
-                return await self._refuse("rate_limited", await self.rate_limited(request, retry))
+                return await self._refuse(
+                    reasons.RATE_LIMITED,
+                    await self.rate_limited(request, retry),
+                    f"over {attempts} attempts in {window} from {self.rate_limit_ip} or its user",
+                )
 
         self.set_user(request, user)
         refusal = await self._check_access(request, *args, **kwargs)
@@ -159,13 +177,21 @@ class ConnectMixin(AccessMixin):
 
         # Spent last, just before the session row: no refusal above burns the browser's token.
         if token is not None and not await token.aspend():
-            return await self._refuse("token_spent", await self.invalid_token(request))
+            return await self._refuse(
+                reasons.TOKEN_SPENT,
+                await self.invalid_token(request),
+                "the token was spent by a concurrent $connect",
+            )
 
         session = await self._create_session(request, user, channel)
         if session is None:
             if token is not None:
                 await token.aunspend()  # a 409 is a refusal: it must not burn the token
-            return await self._refuse("duplicate", await self.duplicate_connection(request))
+            return await self._refuse(
+                reasons.DUPLICATE,
+                await self.duplicate_connection(request),
+                "a session row with this connection id exists",
+            )
         self.websocket_session = session
         await self.after_connect(session)
         return JsonResponse({})
@@ -176,33 +202,59 @@ class ConnectMixin(AccessMixin):
         if missing:
             self.debug_message(f"missing connection headers: {', '.join(missing)}")
             return await self._refuse(
-                "missing_headers", await self.missing_headers(request, missing)
+                reasons.MISSING_HEADER,
+                await self.missing_headers(request, missing),
+                ",".join(missing),
             )
         if not is_valid_connection_id(self.connection_id):
-            return await self._refuse("connection_id", await self.invalid_connection_id(request))
+            return await self._refuse(
+                reasons.CONNECTION_ID,
+                await self.invalid_connection_id(request),
+                "the connection id header is malformed",
+            )
         host = request.META.get("HTTP_HOST", "")
         if not host_allowed(host, self.allowed_hosts()):
-            return await self._refuse("host", await self.invalid_host(request))
+            return await self._refuse(
+                reasons.HOST,
+                await self.invalid_host(request),
+                f"Host {host!r} is not in ALLOWED_HOSTS",
+            )
+        origin = request.headers.get("Origin")
         if not origin_allowed(
-            request.headers.get("Origin"),
+            origin,
             host=host,
             trusted_origins=self.get_allowed_origins(),
             allow_subdomains=self.allow_origin_subdomains,
         ):
             self.debug_message("origin not allowed")
-            return await self._refuse("origin", await self.invalid_origin(request))
+            return await self._refuse(
+                reasons.ORIGIN,
+                await self.invalid_origin(request),
+                f"Origin {origin!r} is neither the Host nor a trusted origin",
+            )
         if self.CHECK_CONNECT_USERAGENT:
             expected = f"{self.expected_useragent_prefix}{self.api_id}"
             if request.headers.get("User-Agent", "") != expected:
-                return await self._refuse("useragent", await self.invalid_useragent(request))
+                return await self._refuse(
+                    reasons.USERAGENT,
+                    await self.invalid_useragent(request),
+                    f"User-Agent is not {expected!r}",
+                )
         return None
 
-    async def _load_token(self, request: HttpRequest, channel: str) -> WebSocketToken | None:
-        """The unspent token bound to this browser session, with its user and channel policy."""
+    async def _load_token(
+        self, request: HttpRequest, channel: str
+    ) -> tuple[WebSocketToken | None, str]:
+        """``(token, "")``: the unspent token bound to this browser session, with its user and
+        channel policy; ``(None, why)`` when there is none (``why`` is the refusal's cause)."""
         raw = request.GET.get(self.token_query_param, "")
         session_key = self._session_key(request)
-        if not raw or TOKEN_RE.fullmatch(raw) is None or not session_key:
-            return None
+        if not raw:
+            return None, f"no {self.token_query_param} query parameter"
+        if TOKEN_RE.fullmatch(raw) is None:
+            return None, f"the {self.token_query_param} parameter is malformed"
+        if not session_key:
+            return None, f"no {settings.SESSION_COOKIE_NAME} cookie to bind the token to"
         queryset = WebSocketToken.unspent(raw, session_key).select_related("user")
         if channel:
             rows = ChannelPermission.objects.filter(channel_name=channel)
@@ -211,8 +263,10 @@ class ConnectMixin(AccessMixin):
                 _channel_permission_id=Subquery(rows.values("pk")[:1]),
             )
         token = await queryset.afirst()
-        if token is None or not token.user.is_active:
-            return None
+        if token is None:
+            return None, "token unknown, expired, spent or of another browser session"
+        if not token.user.is_active:
+            return None, "the token's user is inactive"
         if channel:
             access = getattr(token, "_channel_access", None)
             pk = getattr(token, "_channel_permission_id", None)
@@ -222,7 +276,7 @@ class ConnectMixin(AccessMixin):
                 else None
             )
             self._channel_policy = (channel, policy)
-        return token
+        return token, ""
 
     @staticmethod
     def _session_key(request: HttpRequest) -> str:
@@ -241,13 +295,25 @@ class ConnectMixin(AccessMixin):
     ) -> HttpResponse | None:
         user = request.user
         if self.channel_name and not await self.can_join_channel(user, self.channel_name):
-            return await self._refuse("channel_denied", await self.permission_denied(request))
+            return await self._refuse(
+                reasons.CHANNEL_DENIED,
+                await self.permission_denied(request),
+                f"the policy of channel {self.channel_name!r} refuses the user",
+            )
         if self.CHECK_PERMISSIONS_ON_CONNECT and not await self.has_required_permissions(user):
-            return await self._refuse("permission_denied", await self.permission_denied(request))
+            return await self._refuse(
+                reasons.PERMISSION_DENIED,
+                await self.permission_denied(request),
+                "the user lacks the view's permissions_required/all_permissions_required",
+            )
         result = await self.additional_connection_checks(request, *args, **kwargs)
         ok, message = result if isinstance(result, tuple) else (result, "")
         if not ok:
-            return await self._refuse("hook", await self.connection_refused(request, message))
+            return await self._refuse(
+                reasons.HOOK,
+                await self.connection_refused(request, message),
+                f"additional_connection_checks refused: {message or 'no message'}",
+            )
         return None
 
     async def _create_session(
@@ -265,19 +331,19 @@ class ConnectMixin(AccessMixin):
         )
         try:
             await sync_to_async(insert_in_savepoint)(row)
-        except IntegrityError:
-            logger.warning("duplicate connection id on $connect: %s", self.connection_id)
+        except IntegrityError:  # reported as the DUPLICATE refusal
             return None
         return row
 
-    async def _refuse(self, reason: str, response: HttpResponse) -> HttpResponse:
-        """Count the refused attempt (it weighs on the rate limit like any other)."""
+    async def _refuse(self, reason: str, response: HttpResponse, cause: str = "") -> HttpResponse:
+        """Count the refused attempt (it weighs on the rate limit like any other) and record
+        ``reason`` (a code of ``reasons``) for the one WARNING ``post`` logs."""
+        self.refuse_because(reason, cause)
         if self.RATE_LIMIT_ENABLED:
             if self._attempt is not None:
                 await self._attempt.amark_refused(reason)
             else:
                 await ConnectionRateLimit.arecord_refusal(self.rate_limit_ip, None, reason)
-        logger.info("refused $connect (%s) for connection %s", reason, self.connection_id)
         return response
 
 

@@ -21,6 +21,7 @@ from aws_ws_async.conf import get_settings
 from aws_ws_async.hashing import matches_any, user_auth_hashes
 from aws_ws_async.models import DisconnectReason, WebSocketSession
 from aws_ws_async.validators import is_valid_connection_id
+from aws_ws_async.views import reasons
 from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.background import spawn
 from aws_ws_async.views.base import BodyError
@@ -47,35 +48,46 @@ class MessagesMixin(AccessMixin):
     ) -> HttpResponse:
         try:
             self.body = self.parse_message(raw)
-        except BodyError:
+        except BodyError as error:
             self.debug_message("message body is not a JSON object")
+            self.refuse_because(reasons.INVALID_BODY, error.cause)
             return await self.invalid_body(request)
         name, named = self.select_handler_name(self.body)
         allowed = self.get_allowed_handlers()
         if name is None:
             if named:
+                self.refuse_because(reasons.UNKNOWN_HANDLER, "the handler name is not a string")
                 return await self.unknown_handler(request, "")
             # The predecessor refused a message naming no handler (400); only the explicit
             # fallback opt-in sends it to ``default``.
             if not (self.FALLBACK_TO_DEFAULT_HANDLER and "default" in allowed):
+                keys = f"{self.handler_selection_key!r} or {self.route_selection_key!r}"
+                self.refuse_because(reasons.HANDLER_MISSING, f"the body has no {keys} key")
                 return await self.handler_selection_key_missing(request)
             name = "default"
         elif name not in allowed:
             if not (self.FALLBACK_TO_DEFAULT_HANDLER and "default" in allowed):
-                logger.info("unknown handler %r (connection %s)", name[:64], self.connection_id)
+                self.refuse_because(
+                    reasons.UNKNOWN_HANDLER, f"handler {name[:64]!r} is not allowed"
+                )
                 return await self.unknown_handler(request, name)
             name = "default"
         handler = bound_handler(self, name)
         if handler is None:
-            logger.info("listed handler %r is not a method", name[:64])
+            self.refuse_because(
+                reasons.UNKNOWN_HANDLER, f"listed handler {name[:64]!r} is not a method"
+            )
             return await self.unknown_handler(request, name)
 
         session = await self.load_session()
         if session is None:
+            self.refuse_because(reasons.UNKNOWN_CONNECTION, self.unknown_connection_cause())
             return await self.session_not_found(request)
         user = session.user
         if user is not None and not await self.user_still_valid(session, user):
-            logger.info("closing connection %s: user no longer valid", session.connection_id)
+            self.refuse_because(
+                reasons.USER_INVALID, "user inactive or password changed: closing the connection"
+            )
             spawn(self.close_session(session), f"aws_ws_async.close:{session.connection_id}")
             return await self.session_not_found(request)
         self.websocket_session = session
@@ -83,6 +95,10 @@ class MessagesMixin(AccessMixin):
         self.channel_name = session.channel_name
         self.set_user(request, user)
         if not await self.has_required_permissions(request.user):
+            self.refuse_because(
+                reasons.PERMISSION_DENIED,
+                "the user lacks the view's permissions_required/all_permissions_required",
+            )
             return await self.permission_denied(request)
         await self.touch_last_seen(session)
         return await self.call_handler(handler, request, *args, **kwargs)
@@ -102,6 +118,12 @@ class MessagesMixin(AccessMixin):
             .filter(gateway_filter, connection_id=self.connection_id, connected=True)
             .afirst()
         )
+
+    def unknown_connection_cause(self) -> str:
+        """Why ``load_session`` found nothing, for the refusal's log line (no query)."""
+        if not is_valid_connection_id(self.connection_id):
+            return "the connection id header is malformed"
+        return f"no connected session with this id on api {self.api_id!r}"
 
     async def user_still_valid(self, session: WebSocketSession, user: Any) -> bool:
         """Active, and the password has not changed since connecting (key fallbacks honoured)."""
@@ -135,14 +157,21 @@ class MessagesMixin(AccessMixin):
 
     async def default(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Override to handle messages that name no (known) handler."""
+        self.refuse_because(reasons.UNKNOWN_HANDLER, "the view does not override default")
         return await self.unknown_handler(request, "default")
 
     async def change_channel(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Move this connection to ``body["channel"]`` (exposed only when listed/overridden)."""
         channel = self.body.get("channel")
         if not isinstance(channel, str) or not self.is_valid_channel(channel):
+            self.refuse_because(
+                reasons.INVALID_CHANNEL, f"channel name {str(channel)[:64]!r} is not valid"
+            )
             return await self.invalid_channel(request)
         if not await self.can_join_channel(request.user, channel):
+            self.refuse_because(
+                reasons.CHANNEL_DENIED, f"the policy of channel {channel!r} refuses the user"
+            )
             return await self.permission_denied(request)
         session = self.websocket_session
         if session is None:  # pragma: no cover - dispatch always sets it
@@ -160,6 +189,7 @@ class MessagesMixin(AccessMixin):
         """Mark the session disconnected (two queries: read it, flag it) and run the hook."""
         session = await self.load_session()
         if session is None:
+            self.refuse_because(reasons.UNKNOWN_CONNECTION, self.unknown_connection_cause())
             return await self.session_not_found(request)
         now = timezone.now()
         changed = await self.model.objects.filter(pk=session.pk, connected=True).aupdate(
@@ -169,6 +199,9 @@ class MessagesMixin(AccessMixin):
             updated_on=now,
         )
         if not changed:  # a concurrent close won the race
+            self.refuse_because(
+                reasons.UNKNOWN_CONNECTION, "the session was closed by a concurrent request"
+            )
             return await self.session_not_found(request)
         session.connected = False
         session.disconnected_at = now
