@@ -200,7 +200,8 @@ async def test_each_refusal_logs_one_warning_and_debug_names_it(
     assert record.levelno == logging.WARNING
     assert (record.reason, record.status_code) == (reason, status)  # type: ignore[attr-defined]
     assert cause in record.cause  # type: ignore[attr-defined]
-    assert reason in record.getMessage() and cause in record.getMessage()
+    assert reason in record.getMessage()
+    assert cause in record.getMessage()
     assert record.route in {"connect", "default", "disconnect"}  # type: ignore[attr-defined]
     if debug:
         assert response.headers[HEADER].split(":", 1)[0] == reason
