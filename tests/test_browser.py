@@ -3,7 +3,10 @@
 Starts ``example/run_demo.py`` exactly as a user would (on free ports, with a temporary SQLite
 database), logs in, joins rooms in three windows, sends messages and checks that they arrive
 in every window of the same room and in no other room; then stops the demo with Ctrl-C and
-checks that it exits cleanly. A screenshot is saved to ``test-artifacts/browser-demo.png``.
+checks that it exits cleanly, and that the page then says the server is unreachable. Along
+the way: a long word wraps, an oversized frame (1009) is explained in the page, a refused room
+name gets a styled 400 page. Screenshots in ``test-artifacts/``: ``browser-demo.png`` (desktop),
+``browser-demo-phone.png`` (390 px), ``browser-refused.png``, ``browser-unreachable-phone.png``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOT = ROOT / "test-artifacts" / "browser-demo.png"
+SCREENSHOTS = ROOT / "test-artifacts"
+SCREENSHOT = SCREENSHOTS / "browser-demo.png"
+#: True when element ``arguments[0]``'s content fits its width (long words wrap).
+WRAPS = "const e = document.getElementById(arguments[0]); return e.scrollWidth <= e.clientWidth;"
 WAIT = 20
 FAKE_SIGV4 = "AWS4-HMAC-SHA256 Credential=t/x, SignedHeaders=host, Signature=00"
 
@@ -159,6 +165,12 @@ def messages(driver: Any) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#messages li.message .text")]
 
 
+def notices(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, "#messages li.notice"))
+
+
 def send(driver: Any, text: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -238,15 +250,49 @@ def test_demo_chat_in_a_real_browser(demo: Demo, browser: Any) -> None:
     browser.switch_to.window(lobby)
     wait_until(browser, lambda d: "after reconnecting" in messages(d))
 
-    # An invalid room name is a clear 400, not an error page.
+    # A word longer than the list is wide wraps inside it (no sideways scrolling).
+    browser.switch_to.window(lobby)
+    long_word = "supercalifragilistic" * 15
+    send(browser, long_word)
+    wait_until(browser, lambda d: long_word in messages(d))
+    assert browser.execute_script(WRAPS, "messages")
+
+    # A frame over the gateway's 32 KB: it closes the socket with 1009, the page says why and
+    # reconnects (the input's maxlength is removed, as a modified page or a paste tool would).
+    browser.execute_script(
+        "const i = document.getElementById('message-input');"
+        "i.removeAttribute('maxlength'); i.value = 'x'.repeat(40000);"
+    )
+    browser.find_element(By.ID, "send-button").click()
+    wait_until(browser, lambda d: "too large" in notices(d))
+    wait_until(
+        browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "open"
+    )
+
+    # An invalid room name is a styled 400 page naming it, not plain text.
     browser.switch_to.window(random_room)
     browser.get(demo.url + "?channel=bad%20room")
-    assert "room name" in browser.find_element(By.TAG_NAME, "body").text
+    refused = browser.find_element(By.ID, "refused")
+    assert "bad room" in refused.text
+    assert "room name" in refused.text
+    assert refused.value_of_css_property("background-color") == "rgba(255, 255, 255, 1)"
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOTS / "browser-refused.png"))
 
     browser.switch_to.window(lobby)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+    # A phone's width (390 px): one column, nothing wider than the screen.
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+    )
+    wait_until(browser, lambda d: d.execute_script("return window.innerWidth") == 390)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    assert browser.execute_script(WRAPS, "messages")
+    phone = SCREENSHOTS / "browser-demo-phone.png"
+    assert browser.save_screenshot(str(phone))
+    assert phone.stat().st_size > 10_000
 
     # Ctrl-C stops the demo cleanly: every socket closed, $disconnects delivered, exit 0.
     demo.process.send_signal(signal.SIGINT)
@@ -257,3 +303,6 @@ def test_demo_chat_in_a_real_browser(demo: Demo, browser: Any) -> None:
     output = "".join(demo.output)
     assert "Demo stopped." in output
     assert "Traceback" not in output
+    # The page says the server is gone instead of spinning silently.
+    wait_until(browser, lambda d: "Cannot " in notices(d))
+    assert browser.save_screenshot(str(SCREENSHOTS / "browser-unreachable-phone.png"))

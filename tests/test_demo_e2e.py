@@ -271,7 +271,9 @@ def _log_in(url: str) -> Any:
     import urllib.request
     from http.cookiejar import CookieJar
 
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.jar = jar  # type: ignore[attr-defined]
     with opener.open(f"{url}/accounts/login/", timeout=10) as response:
         page = response.read().decode()
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
@@ -298,10 +300,14 @@ def _room_status(opener: Any, url: str, channel: str = "lobby") -> tuple[int, st
 @pytest.mark.django_db(transaction=False)
 def test_a_restart_keeps_the_login_and_the_password(tmp_path: Path) -> None:
     """Before: every start reset the demo user's password, which changed its session auth hash
-    and logged every browser out."""
+    and logged every browser out; a refused room was plain text; logging out showed the admin's
+    page."""
+    import urllib.request
+
     db = tmp_path / "demo.sqlite3"
     first = Launched(db)
     opener = _log_in(first.url)
+    jar = opener.jar
     assert _room_status(opener, first.url)[:2] == (200, f"{first.url}/?channel=lobby")
     first.stop()
 
@@ -318,5 +324,17 @@ def test_a_restart_keeps_the_login_and_the_password(tmp_path: Path) -> None:
         assert 'id="refused"' in page
         assert "bad room" in page
         assert "chat.css" in page
+        # Logging out lands on the demo's own styled page (not the admin's).
+        csrf = next(c.value for c in jar if c.name == "csrftoken")
+        request = urllib.request.Request(
+            f"{second.url}/accounts/logout/",
+            data=f"csrfmiddlewaretoken={csrf}".encode(),
+            headers={"Referer": second.url},
+        )
+        with opener.open(request, timeout=10) as response:
+            page = response.read().decode()
+        assert 'id="logged-out"' in page
+        assert "chat.css" in page
+        assert _room_status(opener, second.url)[1].startswith(f"{second.url}/accounts/login/")
     finally:
         second.stop()

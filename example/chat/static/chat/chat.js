@@ -129,7 +129,7 @@
     try {
       token = await fetchToken();
     } catch (error) {
-      scheduleReconnect("no token");
+      scheduleReconnect(error.message === "server unreachable" ? "server unreachable" : "no token");
       return;
     }
     const url = wsUrl + "?channel=" + encodeURIComponent(channel) + "&ws_token=" + encodeURIComponent(token);
