@@ -125,3 +125,28 @@ async def test_the_client_without_the_fixture(ws_client: Any, ws_gateway_emulato
         assert (await client.receive_json(timeout=10))["channel"] == "dev"
     finally:
         await client.close()
+
+
+class TestTheDefaultConfiguration:
+    """``ws_client`` with nothing overridden: ``live_server`` and this suite's own ``EchoView``."""
+
+    @pytest.fixture
+    def ws_gateway_emulator_config(self, request: pytest.FixtureRequest) -> EmulatorConfig:
+        # The plugin's own default (this module overrides it above for the other tests).
+        live_server = request.getfixturevalue("live_server")
+        return EmulatorConfig(target_base_url=f"{live_server.url}/ws/")
+
+    @pytest.fixture(autouse=True)
+    def _suite_urls(self, settings: Any) -> None:
+        settings.ROOT_URLCONF = "tests.urls"
+
+    async def test_a_broadcast_from_the_test_reaches_the_client(self, ws_client: Any) -> None:
+        user = await make_user()
+        async with ws_client(user=user, channel="news") as ws:
+            session = await WebSocketSession.objects.aget(channel_name="news")
+            assert session.user_id == user.pk
+            report = await WebSocketSession.objects.filter(channel_name="news").asend_message(
+                {"headline": "sent by the test"}
+            )
+            assert report.delivered_count == 1
+            assert await ws.receive_json(timeout=10) == {"headline": "sent by the test"}
