@@ -6,7 +6,8 @@ from the user model's ``USERNAME_FIELD`` and email field at run time, so a custo
 without ``username`` works (the predecessor hard-coded ``user__username``).
 
 Provisioning actions for gateways live in ``aws_ws_async.admin_actions`` and are wired in via
-``ApiGatewayAdmin.actions``.
+``ApiGatewayAdmin.actions``; the session operations (disconnect, send a message, send to a
+channel, connected counts) live in ``aws_ws_async.admin_sessions``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.db.models import ManyToManyField
+from django.db.models import Count, ManyToManyField, Q, QuerySet
 from django.forms import ModelMultipleChoiceField
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
+from aws_ws_async import admin_sessions
 from aws_ws_async.admin_actions import GATEWAY_ACTIONS
 from aws_ws_async.models import (
     ApiGateway,
@@ -104,6 +109,7 @@ class ApiGatewayAdmin(admin.ModelAdmin):
         "provisioning_status",
         "api_created",
         "custom_domain_created",
+        "connected_sessions",
         "updated_on",
     )
     list_filter = ("provisioning_status", "api_created", "custom_domain_created")
@@ -148,6 +154,25 @@ class ApiGatewayAdmin(admin.ModelAdmin):
         ("Provisioning state", {"fields": ("api_id", *PROVISIONING_FIELDS)}),
     )
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiGateway]:
+        # The live count is part of the changelist's own query (no query per row).
+        queryset: QuerySet[ApiGateway] = super().get_queryset(request)
+        return queryset.annotate(
+            live_connections=Count("sessions", filter=Q(sessions__connected=True))
+        )
+
+    @admin.display(description="Connected", ordering="live_connections")
+    def connected_sessions(self, obj: ApiGateway) -> str:
+        """The gateway's live connections, linked to its sessions in the session changelist."""
+        count = getattr(obj, "live_connections", None)
+        if count is None:  # an object not loaded through get_queryset
+            count = obj.sessions.filter(connected=True).count()
+        url = reverse(
+            "admin:aws_ws_async_websocketsession_changelist", current_app=self.admin_site.name
+        )
+        query = urlencode({"api_gateway__id__exact": str(obj.pk), "connected__exact": "1"})
+        return format_html('<a href="{}?{}">{}</a>', url, query, count)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # ``api_id`` may be typed in to adopt an existing API, but not once we created it.
         if obj is not None and obj.api_created:
@@ -189,6 +214,39 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
     exclude = ("session_key_hash", "auth_hash", "request_count")
     date_hierarchy = "connected_at"
     ordering = ("-id",)
+    actions: list[Any] = list(admin_sessions.SESSION_ACTIONS)
+    #: Total deadline (seconds) of one disconnect or send started from the admin.
+    operation_timeout_seconds = admin_sessions.DEFAULT_TIMEOUT_SECONDS
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Closing and messaging connections needs ``change_websocketsession``."""
+        return admin_sessions.can_operate(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.send_to_channel_view)
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}_send_to_channel"
+        return [path("send-to-channel/", view, name=name), *super().get_urls()]
+
+    def send_to_channel_view(self, request: HttpRequest) -> HttpResponse:
+        return admin_sessions.send_to_channel_view(self, request)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = dict(extra_context or {})
+        if request.method == "GET":  # an action's POST never renders the header
+            changelist = reverse(
+                "admin:aws_ws_async_websocketsession_changelist", current_app=self.admin_site.name
+            )
+            context["connection_counts"] = admin_sessions.connection_counts(
+                self.get_queryset(request), changelist
+            )
+            context["can_operate"] = admin_sessions.can_operate(request)
+            context["send_to_channel_url"] = reverse(
+                admin_sessions.SEND_TO_CHANNEL, current_app=self.admin_site.name
+            )
+        return super().changelist_view(request, context)
 
 
 @admin.register(WebSocketToken)
