@@ -4,6 +4,9 @@
   with ``report`` (a :class:`~aws_ws_async.delivery.DeliveryReport`), ``operation``
   (``"send"`` or ``"disconnect"``) and ``queryset``; connect a receiver to export metrics or
   alert on failures. (A broadcast that stopped raises ``BroadcastAborted`` instead.)
+* ``broadcast_completed`` is sent once when an enqueued broadcast (``enqueue_message``) has
+  finished every shard, with ``broadcast`` (the final :class:`~aws_ws_async.models.Broadcast`
+  row), in the worker process that finished it.
 """
 
 from __future__ import annotations
@@ -12,3 +15,6 @@ from django.dispatch import Signal
 
 #: Sent after each broadcast / bulk close with ``report``, ``operation`` and ``queryset``.
 broadcast_finished = Signal()
+
+#: Sent once per enqueued broadcast when its last shard is done, with ``broadcast``.
+broadcast_completed = Signal()

@@ -1,5 +1,6 @@
 """The models of aws_ws_async, one module per aggregate."""
 
+from aws_ws_async.models.broadcasts import Broadcast, BroadcastShard, BroadcastStatus
 from aws_ws_async.models.channels import ChannelAccess, ChannelPermission, ChannelPermissionRule
 from aws_ws_async.models.gateways import ApiGateway, ApiGatewayAdditionalRoute, ProvisioningStatus
 from aws_ws_async.models.ratelimits import ConnectionRateLimit
@@ -14,6 +15,9 @@ from aws_ws_async.models.tokens import WebSocketToken
 __all__ = [
     "ApiGateway",
     "ApiGatewayAdditionalRoute",
+    "Broadcast",
+    "BroadcastShard",
+    "BroadcastStatus",
     "ChannelAccess",
     "ChannelPermission",
     "ChannelPermissionRule",

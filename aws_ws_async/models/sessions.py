@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from aws_ws_async.delivery import DeliveryReport
+    from aws_ws_async.models.broadcasts import Broadcast
 
 #: API Gateway closes every connection after two hours and idle ones after ten minutes.
 MAX_CONNECTION_AGE = timedelta(hours=2)
@@ -195,6 +196,27 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
             timeout=timeout,
             progress=progress,
         )
+
+    # --- enqueued (sharded, resumable) broadcast on a task backend ------------------------
+
+    def enqueue_message(self, data: Any) -> Broadcast:
+        """Hand the broadcast to task workers; returns the persisted ``Broadcast`` at once.
+
+        The payload is validated and a task backend required before anything is written; the
+        selection is stored in the row (pickled query), the coordinator enqueued after commit.
+        See ``docs/scaling.md`` and :mod:`aws_ws_async.scaleout`.
+        """
+        from aws_ws_async.scaleout import runner
+
+        return runner.enqueue(self, data)
+
+    async def aenqueue_message(self, data: Any) -> Broadcast:
+        """Async twin of :meth:`enqueue_message` (the row written in a thread)."""
+        from asgiref.sync import sync_to_async
+
+        from aws_ws_async.scaleout import runner
+
+        return await sync_to_async(runner.enqueue)(self, data)
 
     # --- bulk close --------------------------------------------------------------------
 

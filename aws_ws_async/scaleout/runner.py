@@ -1,0 +1,347 @@
+"""Enqueue, shard, run, checkpoint, reap and finish a broadcast on a task backend.
+
+* :func:`enqueue` validates the payload and the queryset, refuses when no task backend would
+  run the broadcast, writes the :class:`~aws_ws_async.models.broadcasts.Broadcast` row (the
+  pickled query, never task arguments) and enqueues the coordinator after that row commits.
+* :func:`coordinate` walks the selection by keyset (one aggregate query per shard: the
+  ``size``-th pk after the previous bound; never OFFSET, never the id list in memory) and
+  writes the shard rows, then enqueues one task per shard after commit.
+* :func:`run_shard` claims its shard (a fresh lease token), streams its range from the
+  checkpoint by keyset pages of ``checkpoint_every`` rows and posts each page through the one
+  fan-out (:class:`~aws_ws_async.models.broadcast.FanOut`). After each page it checkpoints, in
+  one transaction, the last pk done, the counts (on the shard and the broadcast) and the gone
+  marks, but only while its token still holds the lease: a worker that lost its shard to the
+  reaper cannot count twice. A crash therefore re-posts at most one page.
+* :func:`reap` gives shards whose lease expired (their worker died) to a new task, and
+  :func:`finalize` closes the broadcast once every shard is done (and sends
+  ``broadcast_completed`` exactly once).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.apps import apps
+from django.db import connections, models, transaction
+from django.db.models import Count, F, Max, Q, Sum
+from django.utils import timezone
+
+from aws_ws_async import sync
+from aws_ws_async.conf import get_settings
+from aws_ws_async.delivery import DeliveryReport
+from aws_ws_async.models.broadcast import FanOut
+from aws_ws_async.models.broadcasts import FINAL, Broadcast, BroadcastShard, BroadcastStatus
+from aws_ws_async.models.gateways import ApiGateway
+from aws_ws_async.models.marks import mark_ids
+from aws_ws_async.models.operations import (
+    GONE,
+    Operation,
+    check_queryset,
+    delivery_policy,
+    send_operation,
+)
+from aws_ws_async.models.paging import pages
+from aws_ws_async.scaleout.framework import check_backend
+from aws_ws_async.signals import broadcast_completed
+
+logger = logging.getLogger("aws_ws_async.scaleout")
+
+#: A shard whose attempts keep raising is given up (status failed) after this many attempts.
+MAX_ATTEMPTS = 5
+#: Shard rows written per INSERT by the coordinator (its memory stays flat in the selection).
+SHARD_BATCH = 200
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=get_settings().broadcast_lease_seconds)
+
+
+def _tasks() -> Any:
+    from aws_ws_async.scaleout import tasks
+
+    return tasks
+
+
+# --- enqueue ---------------------------------------------------------------------------------
+
+
+def store(queryset: models.QuerySet[Any], data: Any) -> Broadcast:
+    """Validate and write the ``Broadcast`` row (payload, pickled query); enqueue nothing."""
+    from aws_ws_async.models.sessions import WebSocketSession
+
+    op = send_operation(data)  # size and encoding, before anything is written
+    check_queryset(queryset)
+    if not issubclass(queryset.model, WebSocketSession):
+        raise TypeError(f"enqueue_message selects WebSocketSession rows, not {queryset.model}")
+    s = get_settings()
+    return Broadcast.objects.using(queryset.db).create(
+        model_label=queryset.model._meta.label_lower,
+        query=pickle.dumps(queryset.query),
+        payload=op.payload,
+        shard_size=s.broadcast_shard_size,
+        checkpoint_every=s.broadcast_checkpoint_every,
+        lease_until=timezone.now() + _lease(),
+    )
+
+
+def enqueue(queryset: models.QuerySet[Any], data: Any) -> Broadcast:
+    """Store the broadcast and enqueue its coordinator (after the row commits)."""
+    send_operation(data)  # a bad payload is a TypeError even without a task backend
+    check_backend()
+    tasks = _tasks()
+    broadcast = store(queryset, data)
+    pk, db = broadcast.pk, queryset.db
+    transaction.on_commit(lambda: tasks.coordinate_broadcast.enqueue(pk, db), using=db)
+    return broadcast
+
+
+def selection(broadcast: Broadcast, db: str) -> models.QuerySet[Any]:
+    """The stored queryset, on ``db`` (Django's documented query unpickling)."""
+    model = apps.get_model(broadcast.model_label)
+    queryset: models.QuerySet[Any] = model._default_manager.db_manager(db).all()
+    # The bytes were written by enqueue() into our own table: the trust of the database.
+    queryset.query = pickle.loads(bytes(broadcast.query))  # noqa: S301
+    return queryset
+
+
+# --- coordinator -----------------------------------------------------------------------------
+
+
+def _next_bound(base: models.QuerySet[Any], after: Any, size: int) -> tuple[Any, int]:
+    """``(last pk, count)`` of the next ``size`` distinct rows after ``after``: one query."""
+    window = base if after is None else base.filter(pk__gt=after)
+    ids = window.order_by("pk").values("pk").distinct()[:size]
+    if connections[base.db].features.allow_sliced_subqueries_with_in:
+        rows = base.model._base_manager.using(base.db).filter(pk__in=ids)
+        found = rows.aggregate(last=Max("pk"), n=Count("pk"))
+        return found["last"], int(found["n"] or 0)
+    last, n = None, 0  # MySQL-like backends: stream one shard's pks (one shard in memory)
+    for n, pk in enumerate(ids.values_list("pk", flat=True).iterator(), start=1):  # noqa: B007
+        last = pk
+    return last, n
+
+
+def coordinate(broadcast_id: int, db: str) -> None:
+    """Cut the selection into shards by pk ranges and enqueue one task per shard."""
+    tasks = _tasks()
+    now = timezone.now()
+    with transaction.atomic(using=db):
+        broadcast = Broadcast.objects.using(db).select_for_update().get(pk=broadcast_id)
+        if broadcast.status != BroadcastStatus.PENDING:
+            return  # a second coordinator (re-enqueued by the reaper): the first one did it
+        base = selection(broadcast, db).filter(connected=True)
+        after: Any = None
+        index = total = 0
+        batch: list[BroadcastShard] = []
+        while True:
+            last, n = _next_bound(base, after, broadcast.shard_size)
+            if not n:
+                break
+            batch.append(
+                BroadcastShard(
+                    broadcast=broadcast,
+                    index=index,
+                    after_pk=after,
+                    last_pk=last,
+                    lease_until=now + _lease(),
+                )
+            )
+            if len(batch) >= SHARD_BATCH:
+                BroadcastShard.objects.using(db).bulk_create(batch)
+                batch = []
+            after, index, total = last, index + 1, total + n
+            if n < broadcast.shard_size:
+                break
+        BroadcastShard.objects.using(db).bulk_create(batch)
+        Broadcast.objects.using(db).filter(pk=broadcast_id).update(
+            status=BroadcastStatus.RUNNING,
+            shards_total=index,
+            recipients=total,
+            started_at=now,
+            lease_until=None,
+        )
+        ids = list(
+            BroadcastShard.objects.using(db)
+            .filter(broadcast_id=broadcast_id)
+            .values_list("pk", flat=True)
+        )
+
+        def enqueue_shards() -> None:
+            for shard_id in ids:
+                tasks.run_broadcast_shard.enqueue(shard_id, db)
+
+        transaction.on_commit(enqueue_shards, using=db)
+    logger.info("broadcast %s: %s recipients in %s shards", broadcast_id, total, index)
+    if not index:
+        finalize(broadcast_id, db)
+
+
+# --- one shard -------------------------------------------------------------------------------
+
+
+def _claim(shard_id: int, db: str) -> str | None:
+    """Take the shard (pending, or running with an expired lease); the new token or None."""
+    token, now = uuid.uuid4().hex, timezone.now()
+    claimable = Q(status=BroadcastStatus.PENDING) | Q(
+        status=BroadcastStatus.RUNNING, lease_until__lt=now
+    )
+    taken = (
+        BroadcastShard.objects.using(db)
+        .filter(claimable, pk=shard_id)
+        .update(
+            status=BroadcastStatus.RUNNING,
+            lease_token=token,
+            lease_until=now + _lease(),
+            attempts=F("attempts") + 1,
+        )
+    )
+    return token if taken else None
+
+
+def _checkpoint(
+    shard: BroadcastShard, db: str, token: str, last_pk: Any, report: DeliveryReport, op: Operation
+) -> bool:
+    """Counts, checkpoint and gone marks in one transaction, only while ``token`` holds."""
+    gone, failed = len(report.gone), len(report.failed)
+    with transaction.atomic(using=db):
+        held = (
+            BroadcastShard.objects.using(db)
+            .filter(pk=shard.pk, lease_token=token)
+            .update(
+                done_pk=last_pk,
+                delivered=F("delivered") + report.delivered_count,
+                gone=F("gone") + gone,
+                failed=F("failed") + failed,
+                lease_until=timezone.now() + _lease(),
+            )
+        )
+        if not held:
+            return False
+        Broadcast.objects.using(db).filter(pk=shard.broadcast_id).update(
+            delivered=F("delivered") + report.delivered_count,
+            gone=F("gone") + gone,
+            failed=F("failed") + failed,
+        )
+        mark_ids(apps.get_model(shard.broadcast.model_label), db, op.to_mark(report), op.reason)
+    return True
+
+
+def _post_range(shard: BroadcastShard, db: str, token: str) -> bool:
+    """Post the shard's range from its checkpoint; False if the lease was lost on the way."""
+    broadcast = shard.broadcast
+    op = Operation("broadcast", "send", GONE, bytes(broadcast.payload))
+    policy = delivery_policy(collect_delivered=False)
+    base = selection(broadcast, db).filter(connected=True, pk__lte=shard.last_pk)
+    start = shard.done_pk if shard.done_pk is not None else shard.after_pk
+    if start is not None:
+        base = base.filter(pk__gt=start)
+    fields = ("connection_id", "api_gateway_id")
+    for page in pages(base, fields, broadcast.checkpoint_every):
+        groups: dict[int | None, list[str]] = {}
+        for _, connection_id, gateway_id in page:
+            groups.setdefault(gateway_id, []).append(connection_id)
+        endpoints = ApiGateway.objects.using(db).endpoints(list(groups))
+        report = sync.run(FanOut(op, groups, endpoints, policy).run)
+        if not _checkpoint(shard, db, token, page[-1][0], report, op):
+            logger.warning("shard %s: lease lost to another worker, stopping", shard.pk)
+            return False
+    return True
+
+
+def run_shard(shard_id: int, db: str) -> None:
+    """Claim the shard, post its range from its checkpoint, finish it (see module docs)."""
+    token = _claim(shard_id, db)
+    if token is None:
+        return  # finished, or another worker holds a live lease
+    shard = BroadcastShard.objects.using(db).select_related("broadcast").get(pk=shard_id)
+    try:
+        if not _post_range(shard, db, token):
+            return
+    except Exception as exc:
+        _release(shard, db, token, exc)
+        raise
+    done = (
+        BroadcastShard.objects.using(db)
+        .filter(pk=shard_id, lease_token=token)
+        .update(status=BroadcastStatus.FINISHED, lease_until=None)
+    )
+    if done:
+        finalize(shard.broadcast_id, db)
+
+
+def _release(shard: BroadcastShard, db: str, token: str, exc: BaseException) -> None:
+    """After an error: let the reaper retry at once, or give up after ``MAX_ATTEMPTS``."""
+    logger.exception("shard %s failed (attempt %s)", shard.pk, shard.attempts)
+    give_up = shard.attempts >= MAX_ATTEMPTS
+    BroadcastShard.objects.using(db).filter(pk=shard.pk, lease_token=token).update(
+        error=repr(exc)[:2000],
+        lease_until=timezone.now(),
+        status=BroadcastStatus.FAILED if give_up else BroadcastStatus.RUNNING,
+    )
+    if give_up:
+        finalize(shard.broadcast_id, db)
+
+
+# --- reaper and the end ----------------------------------------------------------------------
+
+
+def reap(broadcast_id: int, db: str) -> int:
+    """Enqueue again what lost its worker (coordinator or shards); how many were enqueued."""
+    tasks, now = _tasks(), timezone.now()
+    rows = Broadcast.objects.using(db)
+    stale = rows.filter(pk=broadcast_id, status=BroadcastStatus.PENDING, lease_until__lt=now)
+    if stale.update(lease_until=now + _lease()):
+        tasks.coordinate_broadcast.enqueue(broadcast_id, db)
+        return 1
+    shards = BroadcastShard.objects.using(db).filter(broadcast_id=broadcast_id)
+    expired = shards.exclude(status__in=FINAL).filter(lease_until__lt=now)
+    count = 0
+    for shard_id, lease_until in expired.values_list("pk", "lease_until"):
+        # Only one reaper wins a shard: the update matches the lease it saw.
+        taken = shards.filter(pk=shard_id, lease_until=lease_until).exclude(status__in=FINAL)
+        if taken.update(status=BroadcastStatus.PENDING, lease_until=now + _lease()):
+            logger.warning("broadcast %s: shard %s re-enqueued", broadcast_id, shard_id)
+            tasks.run_broadcast_shard.enqueue(shard_id, db)
+            count += 1
+    if rows.filter(pk=broadcast_id, status=BroadcastStatus.RUNNING).exists():
+        finalize(broadcast_id, db)  # in case the last shard's worker died right after finishing
+    return count
+
+
+def finalize(broadcast_id: int, db: str) -> bool:
+    """Close the broadcast once every shard is done; True for the one call that closed it."""
+    shards = BroadcastShard.objects.using(db).filter(broadcast_id=broadcast_id)
+    if shards.exclude(status__in=FINAL).exists():
+        return False
+    status = BroadcastStatus.FINISHED
+    if shards.filter(status=BroadcastStatus.FAILED).exists():
+        status = BroadcastStatus.FAILED
+    totals = shards.aggregate(d=Sum("delivered"), g=Sum("gone"), f=Sum("failed"))
+    closed = (
+        Broadcast.objects.using(db)
+        .filter(pk=broadcast_id, status__in=[BroadcastStatus.PENDING, BroadcastStatus.RUNNING])
+        .update(
+            status=status,
+            finished_at=timezone.now(),
+            delivered=totals["d"] or 0,
+            gone=totals["g"] or 0,
+            failed=totals["f"] or 0,
+        )
+    )
+    if not closed:
+        return False
+    broadcast = Broadcast.objects.using(db).get(pk=broadcast_id)
+    logger.info(
+        "broadcast %s %s: %s delivered, %s gone, %s failed",
+        broadcast_id,
+        status,
+        broadcast.delivered,
+        broadcast.gone,
+        broadcast.failed,
+    )
+    broadcast_completed.send(sender=Broadcast, broadcast=broadcast)
+    return True

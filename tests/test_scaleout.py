@@ -1,0 +1,229 @@
+"""Enqueued broadcasts (qs.enqueue_message): validation, sharding, checkpoints, the reaper.
+
+The task backend is real: the framework's ImmediateBackend (tasks run inline, the whole path in
+this process) or its DummyBackend (tasks recorded, run here step by step). The @connections
+side is the threaded FaultEndpoint. Real worker processes are in tests/test_e2e_workers.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from aws_ws_async.exceptions import PayloadTooLarge
+from aws_ws_async.models import Broadcast, BroadcastShard, BroadcastStatus, WebSocketSession
+from aws_ws_async.scaleout import runner
+from aws_ws_async.scaleout.framework import task_api
+from aws_ws_async.signals import broadcast_completed
+from aws_ws_async.testing import FaultEndpoint
+from tests.fixtures_delivery import make_gateway
+
+API = task_api().__name__
+
+
+def backend(kind: str) -> dict[str, Any]:
+    return {"default": {"BACKEND": f"{API}.backends.{kind.lower()}.{kind}Backend"}}
+
+
+def recorded() -> list[Any]:
+    """What the DummyBackend was asked to run: (task name, args)."""
+    return [(r.task.name, list(r.args)) for r in task_api().task_backends["default"].results]
+
+
+def sessions(count: int, channel: str = "room", gateway: Any = None) -> list[WebSocketSession]:
+    gateway = gateway or make_gateway()
+    rows = [
+        WebSocketSession(
+            connection_id=f"{channel[:4]}{i:05d}=", channel_name=channel, api_gateway=gateway
+        )
+        for i in range(count)
+    ]
+    return WebSocketSession.objects.bulk_create(rows)
+
+
+@pytest.fixture
+def small_shards(threaded_fault_settings: Any) -> Any:
+    threaded_fault_settings.AWS_WS_ASYNC = {
+        **threaded_fault_settings.AWS_WS_ASYNC,
+        "broadcast_shard_size": 10,
+        "broadcast_checkpoint_every": 4,
+        "broadcast_lease_seconds": 30.0,
+    }
+    return threaded_fault_settings
+
+
+# --- refused before anything is written ----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_no_task_backend_is_improperly_configured(small_shards: Any) -> None:
+    sessions(3)
+    with pytest.raises(ImproperlyConfigured, match="TASKS"):
+        WebSocketSession.objects.for_channel("room").enqueue_message({"x": 1})
+    assert not Broadcast.objects.exists()
+
+
+@pytest.mark.django_db
+def test_dummy_backend_that_never_runs_is_refused(small_shards: Any) -> None:
+    small_shards.TASKS = backend("Dummy")
+    with pytest.raises(ImproperlyConfigured, match="never runs"):
+        WebSocketSession.objects.all().enqueue_message("hi")
+    assert not Broadcast.objects.exists()
+
+
+@pytest.mark.django_db
+def test_payload_is_validated_before_anything_is_enqueued(small_shards: Any) -> None:
+    small_shards.TASKS = backend("Immediate")
+    with pytest.raises(PayloadTooLarge):
+        WebSocketSession.objects.all().enqueue_message("x" * (129 * 1024))
+    with pytest.raises(TypeError):
+        WebSocketSession.objects.all().enqueue_message(object())
+    with pytest.raises(TypeError, match="sliced"):
+        WebSocketSession.objects.all()[:5].enqueue_message("hi")
+    assert not Broadcast.objects.exists()
+
+
+# --- the whole path, tasks run inline ---------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_runs_every_shard_with_exact_totals(
+    small_shards: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    small_shards.TASKS = backend("Immediate")
+    rows = sessions(25)
+    sessions(5, channel="elsewhere", gateway=rows[0].api_gateway)
+    gone = {rows[3].connection_id, rows[17].connection_id, rows[24].connection_id}
+    threaded_fault_endpoint.plan.gone = set(gone)
+    completed: list[Broadcast] = []
+
+    def on_completed(sender: Any, broadcast: Broadcast, **kwargs: Any) -> None:
+        completed.append(broadcast)
+
+    broadcast_completed.connect(on_completed)
+    try:
+        broadcast = WebSocketSession.objects.for_channel("room").enqueue_message({"n": 1})
+        result = broadcast.wait_result(timeout=30)
+    finally:
+        broadcast_completed.disconnect(on_completed)
+    assert result.status == BroadcastStatus.FINISHED
+    assert (result.delivered, result.gone, result.failed) == (22, 3, 0)
+    assert (result.recipients, result.shards_total) == (25, 3)
+    assert result.finished_at is not None
+    assert [b.pk for b in completed] == [broadcast.pk]
+    room = {r.connection_id for r in rows}
+    assert {cid for cid, bodies in threaded_fault_endpoint.received.items() if bodies} == (
+        room - gone
+    )
+    assert all(len(b) == 1 for b in threaded_fault_endpoint.received.values())
+    assert (
+        set(
+            WebSocketSession.objects.filter(connected=False).values_list("connection_id", flat=True)
+        )
+        == gone
+    )
+    shards = result.progress()
+    assert [s["index"] for s in shards] == [0, 1, 2]
+    assert sum(s["delivered"] + s["gone"] for s in shards) == 25
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_aenqueue_and_await_result(
+    small_shards: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    small_shards.TASKS = backend("Immediate")
+    await asyncio.to_thread(sessions, 12)
+    broadcast = await WebSocketSession.objects.for_channel("room").aenqueue_message("hello")
+    result = await broadcast.await_result(timeout=30)
+    assert (result.status, result.delivered, result.gone) == (BroadcastStatus.FINISHED, 12, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_empty_selection_finishes_at_once(small_shards: Any) -> None:
+    small_shards.TASKS = backend("Immediate")
+    broadcast = WebSocketSession.objects.for_channel("nobody").enqueue_message("hi")
+    result = broadcast.wait_result(timeout=10)
+    assert (result.status, result.shards_total, result.recipients) == ("finished", 0, 0)
+
+
+# --- step by step: the coordinator, checkpoints, the reaper ---------------------------------
+
+
+@pytest.mark.django_db
+def test_coordinator_cuts_keyset_ranges_and_args_are_json(
+    small_shards: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    small_shards.TASKS = backend("Dummy")
+    rows = sessions(23)
+    WebSocketSession.objects.filter(pk=rows[5].pk).update(connected=False)
+    broadcast = runner.store(WebSocketSession.objects.for_channel("room"), "hi")
+    with django_capture_on_commit_callbacks(execute=True):
+        runner.coordinate(broadcast.pk, "default")
+    broadcast.refresh_from_db()
+    assert (broadcast.status, broadcast.recipients, broadcast.shards_total) == ("running", 22, 3)
+    shards = list(broadcast.shards.order_by("index"))
+    assert shards[0].after_pk is None
+    assert [s.after_pk for s in shards[1:]] == [s.last_pk for s in shards[:-1]]
+    assert shards[-1].last_pk == rows[-1].pk
+    sizes = [
+        WebSocketSession.objects.filter(
+            connected=True, pk__gt=s.after_pk or 0, pk__lte=s.last_pk
+        ).count()
+        for s in shards
+    ]
+    assert sizes == [10, 10, 2]
+    tasks = recorded()
+    assert [name for name, _ in tasks] == ["run_broadcast_shard"] * 3
+    assert [args for _, args in tasks] == [[s.pk, "default"] for s in shards]
+
+
+@pytest.mark.django_db
+def test_dead_worker_resumes_from_checkpoint_and_zombie_cannot_count(
+    small_shards: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    small_shards.TASKS = backend("Dummy")
+    rows = sessions(10)
+    broadcast = runner.store(WebSocketSession.objects.for_channel("room"), "hi")
+    runner.coordinate(broadcast.pk, "default")
+    shard = BroadcastShard.objects.get(broadcast=broadcast)
+    # A first worker claims the shard and checkpoints its first page (4 rows), then dies.
+    dead = runner._claim(shard.pk, "default")
+    assert dead is not None
+    shard.refresh_from_db()
+    runner.run_shard(shard.pk, "default")  # a duplicate task while the lease is live: no-op
+    assert threaded_fault_endpoint.requests == 0
+    first = runner.selection(broadcast, "default").order_by("pk")[:4]
+    from aws_ws_async.delivery import DeliveryReport
+    from aws_ws_async.models.operations import send_operation
+
+    report = DeliveryReport(delivered_count=4)
+    assert runner._checkpoint(shard, "default", dead, first[3].pk, report, send_operation("hi"))
+    BroadcastShard.objects.filter(pk=shard.pk).update(lease_until="2000-01-01T00:00:00Z")
+    assert runner.reap(broadcast.pk, "default") == 1
+    assert recorded()[-1] == ("run_broadcast_shard", [shard.pk, "default"])
+    runner.run_shard(shard.pk, "default")
+    # The new attempt posted only what came after the checkpoint.
+    assert set(threaded_fault_endpoint.received) == {r.connection_id for r in rows[4:]}
+    broadcast.refresh_from_db()
+    assert (broadcast.status, broadcast.delivered) == ("finished", 10)
+    shard.refresh_from_db()
+    assert (shard.attempts, shard.done_pk, shard.status) == (2, rows[-1].pk, "finished")
+    # The first worker comes back to life: its token no longer holds, nothing is counted.
+    assert not runner._checkpoint(shard, "default", dead, rows[-1].pk, report, send_operation("x"))
+    broadcast.refresh_from_db()
+    assert broadcast.delivered == 10
+
+
+@pytest.mark.django_db
+def test_reaper_enqueues_a_coordinator_that_never_ran(small_shards: Any) -> None:
+    small_shards.TASKS = backend("Dummy")
+    sessions(2)
+    broadcast = runner.store(WebSocketSession.objects.all(), "hi")
+    assert runner.reap(broadcast.pk, "default") == 0  # its lease is still live
+    Broadcast.objects.filter(pk=broadcast.pk).update(lease_until="2000-01-01T00:00:00Z")
+    assert runner.reap(broadcast.pk, "default") == 1
+    assert recorded() == [("coordinate_broadcast", [broadcast.pk, "default"])]
+    assert runner.reap(broadcast.pk, "default") == 0  # one reaper wins; the lease is renewed
