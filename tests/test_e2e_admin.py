@@ -1,4 +1,4 @@
-"""The admin's provisioning actions over HTTP under real uvicorn, daphne and runserver (9.1).
+"""The admin's actions over HTTP under real uvicorn, daphne, runserver and gunicorn (9.1, 11.5).
 
 Under ASGI a sync admin action runs in ``sync_to_async(thread_sensitive=True)``; the old bridge
 handed provisioning to its loop with the request's context, so the work was queued on the very
@@ -7,6 +7,8 @@ so here a real server serves ``tests/e2e_project`` (admin enabled), a real brows
 logs in with CSRF, and each action is a POST with a 30 s deadline. AWS is moto behind the small
 local endpoint of ``tests/fixtures_provisioning.py`` (it answers what moto lacks, e.g.
 ``CreateDeployment``); the assertions read moto's state with boto3 and the admin's messages.
+The session operations (disconnect, send to the selection, send to a channel) post to the
+harness's FaultEndpoint; the assertions read what it received and the rows the server marked.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from aws_ws_async.testing import FaultEndpoint
 from tests.e2e_harness import E2EProject, RunningServer
 from tests.fixtures_provisioning import LocalApiGateway
 
@@ -45,16 +48,19 @@ def admin_apigw(moto_server: str) -> Iterator[LocalApiGateway]:
 
 @pytest.fixture(scope="module")
 def e2e_project(
-    tmp_path_factory: pytest.TempPathFactory, admin_apigw: LocalApiGateway
+    tmp_path_factory: pytest.TempPathFactory,
+    admin_apigw: LocalApiGateway,
+    e2e_endpoint: FaultEndpoint,
 ) -> Iterator[E2EProject]:
     """The e2e project with provisioning pointed at the local endpoint, and a superuser.
 
     It overrides the harness's ``e2e_project`` in this module, so the harness's
-    ``e2e_any_server`` (uvicorn, daphne, runserver, gunicorn) serves this one.
+    ``e2e_any_server`` (uvicorn, daphne, runserver, gunicorn) serves this one. ``@connections``
+    is the harness's FaultEndpoint (the session operations post and DELETE there).
     """
     project = E2EProject(
         tmp_path_factory.mktemp("e2e-admin"),
-        management_endpoint_url="http://127.0.0.1:9",
+        management_endpoint_url=e2e_endpoint.url,
         aws_endpoint_url=admin_apigw.url,
     )
     project.setup()
@@ -267,3 +273,126 @@ async def test_change_form_save_pushes_gateway_and_new_route_after_commit(
     assert moto_apigw.get_api(ApiId=api_id)["Description"] == "saved in the change form"
     routes = {r["RouteKey"] for r in moto_apigw.get_routes(ApiId=api_id)["Items"]}
     assert "sendmessage" in routes
+
+
+# --- the session operations (11.5) ------------------------------------------------------------
+
+SESSIONS = "/admin/aws_ws_async/websocketsession/"
+
+
+def make_sessions(project: E2EProject, tag: str, channel: str, count: int) -> list[tuple[int, str]]:
+    """A provisioned gateway and ``count`` connected sessions on ``channel``: (pk, id) each."""
+    out = project.shell(
+        "import json; from aws_ws_async.models import ApiGateway, WebSocketSession; "
+        f"g = ApiGateway.objects.create(api_name={'Ops ' + tag!r}, api_id={tag[:10]!r}, "
+        "stage_name='ops', api_created=True, deployment_id='d1'); "
+        "rows = [WebSocketSession.objects.create(connection_id=f'"
+        + tag
+        + "{i}=', channel_name="
+        + repr(channel)
+        + f", api_gateway=g) for i in range({count})]; "
+        "print(json.dumps([[r.pk, r.connection_id] for r in rows]))"
+    )
+    return [(int(pk), cid) for pk, cid in json.loads(out.strip().splitlines()[-1])]
+
+
+def session_state(project: E2EProject, ids: list[str]) -> dict[str, list[Any]]:
+    out = project.shell(
+        "import json; from aws_ws_async.models import WebSocketSession; "
+        f"rows = WebSocketSession.objects.filter(connection_id__in={ids!r}); "
+        "print(json.dumps({r.connection_id: [r.connected, r.disconnect_reason] for r in rows}))"
+    )
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+async def post_form(
+    http: aiohttp.ClientSession, url: str, form: list[tuple[str, str]]
+) -> tuple[str, str]:
+    """GET ``url`` for a CSRF token, then POST ``form`` to it; (final path, page)."""
+    async with http.get(url) as response:
+        token = csrf_token(await response.text())
+    async with http.post(url, data=[*form, ("csrfmiddlewaretoken", token)]) as response:
+        page = await response.text()
+        assert response.status == 200, page[:2000]
+        return response.url.path, page
+
+
+async def test_session_operations_over_http(
+    e2e_any_server: RunningServer, e2e_project: E2EProject, e2e_endpoint: FaultEndpoint
+) -> None:
+    """Counts, disconnect, send to the selection (form first) and send to a channel."""
+    tag = f"op{os.urandom(4).hex()}"
+    channel = f"ops.{tag}"
+    rows = make_sessions(e2e_project, tag, channel, 5)
+    (pk0, close), (pk1, gone), (pk2, first), (pk3, second), (_, third) = rows
+    e2e_endpoint.plan.gone.add(gone)
+    changelist = e2e_any_server.url + SESSIONS
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
+        await login(http, e2e_any_server)
+
+        async with http.get(changelist) as response:
+            page = await response.text()
+        assert re.search(
+            rf"channel_name={re.escape(channel)}&amp;connected__exact=1\">{re.escape(channel)}"
+            r"</a></td><td class=\"count\">5<",
+            page,
+        ), "the per-channel count is not on the changelist"
+        assert f'Ops {tag}</a></td><td class="count">5<' in page
+
+        selection = [("_selected_action", str(pk0)), ("_selected_action", str(pk1))]
+        _, page = await post_form(
+            http, changelist, [("action", "disconnect_selected"), ("index", "0"), *selection]
+        )
+        assert admin_messages(page) == [
+            ("success", "Disconnect: 2 session(s): 1 closed, 1 already gone, 0 failed.")
+        ], e2e_any_server.name
+        assert close in e2e_endpoint.deleted
+
+        chosen = [("_selected_action", str(pk2)), ("_selected_action", str(pk3))]
+        _, page = await post_form(
+            http, changelist, [("action", "send_message_selected"), ("index", "0"), *chosen]
+        )
+        assert "2 connected of the 2 selected session(s)" in page
+        fill = [("action", "send_message_selected"), ("apply", "1"), ("select_across", "0")]
+        _, page = await post_form(
+            http, changelist, [*fill, *chosen, ("format", "json"), ("message", '{"a": ')]
+        )
+        assert "Not valid JSON: Expecting value (line 1, column 7)." in html.unescape(page)
+        assert first not in e2e_endpoint.calls
+        path, page = await post_form(
+            http, changelist, [*fill, *chosen, ("format", "json"), ("message", '{"ops": 1}')]
+        )
+        assert path == SESSIONS
+        assert admin_messages(page) == [
+            ("success", "Send: 2 session(s): 2 delivered, 0 already gone, 0 failed.")
+        ]
+        assert e2e_endpoint.received[first] == [b'{"ops":1}']
+        assert e2e_endpoint.received[second] == [b'{"ops":1}']
+        assert third not in e2e_endpoint.calls
+
+        _, page = await post_form(
+            http,
+            f"{changelist}send-to-channel/",
+            [("channel", channel), ("format", "text"), ("message", "to all")],
+        )
+        assert admin_messages(page) == [
+            (
+                "success",
+                f"Send to channel '{channel}': 3 session(s): 3 delivered, 0 already gone, "
+                "0 failed.",
+            )
+        ]
+        for cid in (first, second, third):
+            assert e2e_endpoint.received[cid][-1] == b"to all"
+
+        async with http.get(e2e_any_server.url + CHANGELIST, params={"q": tag}) as response:
+            page = await response.text()
+        live = re.findall(r'api_gateway__id__exact=\d+&amp;connected__exact=1">(\d+)</a>', page)
+        assert live == ["3"], page[:3000]  # 5 connected, 2 disconnected above
+
+    assert session_state(e2e_project, [close, gone, first]) == {
+        close: [False, "server"],
+        gone: [False, "server"],
+        first: [True, ""],
+    }
