@@ -1,0 +1,107 @@
+"""A fast ASGI entry point: API Gateway's callbacks go straight to the view, the rest to Django.
+
+Every integration request (``$connect``, messages, ``$disconnect``) is an HTTP request from API
+Gateway, without cookies (except ``$connect``'s) and never rendered by a browser. Behind the
+usual seven middleware each such request pays about 13 ``sync_to_async`` thread hops for the
+middleware hooks (docs/deployment.md has the profile), although none of them does anything a
+``WebSocketView`` needs: sessions and auth (the view reads the user from its token or session
+row), CSRF (the view is exempt), messages, clickjacking headers (nothing is rendered).
+
+``GatewayASGIHandler`` is Django's own ``ASGIHandler`` (same request building, signals,
+``request_finished`` closing connections, disconnect handling, response sending) that, for a
+path under one of its prefixes, calls the view directly instead of resolving the URL and running
+the middleware chain. What middleware would have checked and a gateway route still needs is
+kept: the Host header is validated against ``ALLOWED_HOSTS`` like ``CommonMiddleware`` does (400,
+reason ``host``), and every check of the view itself runs unchanged. Other paths (admin, token
+view, pages) go through the full middleware stack as before::
+
+    # asgi.py
+    from aws_ws_async.views.asgi import GatewayASGIHandler
+    from chat.views import ChatView
+
+    django.setup()
+    application = GatewayASGIHandler({"/ws/": ChatView.as_view()})
+
+A view with ``USE_WS_TOKEN = False`` reads the user from the cookie session, which needs the
+session and auth middleware: it is refused here (``ImproperlyConfigured``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import response_for_exception
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+import aws_ws_async.views.reasons as reasons
+from aws_ws_async.views.responses import error_response
+
+#: A route name after the prefix: what ``<slug:route>`` matches.
+ROUTE_RE = re.compile(r"[-a-zA-Z0-9_]+")
+
+
+class GatewayASGIHandler(ASGIHandler):
+    """Django's ASGI handler with the gateway prefixes routed around the middleware."""
+
+    def __init__(self, routes: Mapping[str, Callable[..., Any]]) -> None:
+        super().__init__()
+        self.routes: dict[str, Callable[..., Any]] = {}
+        for prefix, view in routes.items():
+            if not prefix.startswith("/") or not prefix.endswith("/"):
+                raise ImproperlyConfigured(f"gateway prefix {prefix!r} must start and end with /")
+            view_class = getattr(view, "view_class", None)
+            if view_class is None or not hasattr(view_class, "route_request"):
+                raise ImproperlyConfigured(
+                    f"{prefix!r}: give a WebSocketView subclass's as_view(), not {view!r}"
+                )
+            if not getattr(view_class, "USE_WS_TOKEN", True):
+                raise ImproperlyConfigured(
+                    f"{view_class.__qualname__} has USE_WS_TOKEN = False: it reads the user "
+                    "from the cookie session, which needs the middleware; mount it in urls.py"
+                )
+            self.routes[prefix] = view
+        # Longest prefix first, so "/ws/admin/" would win over "/ws/".
+        self._ordered = sorted(self.routes.items(), key=lambda item: -len(item[0]))
+
+    def match(self, path: str) -> tuple[Callable[..., Any], str] | None:
+        """``(view, route)`` when ``path`` is ``<prefix><route>`` of a gateway prefix."""
+        for prefix, view in self._ordered:
+            if path.startswith(prefix):
+                route = path[len(prefix) :]
+                if ROUTE_RE.fullmatch(route):
+                    return view, route
+                return None
+        return None
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        matched = self.match(request.path_info)
+        if matched is None:
+            return await super().get_response_async(request)
+        view, route = matched
+        try:
+            request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware would check it
+        except DisallowedHost:
+            refusal = error_response(400, "invalid_host", "Invalid Host header")
+            reasons.report_refusal(
+                refusal,
+                route=route,
+                connection_id="",
+                reason=reasons.HOST,
+                cause=f"Host {request.META.get('HTTP_HOST', '')!r} is not in ALLOWED_HOSTS",
+            )
+            return refusal
+        try:
+            response: HttpResponse = await view(request, route=route)
+        except Exception as exc:  # what convert_exception_to_response does around a view
+            response = await sync_to_async(response_for_exception, thread_sensitive=False)(
+                request, exc
+            )
+        # No django.request line for a 4xx: the view's refusal WARNING names the reason.
+        response._resource_closers.append(request.close)  # type: ignore[attr-defined]
+        return response

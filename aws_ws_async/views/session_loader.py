@@ -1,0 +1,137 @@
+"""The message route's one query, compiled once per model and database instead of per request.
+
+Every message and ``$disconnect`` loads its session joined with the user and the gateway. Under
+a real server with a load generator, building and compiling that SQL through the ORM was the
+largest single cost of a message once the middleware was out of the way (over a third of the
+samples: the three-table join has about sixty columns, and Django caches nothing of it).
+
+``load_session`` builds the very queryset the view used to run (``select_related`` of user and
+gateway, the same filter, ``.first()``'s ordering and limit), compiles it once with sentinel
+values for the two parameters, and keeps the SQL, the parameter positions, the column layout,
+Django's own related-object populators and the converters. A request then substitutes its
+connection id and API id, executes through Django's cursor (so query logging, execute wrappers
+and ``DEBUG`` query capture see it as before) and builds the instances with ``Model.from_db``
+exactly as ``ModelIterable`` does. Same SQL, same one query, same objects, same database
+(``router.db_for_read``); anything unexpected at compile time falls back to the ORM.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Q
+from django.db.models.query import get_related_populators
+
+from aws_ws_async.models import WebSocketSession
+
+_API = "\x00aws-ws-async-api-id\x00"
+_CID = "\x00aws-ws-async-connection-id\x00"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    params: tuple[Any, ...]
+    api_positions: tuple[int, ...]
+    cid_positions: tuple[int, ...]
+    start: int
+    end: int
+    init_list: tuple[str, ...]
+    populators: tuple[Any, ...]
+    converters: tuple[tuple[int, tuple[list[Any], Any]], ...]
+
+
+_plans: dict[tuple[type, str, bool], _Plan | None] = {}
+
+
+def session_queryset(
+    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool
+) -> Any:
+    """The ORM form of the lookup (also the fallback): connected, this id, this gateway."""
+    gateway_filter = Q(api_gateway__api_id=api_id)
+    if pinned:
+        gateway_filter |= Q(api_gateway__isnull=True)
+    return model.objects.select_related("user", "api_gateway").filter(
+        gateway_filter, connection_id=connection_id, connected=True
+    )
+
+
+#: Django 6.1's fetch modes change how instances are built (``fetch_mode`` passed through the
+#: populators and ``from_db``): there the ORM builds them, until this module learns that shape.
+_FETCH_MODES = "fetch_mode" in inspect.signature(get_related_populators).parameters
+
+
+def _compile(model: type[WebSocketSession], using: str, pinned: bool) -> _Plan | None:
+    if _FETCH_MODES:
+        return None
+    queryset = session_queryset(model, _API, _CID, pinned).using(using)
+    if not queryset.ordered:  # what .first() adds
+        queryset = queryset.order_by("pk")
+    queryset = queryset[:1]
+    compiler = queryset.query.get_compiler(using=using)
+    sql, params = compiler.as_sql()
+    params = tuple(params)
+    api_positions = tuple(i for i, p in enumerate(params) if p == _API)
+    cid_positions = tuple(i for i, p in enumerate(params) if p == _CID)
+    if not api_positions or len(cid_positions) != 1 or compiler.annotation_col_map:
+        return None  # not the shape we know: the ORM handles it
+    klass_info = compiler.klass_info
+    select = compiler.select
+    if klass_info is None or klass_info["model"] is not model:
+        return None
+    fields = klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    columns = [s[0] for s in select[0 : compiler.col_count]]
+    if compiler.has_composite_fields(columns):
+        return None
+    return _Plan(
+        sql=sql,
+        params=params,
+        api_positions=api_positions,
+        cid_positions=cid_positions,
+        start=start,
+        end=end,
+        init_list=tuple(f[0].target.attname for f in select[start:end]),
+        populators=tuple(get_related_populators(klass_info, select, using)),  # type: ignore[call-arg]
+        converters=tuple(compiler.get_converters(columns).items()),
+    )
+
+
+def load_session(
+    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool
+) -> WebSocketSession | None:
+    """The connected session (with user and gateway) or None, in one query (sync: in a thread)."""
+    using = router.db_for_read(model)
+    key = (model, using, pinned)
+    if key not in _plans:
+        _plans[key] = _compile(model, using, pinned)
+    plan = _plans[key]
+    if plan is None:
+        result: WebSocketSession | None = (
+            session_queryset(model, api_id, connection_id, pinned).using(using).first()
+        )
+        return result
+    params = list(plan.params)
+    for i in plan.api_positions:
+        params[i] = api_id
+    for i in plan.cid_positions:
+        params[i] = connection_id
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, params)
+        fetched = cursor.fetchone()
+    if fetched is None:
+        return None
+    row = list(fetched)
+    for position, (converters, expression) in plan.converters:
+        value = row[position]
+        for converter in converters:
+            value = converter(value, expression, connection)
+        row[position] = value
+    session = model.from_db(using, list(plan.init_list), row[plan.start : plan.end])
+    for populator in plan.populators:
+        populator.populate(row, session)
+    return session

@@ -1,0 +1,194 @@
+"""The fast entry point (``GatewayASGIHandler``) and the compiled session lookup.
+
+The gateway's routes skip the middleware but keep every check: the same requests as through
+``urls.py`` give the same answers, refusals and query counts; other paths still run the full
+middleware stack; and it serves under a real uvicorn. The compiled lookup returns what the ORM
+query it replaces returns, field for field, with the related objects cached.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
+
+from aws_ws_async.models import WebSocketSession
+from aws_ws_async.views import reasons
+from aws_ws_async.views.asgi import GatewayASGIHandler
+from aws_ws_async.views.session_loader import _compile, load_session, session_queryset
+from tests import fixtures_views
+from tests.fixtures_views import (
+    API_ID,
+    Browser,
+    EchoView,
+    NoTokenView,
+    QueryLog,
+    connect,
+    gateway_headers,
+    new_connection_id,
+    post,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fast_app(monkeypatch: pytest.MonkeyPatch) -> GatewayASGIHandler:
+    """Route the request helpers through the fast handler (``/ws/`` only)."""
+    handler = GatewayASGIHandler({"/ws/": EchoView.as_view()})
+    monkeypatch.setattr(fixtures_views, "_application", handler)
+    return handler
+
+
+async def test_gateway_routes_work_and_skip_the_middleware(
+    ws_settings: Any, gateway: Any, browser: Browser, fast_app: Any, query_log: QueryLog
+) -> None:
+    cid = new_connection_id()
+    connected = await connect(browser, cid)
+    assert connected.status_code == 200, connected.content
+    with query_log.recording() as queries:
+        echoed = await post("/ws/default", gateway_headers(cid), b'{"handler": "echo", "x": 1}')
+    assert echoed.status_code == 200, echoed.content
+    assert echoed.json()["user"] == browser.user.pk
+    assert echoed.json()["connection"] == cid
+    assert len([q for q in queries if "aws_ws_async_websocketsession" in q]) == 1
+    # SecurityMiddleware adds nosniff to every response it sees: not to the gateway's routes...
+    assert "x-content-type-options" not in echoed.headers
+    # ...but a path outside the prefixes still goes through the whole stack.
+    other = await connect(browser, new_connection_id(), path="/ws-perm/connect")
+    assert other.headers["x-content-type-options"] == "nosniff"
+    gone = await post("/ws/disconnect", gateway_headers(cid), b"")
+    assert gone.status_code == 200
+    assert not (await WebSocketSession.objects.aget(connection_id=cid)).connected
+
+
+async def test_every_check_still_applies(
+    ws_settings: Any,
+    gateway: Any,
+    browser: Browser,
+    fast_app: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aws_ws_async.views")
+    ws_settings.DEBUG = True
+    bad_secret = await connect(browser, new_connection_id(), secret="not-the-secret")
+    assert bad_secret.status_code == 403
+    no_origin = await connect(browser, new_connection_id(), origin=None)
+    assert no_origin.headers[reasons.REASON_HEADER.lower()] == "missing_header:Origin"
+    evil = await connect(browser, new_connection_id(), origin="https://evil.test")
+    assert evil.status_code == 403
+    unknown = await post("/ws/default", gateway_headers(new_connection_id()), b'{"action":"echo"}')
+    assert unknown.status_code == 401
+    junk = await post("/ws/default", gateway_headers(new_connection_id()), b"[]")
+    assert junk.status_code == 400
+    nested = await post("/ws/a/b", gateway_headers(new_connection_id()), b"{}")
+    assert nested.status_code == 404  # not a route name: Django's resolver answers
+    ws_settings.ALLOWED_HOSTS = ["only.example"]
+    host = await post("/ws/default", gateway_headers(new_connection_id()), b"{}")
+    assert host.status_code == 400
+    assert host.headers[reasons.REASON_HEADER.lower()].startswith("host:")
+    got = [r.reason for r in caplog.records if hasattr(r, "reason")]  # type: ignore[attr-defined]
+    assert got == [
+        reasons.INVALID_SECRET,
+        reasons.MISSING_HEADER,
+        reasons.ORIGIN,
+        reasons.UNKNOWN_CONNECTION,
+        reasons.INVALID_BODY,
+        reasons.HOST,
+    ]
+    assert await WebSocketSession.objects.acount() == 0
+
+
+def test_bad_mounts_are_refused() -> None:
+    with pytest.raises(ImproperlyConfigured, match="start and end with /"):
+        GatewayASGIHandler({"/ws": EchoView.as_view()})
+    with pytest.raises(ImproperlyConfigured, match="USE_WS_TOKEN"):
+        GatewayASGIHandler({"/ws/": NoTokenView.as_view()})
+    with pytest.raises(ImproperlyConfigured, match="WebSocketView"):
+        GatewayASGIHandler({"/ws/": lambda request: None})
+
+
+@pytest.mark.e2e
+async def test_serves_under_uvicorn(
+    ws_settings: Any, gateway: Any, browser: Browser, asgi_server_factory: Any
+) -> None:
+    server = asgi_server_factory(
+        GatewayASGIHandler({"/ws/": EchoView.as_view()}),
+        before_stop=sync_to_async(connections.close_all),
+    )
+    cid = new_connection_id()
+    token = await browser.anew_token()
+    headers = gateway_headers(cid, connect=True)
+    headers["Cookie"] = browser.cookie()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{server.url}/ws/connect?ws_token={token}", headers=headers, data=b""
+        ) as r:
+            assert r.status == 200, await r.text()
+        for i in range(5):
+            async with http.post(
+                f"{server.url}/ws/default",
+                headers=gateway_headers(cid),
+                data=b'{"handler": "echo", "i": %d}' % i,
+            ) as r:
+                assert r.status == 200
+                assert (await r.json())["body"]["i"] == i
+
+
+# --- the compiled session lookup ------------------------------------------------------------
+
+
+def fields_of(obj: Any) -> dict[str, Any]:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+async def test_compiled_lookup_equals_the_orm(
+    gateway: Any, user: Any, pinned: bool, query_log: QueryLog
+) -> None:
+    await sync_to_async(query_log.install_here)()
+    rows = [
+        await WebSocketSession.objects.acreate(
+            connection_id=new_connection_id(), channel_name="c", user=user, api_gateway=gateway
+        ),
+        await WebSocketSession.objects.acreate(
+            connection_id=new_connection_id(), channel_name="c", user=None, api_gateway=None
+        ),
+        await WebSocketSession.objects.acreate(
+            connection_id=new_connection_id(), channel_name="c", user=user, api_gateway=gateway,
+            connected=False,
+        ),
+    ]  # fmt: skip
+    using = router.db_for_read(WebSocketSession)
+    assert await sync_to_async(_compile)(WebSocketSession, using, pinned) is not None
+
+    def both(cid: str, api_id: str) -> tuple[Any, Any, list[str]]:
+        expected = session_queryset(WebSocketSession, api_id, cid, pinned).first()
+        with query_log.recording() as queries:
+            got = load_session(WebSocketSession, api_id, cid, pinned)
+            if got is not None:  # related objects come with it: no more queries
+                _ = (got.user, got.api_gateway)
+        return expected, got, queries
+
+    for row in rows:
+        for api_id in (API_ID, "otherapi01"):
+            expected, got, queries = await sync_to_async(both)(row.connection_id, api_id)
+            assert len(queries) == 1
+            if expected is None:
+                assert got is None
+                continue
+            assert got is not None
+            assert fields_of(got) == fields_of(expected)
+            assert got._state.db == expected._state.db == using
+            assert not got._state.adding
+            for name in ("user", "api_gateway"):
+                mine, theirs = getattr(got, name), getattr(expected, name)
+                assert (mine is None) == (theirs is None)
+                if mine is not None:
+                    assert fields_of(mine) == fields_of(theirs)
+                    assert mine._state.db == using
