@@ -1,0 +1,222 @@
+"""Request path under a real uvicorn, driven by a separate load-generating process.
+
+Run ``python -m benchmarks.request_server --db postgres --pool`` (``--help`` for flags). For each
+mode a fresh uvicorn process (uvloop, httptools, ``--ws none``, one worker, no access log)
+serves ``benchmarks.server_app:<mode>``; ``benchmarks.request_load`` (another process) sends each
+scenario at ``--concurrency`` over keep-alive connections, after a warm-up. Measured:
+
+* requests/s and p50/p99 latency, from the load generator;
+* server CPU per request: the uvicorn process's ``utime + stime`` from ``/proc/<pid>/stat``
+  over the scenario, divided by its requests (all threads, so ``sync_to_async`` hops count);
+* non-200 responses, counted; any makes the run fail (the numbers would be of refusals).
+
+Modes (before/after side by side): ``full`` (the views in ``urls.py`` behind the seven
+``startproject`` middleware), ``fast`` (``GatewayASGIHandler``: ``/ws/`` straight to the view),
+``bare`` (no middleware at all: the floor). Scenarios: ``baseline`` (a trivial async view:
+``/ok``), ``message`` (one handler doing nothing), ``connect`` (with a one-time token) and
+``disconnect``. The table prints ``x floor``: CPU per request over the trivial view's of the
+``bare`` mode in the same run. ``--json PATH`` writes everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from benchmarks import request_path
+from benchmarks._postgres import ensure_postgres_database
+
+MODES = ("full", "fast", "bare")
+SCENARIOS = ("baseline", "message", "connect", "disconnect")
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """``utime + stime`` of the process (every thread), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class Plans:
+    """Request lists per scenario; tokens and connection ids are single-use, so handed out once."""
+
+    def __init__(self, world: request_path.World) -> None:
+        self.world = world
+        self.tokens = iter(world.tokens)
+        self.disconnects = iter(world.disconnect_ids)
+        self.connects = iter(range(10**9))
+
+    def make(self, scenario: str, count: int) -> list[list[Any]]:
+        world = self.world
+        message = json.dumps({"action": "noop"})
+        out: list[list[Any]] = []
+        for i in range(count):
+            if scenario == "baseline":
+                out.append(["/ok", {"Host": "bench.example.com"}, "", "{}"])
+            elif scenario == "message":
+                headers = request_path.gateway_headers(world.message_ids[i % 50])
+                out.append(["/ws/default", headers, "", message])
+            elif scenario == "connect":
+                headers = request_path.gateway_headers(f"srv{next(self.connects)}=")
+                headers.update(
+                    {
+                        "Origin": "https://bench.example.com",
+                        "Cookie": f"sessionid={world.session_key}",
+                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                        "Sec-WebSocket-Version": "13",
+                    }
+                )
+                query = f"ws_token={next(self.tokens)}&channel=bench"
+                out.append(["/ws/connect", headers, query, ""])
+            else:
+                headers = request_path.gateway_headers(next(self.disconnects))
+                out.append(["/ws/disconnect", headers, "", ""])
+        return out
+
+
+def load(url: str, requests: list[list[Any]], concurrency: int) -> dict[str, Any]:
+    plan = json.dumps({"url": url, "concurrency": concurrency, "requests": requests})
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.request_load"],
+        input=plan,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def start_server(mode: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", f"benchmarks.server_app:{mode}",
+        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--ws", "none", "--no-access-log", "--log-level", "warning", "--lifespan", "off",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            request = urllib.request.Request(
+                f"{url}/ok", data=b"{}", headers={"Host": "bench.example.com"}
+            )
+            urllib.request.urlopen(request, timeout=2).read()
+            return server, url
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"uvicorn ({mode}) did not start") from None
+            time.sleep(0.2)
+
+
+def run_mode(
+    mode: str, env: dict[str, str], plans: Plans, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    server, url = start_server(mode, env)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for scenario in args.scenarios:
+            if mode == "bare" and scenario != "baseline" and not args.bare_all:
+                continue
+            load(url, plans.make(scenario, args.warmup), args.concurrency)
+            cpu0 = cpu_seconds(server.pid)
+            result = load(url, plans.make(scenario, args.requests), args.concurrency)
+            cpu = cpu_seconds(server.pid) - cpu0
+            result["requests_per_s"] = result["requests"] / result["wall_s"]
+            result["cpu_ms_per_request"] = cpu / result["requests"] * 1000
+            result["non_200"] = sum(v for k, v in result["statuses"].items() if k != "200")
+            results[scenario] = result
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return results
+
+
+def print_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> None:
+    floor = results.get("bare", {}).get("baseline", {}).get("cpu_ms_per_request")
+    print(
+        f"\nrequest path under uvicorn (1 worker), load from a separate process: "
+        f"{args.requests} requests per scenario, concurrency {args.concurrency}, "
+        f"database {args.db}{' (pooled)' if args.pool else ''}"
+    )
+    header = (
+        f"{'mode':<6}{'scenario':<12}{'req/s':>8}{'CPU ms/req':>12}{'x floor':>9}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for mode, rows in results.items():
+        for scenario, row in rows.items():
+            ratio = row["cpu_ms_per_request"] / floor if floor else float("nan")
+            print(
+                f"{mode:<6}{scenario:<12}{row['requests_per_s']:>8.0f}"
+                f"{row['cpu_ms_per_request']:>12.2f}{ratio:>9.2f}{row['p50_ms']:>9.2f}"
+                f"{row['p99_ms']:>9.2f}{row['non_200']:>9}"
+            )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--pool", action="store_true", help="Django's psycopg pool")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument(
+        "--bare-all", action="store_true", help="run every scenario in bare mode too"
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.db == "postgres":
+            ensure_postgres_database("aws_ws_async_bench_views")
+        request_path.configure(args.db, workdir, args.pool)
+        request_path.build_urls()
+        per_mode = args.warmup + args.requests
+        world = request_path.build_world(per_mode * len(args.modes), 1)
+        env = {
+            **os.environ,
+            "BENCH_SERVER_DB": args.db,
+            "BENCH_SERVER_POOL": "1" if args.pool else "",
+            "BENCH_SERVER_WORKDIR": workdir,
+            "PYTHONPATH": str(ROOT),
+        }
+        plans = Plans(world)
+        results = {mode: run_mode(mode, env, plans, args) for mode in args.modes}
+    print_table(results, args)
+    bad = sum(row["non_200"] for rows in results.values() for row in rows.values())
+    if args.json:
+        params = vars(args) | {"json": str(args.json)}
+        args.json.write_text(json.dumps({"params": params, "results": results}, indent=2) + "\n")
+        print(f"\nJSON written to {args.json}")
+    if bad:
+        raise SystemExit(f"{bad} non-200 responses: the numbers above are not of the routes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The ASGI applications ``benchmarks.request_server`` serves under uvicorn (one per process).
+
+Configured from the environment the benchmark sets (``BENCH_SERVER_DB``, ``BENCH_SERVER_POOL``,
+``BENCH_SERVER_WORKDIR``) with the same settings and URLs as ``benchmarks.request_path``:
+
+* ``full``: Django's ``ASGIHandler`` behind the seven ``startproject`` middleware, as a project
+  serves the views from ``urls.py`` today;
+* ``fast``: ``aws_ws_async.views.asgi.GatewayASGIHandler`` with ``/ws/`` mounted directly (the
+  gateway's callbacks skip the middleware; ``/ok`` still runs through it);
+* ``bare``: ``ASGIHandler`` with no middleware at all (the floor of a Django view).
+"""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks import request_path
+
+request_path.configure(
+    os.environ.get("BENCH_SERVER_DB", "sqlite"),
+    os.environ.get("BENCH_SERVER_WORKDIR", "/tmp"),
+    os.environ.get("BENCH_SERVER_POOL", "") == "1",
+)
+request_path.build_urls()
+
+from django.conf import settings  # noqa: E402 - after configure()
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+
+from aws_ws_async.views.asgi import GatewayASGIHandler  # noqa: E402
+
+full = ASGIHandler()
+fast = GatewayASGIHandler({"/ws/": request_path.bench_view})
+_middleware = settings.MIDDLEWARE
+settings.MIDDLEWARE = []
+bare = ASGIHandler()  # the chain is built now; the setting is restored below
+settings.MIDDLEWARE = _middleware
