@@ -22,7 +22,8 @@ Rules:
   On the portal thread itself :func:`run` is always refused (it could never finish).
 * **The caller owns the work.** A caller that stops waiting (its ``timeout``, or any exception
   raised in its thread: ``KeyboardInterrupt``, a worker's timeout signal) cancels the
-  coroutine it handed over, so nothing keeps posting for a request that is gone.
+  coroutine it handed over and waits (at most :data:`STOP_GRACE_SECONDS`) until it has
+  unwound, so nothing it does happens after :func:`run` has raised.
 * **Transactions.** Sending twins read their rows in the caller's thread (so they see its
   uncommitted rows) and hand the portal only connection ids and bytes; they are allowed
   inside ``atomic()`` because a post is not a database write. Provisioning twins use the ORM
@@ -50,6 +51,9 @@ from django.db import connections, transaction
 from aws_ws_async.exceptions import CalledInsideTransaction, SyncCallOnEventLoop
 
 logger = logging.getLogger("aws_ws_async.sync")
+
+#: How long :func:`run` waits, after cancelling abandoned work, for it to unwind.
+STOP_GRACE_SECONDS = 5.0
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -189,17 +193,36 @@ class Portal:
             raise SyncCallOnEventLoop("sync.run() called on the portal thread itself: await it")
         if refuse_in_transaction is not None:
             check_not_in_transaction(refuse_in_transaction, using)
-        future = self.submit(factory, orm=orm)
+        started, ended = threading.Event(), threading.Event()
+
+        async def tracked() -> T:
+            started.set()
+            try:
+                return await factory()
+            finally:
+                ended.set()
+
+        future = self.submit(tracked, orm=orm)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
-            future.cancel()
+            self._stop(future, started, ended)
             raise TimeoutError(f"portal call did not finish within {timeout}s") from None
         except BaseException:
             # The caller stops waiting (KeyboardInterrupt, a worker's timeout exception, a
             # signal handler's error): the work it asked for must stop too, not run on unowned.
-            future.cancel()
+            self._stop(future, started, ended)
             raise
+
+    @staticmethod
+    def _stop(
+        future: concurrent.futures.Future[T], started: threading.Event, ended: threading.Event
+    ) -> None:
+        """Cancel the work and wait (a bounded grace) until it has unwound, so nothing it
+        does (a post, a write) happens after the caller's :func:`run` has raised."""
+        future.cancel()
+        if started.is_set():
+            ended.wait(STOP_GRACE_SECONDS)
 
     @staticmethod
     async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:

@@ -371,3 +371,20 @@ def test_sync_twins_with_the_in_memory_transport(settings: Any) -> None:
     assert WebSocketSession.objects.get(connection_id=ok).disconnect().delivered == [ok]
     assert network.deleted() == [ok]
     assert {c.endpoint_url for c in network.calls} == {"https://ws.example.com/prod"}
+
+
+def test_a_timed_out_portal_call_has_unwound_when_run_raises() -> None:
+    """After ``sync.run(..., timeout=)`` raises, the cancelled work has finished unwinding
+    (its cleanup ran): nothing it does can happen after the caller moved on."""
+    events: list[str] = []
+
+    async def work() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.3)  # e.g. an in-flight post finishing its cancellation
+            events.append("unwound")
+
+    with pytest.raises(TimeoutError):
+        sync.run(work, timeout=0.1)
+    assert events == ["unwound"]
