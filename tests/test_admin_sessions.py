@@ -444,3 +444,50 @@ def test_gateway_changelist_query_count_does_not_grow_with_gateways(
         g = make_gateway(f"More {i}", f"mor000000{i}")
         session(f"m{i}=", g)
     assert queries() == before
+
+
+def test_an_operation_stops_at_the_admins_deadline_and_says_how_far_it_got(
+    admin_client: Client,
+    endpoint: FaultEndpoint,
+    gw: ApiGateway,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hanging ``@connections`` cannot hold the admin request: the whole call has a deadline."""
+    import time
+
+    from django.contrib import admin
+
+    monkeypatch.setattr(admin.site._registry[WebSocketSession], "operation_timeout_seconds", 0.5)
+    endpoint.plan.hang_ids = {"hang="}
+    endpoint.plan.hang_seconds = 4.0
+    ok, hang = session("ok=", gw), session("hang=", gw)
+    started = time.monotonic()
+    response = post_action(admin_client, "disconnect_selected", pks(ok, hang))
+    elapsed = time.monotonic() - started
+    [(level, text)] = messages_of(response)
+    assert level == "error"
+    assert text.startswith("Disconnect stopped before the end (BroadcastTimeout): 2 session(s): ")
+    assert "1 closed" in text
+    assert "cancelled: 1" in text
+    assert elapsed < 3.5  # generous: the deadline is 0.5 s, the hang 4 s
+    assert WebSocketSession.objects.get(pk=ok.pk).connected is False
+    assert WebSocketSession.objects.get(pk=hang.pk).connected is True
+
+
+def test_send_form_replays_select_across_on_the_filtered_changelist(
+    admin_client: Client, endpoint: FaultEndpoint, gw: ApiGateway
+) -> None:
+    a = session("a=", gw, channel="alpha")
+    session("b=", gw, channel="alpha")
+    session("c=", gw, channel="beta")
+    url = reverse(CHANGELIST) + "?channel_name=alpha"
+    chosen = {"action": "send_message_selected", "_selected_action": pks(a), "select_across": "1"}
+    form = admin_client.post(url, {**chosen, "index": "0"})
+    page = form.content.decode()
+    assert '<form method="post" novalidate>' in page  # posts back to the same, filtered, URL
+    assert 'name="select_across" value="1"' in page
+    assert "2 connected of the 2 selected session(s)" in page
+    admin_client.post(url, {**chosen, "apply": "1", "format": "text", "message": "hi"})
+    assert endpoint.received["a="] == [b"hi"]
+    assert endpoint.received["b="] == [b"hi"]
+    assert "c=" not in endpoint.calls
