@@ -387,6 +387,8 @@ def test_changelist_shows_connected_counts_per_channel_and_gateway(
         reverse(CHANGELIST), {"api_gateway__isnull": "True", "connected__exact": "1"}
     )
     assert no_gw.context["cl"].result_count == 1
+    no_channel = admin_client.get(counts["channels"][1]["url"])
+    assert [s.connection_id for s in no_channel.context["cl"].result_list] == ["d="]
 
 
 def test_counts_cost_two_queries_whatever_the_number_of_channels(
