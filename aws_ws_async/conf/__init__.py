@@ -205,22 +205,10 @@ class AppSettings:
         "aiobotocore client's own connection pool (about 5x less CPU per post). False calls "
         "client.post_to_connection / delete_connection for every request.",
     )
-    # --- sharded broadcasts on a task backend (enqueue_message) ---
-    broadcast_shard_size: int = setting(
-        10000, "posint", "Recipients per shard (one task each) of an enqueued broadcast."
-    )
-    broadcast_checkpoint_every: int = setting(
-        500,
-        "posint",
-        "Recipients a shard posts between checkpoints; a worker that dies re-posts at most this "
-        "many (the duplicates bound).",
-    )
-    broadcast_lease_seconds: float = setting(
-        60.0,
-        "posfloat",
-        "How long a shard's worker holds it without a checkpoint before the reaper hands the "
-        "shard to another worker (renewed at every checkpoint).",
-    )
+    # --- enqueued broadcasts (docs/scaling.md) ---
+    broadcast_shard_size: int = setting(10000, "posint", "Recipients per shard (one task).")
+    broadcast_checkpoint_every: int = setting(500, "posint", "Recipients between checkpoints.")
+    broadcast_lease_seconds: float = setting(60.0, "posfloat", "Shard lease without checkpoint.")
     #: Where each value came from ("default", "AWS_WS_ASYNC", "WEBSOCKETS", a legacy setting name).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: Every bad value of the winning source, by key (or container name), as safe messages.
