@@ -26,7 +26,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from aws_ws_async import admin_sessions
+from aws_ws_async import (
+    admin_broadcasts,  # noqa: F401 (registers the Broadcast pages)
+    admin_sessions,
+)
 from aws_ws_async.admin_actions import GATEWAY_ACTIONS
 from aws_ws_async.models import (
     ApiGateway,

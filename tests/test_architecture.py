@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "admin": FACES,
     "admin_forms": FACES,
     "admin_sessions": FACES,
+    "admin_broadcasts": FACES,
     "management": FACES,
     "views": FACES,
     "mixins": FACES,
