@@ -16,44 +16,9 @@ from django.core.exceptions import ImproperlyConfigured
 from aws_ws_async.exceptions import PayloadTooLarge
 from aws_ws_async.models import Broadcast, BroadcastShard, BroadcastStatus, WebSocketSession
 from aws_ws_async.scaleout import runner
-from aws_ws_async.scaleout.framework import task_api
 from aws_ws_async.signals import broadcast_completed
 from aws_ws_async.testing import FaultEndpoint
-from tests.fixtures_delivery import make_gateway
-
-API = task_api().__name__
-
-
-def backend(kind: str) -> dict[str, Any]:
-    return {"default": {"BACKEND": f"{API}.backends.{kind.lower()}.{kind}Backend"}}
-
-
-def recorded() -> list[Any]:
-    """What the DummyBackend was asked to run: (task name, args)."""
-    return [(r.task.name, list(r.args)) for r in task_api().task_backends["default"].results]
-
-
-def sessions(count: int, channel: str = "room", gateway: Any = None) -> list[WebSocketSession]:
-    gateway = gateway or make_gateway()
-    rows = [
-        WebSocketSession(
-            connection_id=f"{channel[:4]}{i:05d}=", channel_name=channel, api_gateway=gateway
-        )
-        for i in range(count)
-    ]
-    return WebSocketSession.objects.bulk_create(rows)
-
-
-@pytest.fixture
-def small_shards(threaded_fault_settings: Any) -> Any:
-    threaded_fault_settings.AWS_WS_ASYNC = {
-        **threaded_fault_settings.AWS_WS_ASYNC,
-        "broadcast_shard_size": 10,
-        "broadcast_checkpoint_every": 4,
-        "broadcast_lease_seconds": 30.0,
-    }
-    return threaded_fault_settings
-
+from tests.fixtures_scaleout import backend, recorded, sessions
 
 # --- refused before anything is written ----------------------------------------------------
 

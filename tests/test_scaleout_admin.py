@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from aws_ws_async.models import Broadcast, WebSocketSession
 from aws_ws_async.scaleout import runner
-from tests.test_scaleout import backend, sessions
+from tests.fixtures_scaleout import backend, sessions
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ class Broadcast(models.Model):
         )
         return list(self.shards.order_by("index").values(*fields))
 
-    def _step(self) -> bool:
+    def poll(self) -> bool:
         """Reload the row; if not done, hand expired leases to new tasks. True once done."""
         from aws_ws_async.scaleout import runner
 
@@ -94,7 +94,7 @@ class Broadcast(models.Model):
     def wait_result(self, timeout: float | None = None) -> Broadcast:
         """Sync twin of :meth:`await_result`: block until done (``TimeoutError`` past it)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._step():
+        while not self.poll():
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"{self} did not finish within {timeout} s")
             time.sleep(POLL_SECONDS)
@@ -106,7 +106,7 @@ class Broadcast(models.Model):
         While waiting it also runs the reaper, so a shard whose worker died is enqueued again.
         ``TimeoutError`` after ``timeout`` seconds (the broadcast goes on in the workers).
         """
-        step = sync_to_async(self._step)
+        step = sync_to_async(self.poll)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not await step():
             if deadline is not None and time.monotonic() >= deadline:

@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aws_ws_async.delivery import DeliveryReport
 from aws_ws_async.exceptions import AwsWsAsyncError, BroadcastAborted
+from aws_ws_async.management.commands._enqueue import add_enqueue_argument, run_enqueued
 from aws_ws_async.models import WebSocketSession
 
 #: Failures named in the exit message (the stderr listing is ``--show-failures`` long).
@@ -61,6 +62,7 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="Deadline of the whole broadcast; posts still in flight then count as failed.",
         )
+        add_enqueue_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         data: Any = options["message"]
@@ -77,6 +79,8 @@ class Command(BaseCommand):
         if timeout is not None and not timeout > 0:  # also refuses nan
             raise CommandError("--timeout must be a positive number of seconds")
         queryset = self._recipients(options)
+        if options["enqueue"]:
+            return run_enqueued(self, queryset, data, timeout)
         total = queryset.count()
         self.stdout.write(f"Sending to {total} connected session(s)...")
 

@@ -1,0 +1,46 @@
+"""Fixtures and helpers of the enqueued-broadcast tests (a real task backend, small shards)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aws_ws_async.scaleout.framework import task_api
+from tests.fixtures_delivery import make_gateway
+
+API = task_api().__name__
+
+
+def backend(kind: str) -> dict[str, Any]:
+    return {"default": {"BACKEND": f"{API}.backends.{kind.lower()}.{kind}Backend"}}
+
+
+def recorded() -> list[Any]:
+    """What the DummyBackend was asked to run: (task name, args)."""
+    return [(r.task.name, list(r.args)) for r in task_api().task_backends["default"].results]
+
+
+def sessions(count: int, channel: str = "room", gateway: Any = None) -> list[Any]:
+    """``count`` connected sessions of ``channel`` on one gateway, in pk order."""
+    from aws_ws_async.models import WebSocketSession
+
+    gateway = gateway or make_gateway()
+    rows = [
+        WebSocketSession(
+            connection_id=f"{channel[:4]}{i:05d}=", channel_name=channel, api_gateway=gateway
+        )
+        for i in range(count)
+    ]
+    return WebSocketSession.objects.bulk_create(rows)
+
+
+@pytest.fixture
+def small_shards(threaded_fault_settings: Any) -> Any:
+    threaded_fault_settings.AWS_WS_ASYNC = {
+        **threaded_fault_settings.AWS_WS_ASYNC,
+        "broadcast_shard_size": 10,
+        "broadcast_checkpoint_every": 4,
+        "broadcast_lease_seconds": 30.0,
+    }
+    return threaded_fault_settings
