@@ -108,11 +108,11 @@ class ApiGatewayAdmin(admin.ModelAdmin):
         "api_name",
         "api_id",
         "stage_name",
+        "connected_sessions",  # early: the live count is what operators look for
         "domain_name",
         "provisioning_status",
         "api_created",
         "custom_domain_created",
-        "connected_sessions",
         "updated_on",
     )
     list_filter = ("provisioning_status", "api_created", "custom_domain_created")
