@@ -202,6 +202,12 @@ def send_to_channel_of_selected(
     url = reverse(SEND_TO_CHANNEL, current_app=modeladmin.admin_site.name)
     if len(channels) == 1 and channels[0]:
         url += "?" + urlencode({"channel": channels[0]})
+    else:
+        modeladmin.message_user(
+            request,
+            "The selected sessions are not all on one channel: type the channel to send to.",
+            messages.INFO,
+        )
     return HttpResponseRedirect(url)
 
 

@@ -306,6 +306,9 @@ def test_channel_of_selected_opens_the_channel_form_filled_in(
         {"action": "send_to_channel_of_selected", "_selected_action": pks(a, c), "index": "0"},
     )
     assert mixed["Location"] == reverse(SEND_TO_CHANNEL)
+    assert messages_of(mixed) == [
+        ("info", "The selected sessions are not all on one channel: type the channel to send to.")
+    ]
     assert endpoint.requests == 0
 
 
