@@ -192,3 +192,40 @@ def test_reaper_enqueues_a_coordinator_that_never_ran(small_shards: Any) -> None
     assert runner.reap(broadcast.pk, "default") == 1
     assert recorded() == [("coordinate_broadcast", [broadcast.pk, "default"])]
     assert runner.reap(broadcast.pk, "default") == 0  # one reaper wins; the lease is renewed
+
+
+@pytest.mark.django_db(transaction=True, databases={"default", "other"})
+def test_every_row_of_a_broadcast_follows_using(
+    small_shards: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    from aws_ws_async.models import ApiGateway
+
+    small_shards.TASKS = backend("Immediate")
+    sessions(3)  # same pks on default: must not be touched
+    other = ApiGateway.objects.using("other").create(
+        api_name="Other", api_id="oth0000001", stage_name="prod", api_created=True
+    )
+    WebSocketSession.objects.using("other").bulk_create(
+        WebSocketSession(connection_id=f"oth{i:03d}=", channel_name="room", api_gateway=other)
+        for i in range(7)
+    )
+    threaded_fault_endpoint.plan.gone = {"oth003="}
+    broadcast = WebSocketSession.objects.using("other").for_channel("room").enqueue_message("x")
+    assert broadcast._state.db == "other"
+    result = broadcast.wait_result(timeout=30)
+    assert (result.delivered, result.gone, result.recipients) == (6, 1, 7)
+    assert not Broadcast.objects.using("default").exists()
+    assert set(threaded_fault_endpoint.received) == {f"oth{i:03d}=" for i in range(7)} - {"oth003="}
+    assert WebSocketSession.objects.using("other").get(connection_id="oth003=").connected is False
+    assert WebSocketSession.objects.using("default").filter(connected=True).count() == 3
+
+
+@pytest.mark.django_db
+def test_wait_result_times_out_while_nothing_runs(small_shards: Any) -> None:
+    small_shards.TASKS = backend("Dummy")
+    sessions(2)
+    broadcast = runner.store(WebSocketSession.objects.all(), "hi")
+    with pytest.raises(TimeoutError, match="did not finish"):
+        broadcast.wait_result(timeout=0.3)
+    broadcast.refresh_from_db()
+    assert broadcast.status == "pending"
