@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
 from aws_ws_async.exceptions import PayloadTooLarge
 from aws_ws_async.models import Broadcast, BroadcastShard, BroadcastStatus, WebSocketSession
 from aws_ws_async.scaleout import runner
+from aws_ws_async.scaleout.framework import task_api
 from aws_ws_async.signals import broadcast_completed
 from aws_ws_async.testing import FaultEndpoint
 from tests.fixtures_scaleout import backend, recorded, sessions
@@ -141,8 +143,14 @@ def test_coordinator_cuts_keyset_ranges_and_args_are_json(
     ]
     assert sizes == [10, 10, 2]
     tasks = recorded()
-    assert [name for name, _ in tasks] == ["run_broadcast_shard"] * 3
-    assert [args for _, args in tasks] == [[s.pk, "default"] for s in shards]
+    assert [name for name, _ in tasks] == ["run_broadcast_shard"] * 3 + ["watch_broadcast"]
+    assert [args for _, args in tasks] == [
+        *([s.pk, "default"] for s in shards),
+        [broadcast.pk, "default"],
+    ]
+    # The in-cluster reaper runs one lease later (30 s here), not at once.
+    watcher = task_api().task_backends["default"].results[-1]
+    assert 25 < (watcher.task.run_after - timezone.now()).total_seconds() <= 30
 
 
 @pytest.mark.django_db

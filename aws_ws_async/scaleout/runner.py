@@ -12,8 +12,11 @@
   one transaction, the last pk done, the counts (on the shard and the broadcast) and the gone
   marks, but only while its token still holds the lease: a worker that lost its shard to the
   reaper cannot count twice. A crash therefore re-posts at most one page.
-* :func:`reap` gives shards whose lease expired (their worker died) to a new task, and
-  :func:`finalize` closes the broadcast once every shard is done (and sends
+* :func:`reap` gives shards whose lease expired (their worker died) to a new task. It runs on
+  every poll of ``await_result`` / ``wait_result``, and in the cluster itself: on backends that
+  can defer tasks, :func:`watch` runs one lease after the shards were enqueued and again every
+  lease until the broadcast is done, so nobody has to wait for a broadcast to be resumed.
+* :func:`finalize` closes the broadcast once every shard is done (and sends
   ``broadcast_completed`` exactly once).
 """
 
@@ -173,6 +176,8 @@ def coordinate(broadcast_id: int, db: str) -> None:
         def enqueue_shards() -> None:
             for shard_id in ids:
                 tasks.run_broadcast_shard.enqueue(shard_id, db)
+            if ids:
+                schedule_watch(broadcast_id, db)
 
         transaction.on_commit(enqueue_shards, using=db)
     logger.info("broadcast %s: %s recipients in %s shards", broadcast_id, total, index)
@@ -310,6 +315,22 @@ def reap(broadcast_id: int, db: str) -> int:
     if rows.filter(pk=broadcast_id, status=BroadcastStatus.RUNNING).exists():
         finalize(broadcast_id, db)  # in case the last shard's worker died right after finishing
     return count
+
+
+def schedule_watch(broadcast_id: int, db: str) -> bool:
+    """Enqueue :func:`watch` one lease from now, if the backend can defer tasks."""
+    watcher = _tasks().watch_broadcast
+    if not getattr(watcher.get_backend(), "supports_defer", False):
+        return False
+    watcher.using(run_after=timezone.now() + _lease()).enqueue(broadcast_id, db)
+    return True
+
+
+def watch(broadcast_id: int, db: str) -> None:
+    """The in-cluster reaper: a broadcast nobody waits for still gets its dead shards re-run."""
+    reap(broadcast_id, db)
+    if not Broadcast.objects.using(db).filter(pk=broadcast_id, status__in=FINAL).exists():
+        schedule_watch(broadcast_id, db)
 
 
 def finalize(broadcast_id: int, db: str) -> bool:

@@ -25,3 +25,9 @@ def coordinate_broadcast(broadcast_id: int, using: str) -> None:
 def run_broadcast_shard(shard_id: int, using: str) -> None:
     """Post one shard's range from its checkpoint on."""
     runner.run_shard(shard_id, using)
+
+
+@_task()
+def watch_broadcast(broadcast_id: int, using: str) -> None:
+    """Reap the broadcast's expired leases; run again one lease later until it is done."""
+    runner.watch(broadcast_id, using)
