@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from aws_ws_async.exceptions import PayloadTooLarge
 from aws_ws_async.models import Broadcast, BroadcastShard, BroadcastStatus, WebSocketSession
-from aws_ws_async.scaleout import runner
+from aws_ws_async.scaleout import runner, store
 from aws_ws_async.scaleout.framework import task_api
 from aws_ws_async.signals import broadcast_completed
 from aws_ws_async.testing import FaultEndpoint
@@ -126,7 +126,7 @@ def test_coordinator_cuts_keyset_ranges_and_args_are_json(
     small_shards.TASKS = backend("Dummy")
     rows = sessions(23)
     WebSocketSession.objects.filter(pk=rows[5].pk).update(connected=False)
-    broadcast = runner.store(WebSocketSession.objects.for_channel("room"), "hi")
+    broadcast = store.store(WebSocketSession.objects.for_channel("room"), "hi")
     with django_capture_on_commit_callbacks(execute=True):
         runner.coordinate(broadcast.pk, "default")
     broadcast.refresh_from_db()
@@ -159,7 +159,7 @@ def test_dead_worker_resumes_from_checkpoint_and_zombie_cannot_count(
 ) -> None:
     small_shards.TASKS = backend("Dummy")
     rows = sessions(10)
-    broadcast = runner.store(WebSocketSession.objects.for_channel("room"), "hi")
+    broadcast = store.store(WebSocketSession.objects.for_channel("room"), "hi")
     runner.coordinate(broadcast.pk, "default")
     shard = BroadcastShard.objects.get(broadcast=broadcast)
     # A first worker claims the shard and checkpoints its first page (4 rows), then dies.
@@ -168,7 +168,7 @@ def test_dead_worker_resumes_from_checkpoint_and_zombie_cannot_count(
     shard.refresh_from_db()
     runner.run_shard(shard.pk, "default")  # a duplicate task while the lease is live: no-op
     assert threaded_fault_endpoint.requests == 0
-    first = runner.selection(broadcast, "default").order_by("pk")[:4]
+    first = store.selection(broadcast, "default").order_by("pk")[:4]
     from aws_ws_async.delivery import DeliveryReport
     from aws_ws_async.models.operations import send_operation
 
@@ -194,7 +194,7 @@ def test_dead_worker_resumes_from_checkpoint_and_zombie_cannot_count(
 def test_reaper_enqueues_a_coordinator_that_never_ran(small_shards: Any) -> None:
     small_shards.TASKS = backend("Dummy")
     sessions(2)
-    broadcast = runner.store(WebSocketSession.objects.all(), "hi")
+    broadcast = store.store(WebSocketSession.objects.all(), "hi")
     assert runner.reap(broadcast.pk, "default") == 0  # its lease is still live
     Broadcast.objects.filter(pk=broadcast.pk).update(lease_until="2000-01-01T00:00:00Z")
     assert runner.reap(broadcast.pk, "default") == 1
@@ -232,8 +232,43 @@ def test_every_row_of_a_broadcast_follows_using(
 def test_wait_result_times_out_while_nothing_runs(small_shards: Any) -> None:
     small_shards.TASKS = backend("Dummy")
     sessions(2)
-    broadcast = runner.store(WebSocketSession.objects.all(), "hi")
+    broadcast = store.store(WebSocketSession.objects.all(), "hi")
     with pytest.raises(TimeoutError, match="did not finish"):
         broadcast.wait_result(timeout=0.3)
     broadcast.refresh_from_db()
     assert broadcast.status == "pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_slower_than_the_lease_keeps_its_shard(
+    small_shards: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    import threading
+    import time
+
+    from django.db import connection
+
+    small_shards.AWS_WS_ASYNC = {**small_shards.AWS_WS_ASYNC, "broadcast_lease_seconds": 0.6}
+    small_shards.TASKS = backend("Dummy")
+    sessions(4)
+    threaded_fault_endpoint.plan.latency = 1.5  # one page takes 2.5 leases
+    broadcast = store.store(WebSocketSession.objects.all(), "hi")
+    runner.coordinate(broadcast.pk, "default")
+    shard = BroadcastShard.objects.get(broadcast=broadcast)
+
+    def worker() -> None:
+        try:
+            runner.run_shard(shard.pk, "default")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    stolen = 0
+    while thread.is_alive():
+        stolen += runner.reap(broadcast.pk, "default")  # a waiter polling meanwhile
+        time.sleep(0.1)
+    thread.join()
+    assert stolen == 0
+    shard.refresh_from_db()
+    assert (shard.attempts, shard.status, shard.delivered) == (1, "finished", 4)

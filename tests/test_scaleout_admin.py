@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from aws_ws_async.models import Broadcast, WebSocketSession
-from aws_ws_async.scaleout import runner
+from aws_ws_async.scaleout import runner, store
 from tests.fixtures_scaleout import backend, sessions
 
 
@@ -17,7 +17,7 @@ def broadcast(settings: Any) -> Broadcast:
     settings.TASKS = backend("Dummy")
     settings.AWS_WS_ASYNC = {**settings.AWS_WS_ASYNC, "broadcast_shard_size": 4}
     sessions(10)
-    stored = runner.store(WebSocketSession.objects.for_channel("room"), "hi")
+    stored = store.store(WebSocketSession.objects.for_channel("room"), "hi")
     runner.coordinate(stored.pk, "default")
     Broadcast.objects.filter(pk=stored.pk).update(delivered=7, gone=1)
     stored.refresh_from_db()

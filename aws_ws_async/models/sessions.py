@@ -206,17 +206,17 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
         selection is stored in the row (pickled query), the coordinator enqueued after commit.
         See ``docs/scaling.md`` and :mod:`aws_ws_async.scaleout`.
         """
-        from aws_ws_async.scaleout import runner
+        from aws_ws_async.scaleout import store
 
-        return runner.enqueue(self, data)
+        return store.enqueue(self, data)
 
     async def aenqueue_message(self, data: Any) -> Broadcast:
         """Async twin of :meth:`enqueue_message` (the row written in a thread)."""
         from asgiref.sync import sync_to_async
 
-        from aws_ws_async.scaleout import runner
+        from aws_ws_async.scaleout import store
 
-        return await sync_to_async(runner.enqueue)(self, data)
+        return await sync_to_async(store.enqueue)(self, data)
 
     # --- bulk close --------------------------------------------------------------------
 

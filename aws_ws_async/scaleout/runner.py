@@ -1,8 +1,6 @@
-"""Enqueue, shard, run, checkpoint, reap and finish a broadcast on a task backend.
+"""Shard, run, checkpoint, reap and finish an enqueued broadcast on a task backend.
 
-* :func:`enqueue` validates the payload and the queryset, refuses when no task backend would
-  run the broadcast, writes the :class:`~aws_ws_async.models.broadcasts.Broadcast` row (the
-  pickled query, never task arguments) and enqueues the coordinator after that row commits.
+* :mod:`.store` writes the broadcast's row (``enqueue``) and reads its selection back.
 * :func:`coordinate` walks the selection by keyset (one aggregate query per shard: the
   ``size``-th pk after the previous bound; never OFFSET, never the id list in memory) and
   writes the shard rows, then enqueues one task per shard after commit.
@@ -22,8 +20,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
-import pickle
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -36,6 +35,7 @@ from django.utils import timezone
 from aws_ws_async import sync
 from aws_ws_async.conf import get_settings
 from aws_ws_async.delivery import DeliveryReport
+from aws_ws_async.exceptions import BroadcastAborted
 from aws_ws_async.models.broadcast import FanOut
 from aws_ws_async.models.broadcasts import FINAL, Broadcast, BroadcastShard, BroadcastStatus
 from aws_ws_async.models.gateways import ApiGateway
@@ -43,12 +43,10 @@ from aws_ws_async.models.marks import mark_ids
 from aws_ws_async.models.operations import (
     GONE,
     Operation,
-    check_queryset,
     delivery_policy,
-    send_operation,
 )
 from aws_ws_async.models.paging import pages
-from aws_ws_async.scaleout.framework import check_backend
+from aws_ws_async.scaleout.store import selection
 from aws_ws_async.signals import broadcast_completed
 
 logger = logging.getLogger("aws_ws_async.scaleout")
@@ -67,48 +65,6 @@ def _tasks() -> Any:
     from aws_ws_async.scaleout import tasks
 
     return tasks
-
-
-# --- enqueue ---------------------------------------------------------------------------------
-
-
-def store(queryset: models.QuerySet[Any], data: Any) -> Broadcast:
-    """Validate and write the ``Broadcast`` row (payload, pickled query); enqueue nothing."""
-    from aws_ws_async.models.sessions import WebSocketSession
-
-    op = send_operation(data)  # size and encoding, before anything is written
-    check_queryset(queryset)
-    if not issubclass(queryset.model, WebSocketSession):
-        raise TypeError(f"enqueue_message selects WebSocketSession rows, not {queryset.model}")
-    s = get_settings()
-    return Broadcast.objects.using(queryset.db).create(
-        model_label=queryset.model._meta.label_lower,
-        query=pickle.dumps(queryset.query),
-        payload=op.payload,
-        shard_size=s.broadcast_shard_size,
-        checkpoint_every=s.broadcast_checkpoint_every,
-        lease_until=timezone.now() + _lease(),
-    )
-
-
-def enqueue(queryset: models.QuerySet[Any], data: Any) -> Broadcast:
-    """Store the broadcast and enqueue its coordinator (after the row commits)."""
-    send_operation(data)  # a bad payload is a TypeError even without a task backend
-    check_backend()
-    tasks = _tasks()
-    broadcast = store(queryset, data)
-    pk, db = broadcast.pk, queryset.db
-    transaction.on_commit(lambda: tasks.coordinate_broadcast.enqueue(pk, db), using=db)
-    return broadcast
-
-
-def selection(broadcast: Broadcast, db: str) -> models.QuerySet[Any]:
-    """The stored queryset, on ``db`` (Django's documented query unpickling)."""
-    model = apps.get_model(broadcast.model_label)
-    queryset: models.QuerySet[Any] = model._default_manager.db_manager(db).all()
-    # The bytes were written by enqueue() into our own table: the trust of the database.
-    queryset.query = pickle.loads(bytes(broadcast.query))  # noqa: S301
-    return queryset
 
 
 # --- coordinator -----------------------------------------------------------------------------
@@ -235,6 +191,42 @@ def _checkpoint(
     return True
 
 
+def _renew(shard_id: int, db: str, token: str) -> bool:
+    """Extend the lease while a page is in flight; False once another worker holds it."""
+    rows = BroadcastShard.objects.using(db).filter(pk=shard_id, lease_token=token)
+    return bool(rows.update(lease_until=timezone.now() + _lease()))
+
+
+def _post_page(
+    op: Operation,
+    groups: dict[int | None, list[str]],
+    endpoints: Any,
+    policy: Any,
+    shard: BroadcastShard,
+    db: str,
+    token: str,
+) -> DeliveryReport | None:
+    """Post one page on the portal, renewing the lease every third of it meanwhile.
+
+    A page slower than the lease (retries, a slow endpoint) keeps its shard; if the lease was
+    lost anyway, the page is stopped (nothing more posted) and None returned: not counted.
+    """
+    stop: concurrent.futures.Future[None] = concurrent.futures.Future()
+    fan = FanOut(op, groups, endpoints, policy, stop=stop)
+    future = sync.submit(fan.run)
+    beat = get_settings().broadcast_lease_seconds / 3
+    while True:
+        try:
+            return future.result(timeout=beat)
+        except concurrent.futures.TimeoutError:
+            if _renew(shard.pk, db, token):
+                continue
+            stop.set_result(None)
+            with contextlib.suppress(BroadcastAborted):
+                future.result()
+            return None
+
+
 def _post_range(shard: BroadcastShard, db: str, token: str) -> bool:
     """Post the shard's range from its checkpoint; False if the lease was lost on the way."""
     broadcast = shard.broadcast
@@ -250,8 +242,8 @@ def _post_range(shard: BroadcastShard, db: str, token: str) -> bool:
         for _, connection_id, gateway_id in page:
             groups.setdefault(gateway_id, []).append(connection_id)
         endpoints = ApiGateway.objects.using(db).endpoints(list(groups))
-        report = sync.run(FanOut(op, groups, endpoints, policy).run)
-        if not _checkpoint(shard, db, token, page[-1][0], report, op):
+        report = _post_page(op, groups, endpoints, policy, shard, db, token)
+        if report is None or not _checkpoint(shard, db, token, page[-1][0], report, op):
             logger.warning("shard %s: lease lost to another worker, stopping", shard.pk)
             return False
     return True
