@@ -15,7 +15,9 @@ Modes (before/after side by side): ``full`` (the views in ``urls.py`` behind the
 ``bare`` (no middleware at all: the floor). Scenarios: ``baseline`` (a trivial async view:
 ``/ok``), ``message`` (one handler doing nothing), ``connect`` (with a one-time token) and
 ``disconnect``. The table prints ``x floor``: CPU per request over the trivial view's of the
-``bare`` mode in the same run. ``--json PATH`` writes everything.
+``bare`` mode in the same run. All servers run at once and the scenarios are interleaved
+across modes ``--repeat`` times (medians shown), so the machine's load hits every mode alike.
+``--json PATH`` writes everything, each repeat included.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,34 +131,63 @@ def start_server(mode: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes
             time.sleep(0.2)
 
 
-def run_mode(
-    mode: str, env: dict[str, str], plans: Plans, args: argparse.Namespace
-) -> dict[str, dict[str, Any]]:
-    server, url = start_server(mode, env)
-    results: dict[str, dict[str, Any]] = {}
+def measure(
+    server: subprocess.Popen[bytes], url: str, requests: list[list[Any]], concurrency: int
+) -> dict[str, Any]:
+    cpu0 = cpu_seconds(server.pid)
+    result = load(url, requests, concurrency)
+    cpu = cpu_seconds(server.pid) - cpu0
+    result["requests_per_s"] = result["requests"] / result["wall_s"]
+    result["cpu_ms_per_request"] = cpu / result["requests"] * 1000
+    result["non_200"] = sum(v for k, v in result["statuses"].items() if k != "200")
+    return result
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-metric medians of the repeats (non-200 summed: every one counts)."""
+    keys = ("requests_per_s", "cpu_ms_per_request", "p50_ms", "p99_ms")
+    row: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
+    row["non_200"] = sum(r["non_200"] for r in runs)
+    row["requests"] = sum(r["requests"] for r in runs)
+    row["runs"] = runs
+    return row
+
+
+def run_all(
+    env: dict[str, str], plans: Plans, args: argparse.Namespace
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every mode's server up at once; scenarios interleaved across modes, ``--repeat`` times,
+    so a change in the machine's load hits every mode alike (each server's CPU is its own)."""
+    servers = {mode: start_server(mode, env) for mode in args.modes}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {m: {} for m in args.modes}
+    wanted = {
+        mode: [s for s in args.scenarios if mode != "bare" or s == "baseline" or args.bare_all]
+        for mode in args.modes
+    }
     try:
-        for scenario in args.scenarios:
-            if mode == "bare" and scenario != "baseline" and not args.bare_all:
-                continue
-            load(url, plans.make(scenario, args.warmup), args.concurrency)
-            cpu0 = cpu_seconds(server.pid)
-            result = load(url, plans.make(scenario, args.requests), args.concurrency)
-            cpu = cpu_seconds(server.pid) - cpu0
-            result["requests_per_s"] = result["requests"] / result["wall_s"]
-            result["cpu_ms_per_request"] = cpu / result["requests"] * 1000
-            result["non_200"] = sum(v for k, v in result["statuses"].items() if k != "200")
-            results[scenario] = result
+        for mode, (_server, url) in servers.items():
+            for scenario in wanted[mode]:
+                load(url, plans.make(scenario, args.warmup), args.concurrency)
+        for _ in range(args.repeat):
+            for scenario in args.scenarios:
+                for mode, (server, url) in servers.items():
+                    if scenario in wanted[mode]:
+                        requests = plans.make(scenario, args.requests)
+                        result = measure(server, url, requests, args.concurrency)
+                        runs[mode].setdefault(scenario, []).append(result)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-    return results
+        for server, _url in servers.values():
+            server.terminate()
+            server.wait(timeout=10)
+    return {mode: {s: median_of(r) for s, r in rows.items()} for mode, rows in runs.items()}
 
 
 def print_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> None:
     floor = results.get("bare", {}).get("baseline", {}).get("cpu_ms_per_request")
     print(
         f"\nrequest path under uvicorn (1 worker), load from a separate process: "
-        f"{args.requests} requests per scenario, concurrency {args.concurrency}, "
+        f"medians of {args.repeat} x {args.requests} requests per scenario, "
+        f"concurrency {args.concurrency}, "
         f"database {args.db}{' (pooled)' if args.pool else ''}"
     )
     header = (
@@ -178,6 +210,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--pool", action="store_true", help="Django's psycopg pool")
@@ -197,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             ensure_postgres_database("aws_ws_async_bench_views")
         request_path.configure(args.db, workdir, args.pool)
         request_path.build_urls()
-        per_mode = args.warmup + args.requests
+        per_mode = args.warmup + args.requests * args.repeat
         world = request_path.build_world(per_mode * len(args.modes), 1)
         env = {
             **os.environ,
@@ -207,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
             "PYTHONPATH": str(ROOT),
         }
         plans = Plans(world)
-        results = {mode: run_mode(mode, env, plans, args) for mode in args.modes}
+        results = run_all(env, plans, args)
     print_table(results, args)
     bad = sum(row["non_200"] for rows in results.values() for row in rows.values())
     if args.json:
