@@ -22,7 +22,10 @@ def test_signals_module_defines_signals_only() -> None:
     from django.dispatch import Signal
 
     public = {k: v for k, v in vars(signals).items() if not k.startswith("_")}
-    assert {k for k, v in public.items() if isinstance(v, Signal)} == {"broadcast_finished"}
+    assert {k for k, v in public.items() if isinstance(v, Signal)} == {
+        "broadcast_finished",
+        "broadcast_completed",
+    }
     assert not [v for v in public.values() if callable(v) and not isinstance(v, type | Signal)]
 
 
