@@ -272,3 +272,32 @@ def test_a_page_slower_than_the_lease_keeps_its_shard(
     assert stolen == 0
     shard.refresh_from_db()
     assert (shard.attempts, shard.status, shard.delivered) == (1, "finished", 4)
+
+
+def test_package_works_without_a_task_framework() -> None:
+    """No django_tasks nor django.tasks: all imports; enqueue_message names what is missing."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["django_tasks"] = None
+sys.modules["django.tasks"] = None
+import django
+django.setup()
+import aws_ws_async.admin, aws_ws_async.scaleout.runner, aws_ws_async.scaleout.store
+from django.core.exceptions import ImproperlyConfigured
+from aws_ws_async.models import WebSocketSession
+try:
+    WebSocketSession.objects.all().enqueue_message("hi")
+except ImproperlyConfigured as exc:
+    print("refused:", exc)
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: enqueue_message needs Django's task framework" in done.stdout
+    assert "aws-ws-async[tasks]" in done.stdout
