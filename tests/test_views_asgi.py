@@ -192,3 +192,45 @@ async def test_compiled_lookup_equals_the_orm(
                 if mine is not None:
                     assert fields_of(mine) == fields_of(theirs)
                     assert mine._state.db == using
+
+
+# --- thread-hop budgets (like the query budgets: a hop costs about what a query does) -------
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the sync functions each ``sync_to_async`` call ran (a spy, nothing changed)."""
+    from asgiref.sync import SyncToAsync
+
+    calls: list[str] = []
+    original = SyncToAsync.__call__
+
+    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(self.func, "__qualname__", None)  # never repr(): a queryset would query
+        calls.append(name or type(self.func).__name__)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", spy)
+    return calls
+
+
+async def test_hop_budgets(
+    ws_settings: Any, gateway: Any, browser: Browser, fast_app: Any, hops: list[str]
+) -> None:
+    """Through the fast entry point: a message costs 3 hops (request_started, the session
+    lookup, request_finished), ``$connect`` 6 (the token with its session, the rate limit's
+    INSERT and COUNT, the spend and the INSERT each share or take one; plus the two signals),
+    with the gateway cached (a cold cache adds its one lookup)."""
+    assert (await connect(browser, new_connection_id())).status_code == 200  # gateway cached
+    cid = new_connection_id()
+    token = await browser.anew_token()
+    hops.clear()
+    assert (await connect(browser, cid, token=token)).status_code == 200
+    connect_hops = list(hops)
+    hops.clear()
+    assert (
+        await post("/ws/default", gateway_headers(cid), b'{"handler": "echo"}')
+    ).status_code == 200
+    message_hops = list(hops)
+    assert len(message_hops) <= 3, message_hops
+    assert len(connect_hops) <= 6, connect_hops
