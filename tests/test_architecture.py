@@ -53,6 +53,9 @@ LAYERS: dict[str, int] = {
     "sync": EDGES,
     "conf": EDGES,
     "exceptions": EDGES,
+    "telemetry": EDGES,
+    "admin_dashboard": FACES,
+    "metrics_view": FACES,
 }
 
 #: Packages that must not import Django's ORM (engines take plain values) or Django at all.

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
-from aws_ws_async import sync
+from aws_ws_async import sync, telemetry
 from aws_ws_async.delivery import AdaptiveLimiter, DeliveryPolicy, DeliveryReport
 from aws_ws_async.exceptions import BroadcastAborted, BroadcastTimeout
 from aws_ws_async.models.broadcast import FanOut, Marker
@@ -54,14 +54,24 @@ def _deadline(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
-def _finish(report: DeliveryReport, started: float, op: Operation, model: type[Any]) -> None:
+def _finish(
+    report: DeliveryReport, started: float, op: Operation, model: type[Any], gateways: int = 0
+) -> None:
     report.duration = time.perf_counter() - started
-    logger.info("%s finished: %s", op.name, report.summary(), extra={"model": model.__name__})
+    fields = telemetry.delivery_finished(report, op.name, started=started, gateways=gateways)
+    extra = {"model": model.__name__, **fields}
+    logger.info("%s finished: %s", op.name, report.summary(), extra=extra)
 
 
-def _aborted(exc: BroadcastAborted, started: float, op: Operation, model: type[Any]) -> None:
+def _aborted(
+    exc: BroadcastAborted, started: float, op: Operation, model: type[Any], gateways: int = 0
+) -> None:
     exc.report.duration = time.perf_counter() - started
-    logger.warning("%s stopped: %s", op.name, exc.report.summary(), extra={"model": model.__name__})
+    fields = telemetry.delivery_finished(
+        exc.report, op.name, started=started, gateways=gateways, error=type(exc).__name__
+    )
+    extra = {"model": model.__name__, **fields}
+    logger.warning("%s stopped: %s", op.name, exc.report.summary(), extra=extra)
 
 
 # --- QuerySet level, async: streamed per gateway -------------------------------------------
@@ -97,13 +107,13 @@ async def arun_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryR
         report = await fan.run()
     except BroadcastAborted as exc:
         await marker.aclose()
-        _aborted(exc, started, op, model)
+        _aborted(exc, started, op, model, len(gateway_ids))
         raise
     except BaseException:
         await marker.aclose()
         raise
     await marker.aclose()
-    _finish(report, started, op, model)
+    _finish(report, started, op, model, len(gateway_ids))
     await broadcast_finished.asend(
         sender=model, report=report, operation=op.signal, queryset=queryset
     )
@@ -217,12 +227,13 @@ def run_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryReport:
     """Sync twin of :func:`arun_bulk` (queries and marks in the caller's thread)."""
     sync.check_not_on_loop()
     started = time.perf_counter()
+    bulk = _SyncRun(queryset, call)
     try:
-        report = _SyncRun(queryset, call).run()
+        report = bulk.run()
     except BroadcastAborted as exc:
-        _aborted(exc, started, call.op, queryset.model)
+        _aborted(exc, started, call.op, queryset.model, len(bulk.streams))
         raise
-    _finish(report, started, call.op, queryset.model)
+    _finish(report, started, call.op, queryset.model, len(bulk.streams))
     broadcast_finished.send(
         sender=queryset.model, report=report, operation=call.op.signal, queryset=queryset
     )
@@ -312,7 +323,9 @@ async def arun_one(
     """One connection: post (or close) it, then mark the row on its own database."""
     if not op.closes and not session.connected:
         return _skipped(session)
+    started = time.perf_counter()
     report = await _one(session, op, await _aendpoint(session), policy, timeout).run()
+    telemetry.delivery_finished(report, f"session_{op.signal}", started=started, gateways=1)
     reason = _mark_reason(op, report)
     if reason is not None:
         await session.amark_disconnected(reason)
@@ -326,7 +339,9 @@ def run_one(
     sync.check_not_on_loop()
     if not op.closes and not session.connected:
         return _skipped(session)
+    started = time.perf_counter()
     report = sync.run(_one(session, op, _endpoint(session), policy, timeout).run)
+    telemetry.delivery_finished(report, f"session_{op.signal}", started=started, gateways=1)
     reason = _mark_reason(op, report)
     if reason is not None:
         session.mark_disconnected(reason)

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from aws_ws_async import telemetry
 from aws_ws_async.conf import get_settings
 from aws_ws_async.hashing import matches_any, user_auth_hashes
 from aws_ws_async.models import DisconnectReason, WebSocketSession
@@ -102,6 +103,7 @@ class MessagesMixin(AccessMixin):
             )
             return await self.permission_denied(request)
         await self.touch_last_seen(session)
+        telemetry.annotate_request(route="default", handler=name)
         return await self.call_handler(handler, request, *args, **kwargs)
 
     async def load_session(self) -> WebSocketSession | None:

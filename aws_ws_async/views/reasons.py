@@ -23,6 +23,8 @@ from typing import Final
 from django.conf import settings
 from django.http import HttpResponse
 
+from aws_ws_async import telemetry
+
 logger = logging.getLogger("aws_ws_async.views")
 
 #: The response header that carries the reason code when ``settings.DEBUG`` is on.
@@ -151,5 +153,6 @@ def report_refusal(
             "status_code": response.status_code,
         },
     )
+    telemetry.refusal(route, reason)
     if settings.DEBUG:
         response[REASON_HEADER] = f"{reason}:{cause}" if cause else reason

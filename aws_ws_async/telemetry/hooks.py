@@ -1,0 +1,35 @@
+"""The calls the rest of the package makes: one per finished operation, one per refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_ws_async.telemetry import recent, tracing
+from aws_ws_async.telemetry.events import ReportLike, report_fields
+from aws_ws_async.telemetry.metrics import get_metrics
+
+
+def delivery_finished(
+    report: ReportLike, operation: str, *, started: float, gateways: int, error: str = ""
+) -> dict[str, Any]:
+    """Span, metrics and dashboard entry of one finished operation; returns its log fields.
+
+    ``started`` is the ``time.perf_counter()`` value when the operation began; ``error`` names
+    why it stopped early (the span's status is then ERROR).
+    """
+    fields = report_fields(report, operation, gateways)
+    tracing.operation_span(operation, fields, started, error=error)
+    metrics = get_metrics()
+    if metrics is not None:
+        metrics.record(fields)
+    recent.add_report(fields)
+    return fields
+
+
+def refusal(route: str, reason: str) -> None:
+    """A view refused a request: count it and name it on the request's span."""
+    metrics = get_metrics()
+    if metrics is not None:
+        metrics.refusals.labels(route or "-", reason).inc()
+    tracing.annotate_request(route=route or "-", reason=reason)
+    recent.add_refusal(route or "-", reason)

@@ -1,0 +1,200 @@
+"""Telemetry matches the report: spans (OpenTelemetry's in-memory exporter), counters (a private
+Prometheus registry), structured log fields (a JSON formatter) and the dashboard's memory.
+
+The broadcast runs against the fault endpoint with 410s, 429s (retried and exhausted), 5xx
+(retried and exhausted) and a 403, so every outcome and reason has a non-trivial count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+pytest.importorskip("opentelemetry.sdk")
+prometheus_client = pytest.importorskip("prometheus_client")
+
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+    InMemorySpanExporter,
+)
+
+from aws_ws_async.delivery import DeliveryReport  # noqa: E402
+from aws_ws_async.models import WebSocketSession  # noqa: E402
+from aws_ws_async.telemetry import metrics as metrics_module  # noqa: E402
+from aws_ws_async.telemetry import recent, tracing  # noqa: E402
+from aws_ws_async.testing import FaultEndpoint  # noqa: E402
+from tests.fixtures_delivery import make_gateway, make_sessions  # noqa: E402
+from tests.fixtures_views import (  # noqa: E402
+    Browser,
+    connect,
+    gateway_headers,
+    new_connection_id,
+    post,
+)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_async_db_connections"),
+]
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_tracer_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.use_tracer_provider(None)
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(metrics_module, "_metrics", metrics_module._UNSET)
+    registry = prometheus_client.CollectorRegistry()
+    metrics_module.use_registry(registry)
+    recent.clear()
+    return registry
+
+
+def sample(registry: Any, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else float(value)
+
+
+async def faulty_broadcast(fault_endpoint: FaultEndpoint) -> DeliveryReport:
+    gateway = await sync_to_async(make_gateway)()
+    ids = await sync_to_async(make_sessions)(gateway, 40, channel="room")
+    plan = fault_endpoint.plan
+    plan.gone = set(ids[0:6])
+    plan.throttle_first, plan.throttle_ids = 1, set(ids[6:10])  # 429 once, then delivered
+    plan.server_error_first, plan.server_error_ids = 99, set(ids[10:13])  # 5xx to the end
+    plan.status_for = {ids[13]: 403}
+    return await WebSocketSession.objects.for_channel("room").asend_message(
+        {"hello": "world"}, concurrency=4, db_chunk_size=9
+    )
+
+
+async def test_broadcast_span_and_counters_match_the_report_under_faults(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, spans: InMemorySpanExporter, registry: Any
+) -> None:
+    report = await faulty_broadcast(fault_endpoint)
+    assert (report.delivered_count, len(report.gone), len(report.failed)) == (30, 6, 4)
+    assert report.throttled >= 4
+    assert report.retries > report.throttled  # 5xx retried too
+
+    [span] = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.broadcast"]
+    attrs = dict(span.attributes or {})
+    assert attrs["aws_ws_async.recipients"] == report.total == 40
+    assert attrs["aws_ws_async.delivered"] == report.delivered_count
+    assert attrs["aws_ws_async.gone"] == len(report.gone)
+    assert attrs["aws_ws_async.failed"] == len(report.failed)
+    assert attrs["aws_ws_async.failed_reasons.server_error"] == 3
+    assert attrs["aws_ws_async.failed_reasons.forbidden"] == 1
+    assert attrs["aws_ws_async.retries"] == report.retries
+    assert attrs["aws_ws_async.throttled"] == report.throttled
+    assert attrs["aws_ws_async.lowest_concurrency"] == report.lowest_concurrency
+    assert attrs["aws_ws_async.gateways"] == 1
+    assert attrs["aws_ws_async.duration"] == pytest.approx(report.duration, abs=1e-5)
+    assert span.end_time is not None
+    assert span.start_time is not None
+    assert (span.end_time - span.start_time) / 1e9 == pytest.approx(report.duration, abs=0.05)
+    text = json.dumps(attrs)
+    assert "hello" not in text
+    assert "world" not in text
+    assert not any(cid in text for cid in report.gone)  # never connection ids
+
+    posts = "aws_ws_async_posts_total"
+    labels = {"operation": "broadcast"}
+    assert sample(registry, posts, **labels, outcome="delivered", reason="") == 30
+    assert sample(registry, posts, **labels, outcome="gone", reason="") == 6
+    assert sample(registry, posts, **labels, outcome="failed", reason="server_error") == 3
+    assert sample(registry, posts, **labels, outcome="failed", reason="forbidden") == 1
+    assert sample(registry, "aws_ws_async_retries_total", **labels) == report.retries
+    assert sample(registry, "aws_ws_async_throttles_total", **labels) == report.throttled
+    count = "aws_ws_async_operation_duration_seconds_count"
+    assert sample(registry, count, **labels) == 1
+    total = "aws_ws_async_operation_duration_seconds_sum"
+    assert sample(registry, total, **labels) == pytest.approx(report.duration, abs=1e-5)
+
+    [kept] = recent.recent_reports()
+    assert (kept["ws_delivered"], kept["ws_gone"], kept["ws_failed"]) == (30, 6, 4)
+
+
+async def test_single_send_has_its_own_span(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, spans: InMemorySpanExporter, registry: Any
+) -> None:
+    gateway = await sync_to_async(make_gateway)()
+    [cid] = await sync_to_async(make_sessions)(gateway, 1)
+    fault_endpoint.plan.gone = {cid}
+    session = await WebSocketSession.objects.aget(connection_id=cid)
+    report = await session.asend_message("hi")
+    assert report.gone == [cid]
+    [span] = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.session_send"]
+    assert dict(span.attributes or {})["aws_ws_async.gone"] == 1
+    posts = "aws_ws_async_posts_total"
+    assert sample(registry, posts, operation="session_send", outcome="gone", reason="") == 1
+
+
+async def test_summary_log_record_prints_its_fields_as_json_keys(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aws_ws_async.sending")
+    report = await faulty_broadcast(fault_endpoint)
+    [record] = [r for r in caplog.records if r.name == "aws_ws_async.sending"]
+    formatter = JsonFormatter()
+    line = json.loads(formatter.format(record))
+    assert line["ws_operation"] == "broadcast"
+    assert line["ws_delivered"] == report.delivered_count
+    assert line["ws_gone"] == len(report.gone)
+    assert line["ws_failed_reasons"] == {"server_error": 3, "forbidden": 1}
+    assert line["ws_retries"] == report.retries
+    assert line["ws_throttled"] == report.throttled
+
+
+class JsonFormatter(logging.Formatter):
+    """The documented stdlib-only JSON formatter (docs/observability.md), copied verbatim."""
+
+    RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in self.RESERVED}
+        line = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        return json.dumps({**line, **fields}, default=str)
+
+
+async def test_refusal_counts_and_names_the_request_span(
+    ws_settings: Any, gateway: Any, browser: Browser, registry: Any, spans: InMemorySpanExporter
+) -> None:
+    tracer = tracing._tracer()
+    with tracer.start_as_current_span("request") as request_span:
+        response = await connect(browser, new_connection_id(), origin=None)
+    assert response.status_code == 400
+    attrs = dict(request_span.attributes or {})
+    assert attrs["aws_ws_async.route"] == "connect"
+    reason = attrs["aws_ws_async.reason"]
+    assert reason == "missing_header"
+    assert sample(registry, "aws_ws_async_refusals_total", route="connect", reason=reason) == 1
+    assert recent.recent_refusals() == {("connect", reason): 1}
+
+
+async def test_message_names_its_handler_on_the_request_span(
+    ws_settings: Any, gateway: Any, browser: Browser, spans: InMemorySpanExporter
+) -> None:
+    cid = new_connection_id()
+    assert (await connect(browser, cid)).status_code == 200
+    tracer = tracing._tracer()
+    with tracer.start_as_current_span("request") as request_span:
+        raw = json.dumps({"action": "echo"}).encode()
+        response = await post("/ws/default", gateway_headers(cid), raw)
+    assert response.status_code == 200, response.content
+    attrs = dict(request_span.attributes or {})
+    assert (attrs["aws_ws_async.route"], attrs["aws_ws_async.handler"]) == ("default", "echo")
