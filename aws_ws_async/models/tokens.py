@@ -184,7 +184,7 @@ class WebSocketToken(models.Model):
             return cls.objects.none()
         return cls._unspent_rows(digest_token(raw_token), session_key, timezone.now())
 
-    async def aspend(self) -> bool:
+    def spend(self) -> bool:
         """Mark this token used; True only for the one caller whose UPDATE changed the row.
 
         A conditional UPDATE (``used=False`` and not expired in the WHERE clause) decides, so
@@ -192,25 +192,31 @@ class WebSocketToken(models.Model):
         locks or a transaction.
         """
         now = timezone.now()
-        spent = await WebSocketToken.objects.filter(
-            pk=self.pk, used=False, expires_at__gt=now
-        ).aupdate(used=True, used_at=now)
+        spent = WebSocketToken.objects.filter(pk=self.pk, used=False, expires_at__gt=now).update(
+            used=True, used_at=now
+        )
         if spent == 1:
             self.used = True
             self.used_at = now
         return spent == 1
 
-    async def aunspend(self) -> bool:
-        """Give the token back after a refusal that came after :meth:`aspend` (a duplicate
+    async def aspend(self) -> bool:
+        return await sync_to_async(self.spend)()
+
+    def unspend(self) -> bool:
+        """Give the token back after a refusal that came after :meth:`spend` (a duplicate
         connection id): only the row this instance spent, so a concurrent spend is kept."""
         if not self.used or self.used_at is None:
             return False
-        restored = await WebSocketToken.objects.filter(
+        restored = WebSocketToken.objects.filter(
             pk=self.pk, used=True, used_at=self.used_at
-        ).aupdate(used=False, used_at=None)
+        ).update(used=False, used_at=None)
         if restored == 1:
             self.used, self.used_at = False, None
         return restored == 1
+
+    async def aunspend(self) -> bool:
+        return await sync_to_async(self.unspend)()
 
     # --- the bound Django session -------------------------------------------------------------
 

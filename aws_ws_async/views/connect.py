@@ -176,17 +176,16 @@ class ConnectMixin(AccessMixin):
             return refusal
 
         # Spent last, just before the session row: no refusal above burns the browser's token.
-        if token is not None and not await token.aspend():
+        # Both writes share one thread hop; a 409 gives the token back (it is a refusal).
+        session = self._session_row(request, user, channel)
+        outcome = await sync_to_async(spend_and_insert)(token, session)
+        if outcome == reasons.TOKEN_SPENT:
             return await self._refuse(
                 reasons.TOKEN_SPENT,
                 await self.invalid_token(request),
                 "the token was spent by a concurrent $connect",
             )
-
-        session = await self._create_session(request, user, channel)
-        if session is None:
-            if token is not None:
-                await token.aunspend()  # a 409 is a refusal: it must not burn the token
+        if outcome == reasons.DUPLICATE:
             return await self._refuse(
                 reasons.DUPLICATE,
                 await self.duplicate_connection(request),
@@ -319,12 +318,10 @@ class ConnectMixin(AccessMixin):
             )
         return None
 
-    async def _create_session(
-        self, request: HttpRequest, user: Any, channel: str
-    ) -> WebSocketSession | None:
-        """INSERT the session row; None for a duplicate connection id."""
+    def _session_row(self, request: HttpRequest, user: Any, channel: str) -> WebSocketSession:
+        """The session row to INSERT (not saved yet)."""
         session_key = self._session_key(request)
-        row = self.model(
+        return self.model(
             connection_id=self.connection_id,
             channel_name=channel,
             user=user,
@@ -332,11 +329,6 @@ class ConnectMixin(AccessMixin):
             session_key_hash=hash_session_key(session_key) if session_key else "",
             auth_hash=hash_user_auth(user) if user is not None else "",
         )
-        try:
-            await sync_to_async(insert_in_savepoint)(row)
-        except IntegrityError:  # reported as the DUPLICATE refusal
-            return None
-        return row
 
     async def _refuse(self, reason: str, response: HttpResponse, cause: str = "") -> HttpResponse:
         """Count the refused attempt (it weighs on the rate limit like any other) and record
@@ -357,6 +349,24 @@ def read_token(queryset: Any, session_key: str) -> tuple[WebSocketToken | None, 
     if token is None or not token.user.is_active:
         return token, False
     return token, token.session_is_live(session_key)
+
+
+def spend_and_insert(token: WebSocketToken | None, row: WebSocketSession) -> str:
+    """Spend the token, then INSERT the session (sync: one thread hop for both writes).
+
+    ``""`` when both happened; ``reasons.TOKEN_SPENT`` when a concurrent ``$connect`` spent the
+    token first (nothing inserted); ``reasons.DUPLICATE`` when the connection id exists (the
+    token is given back: a refusal never burns it).
+    """
+    if token is not None and not token.spend():
+        return reasons.TOKEN_SPENT
+    try:
+        insert_in_savepoint(row)
+    except IntegrityError:
+        if token is not None:
+            token.unspend()
+        return reasons.DUPLICATE
+    return ""
 
 
 def insert_in_savepoint(row: WebSocketSession) -> None:
