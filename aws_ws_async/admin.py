@@ -17,7 +17,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models
 from django.db.models import Count, ManyToManyField, Q, QuerySet
 from django.forms import ModelMultipleChoiceField
@@ -28,6 +28,7 @@ from django.utils.http import urlencode
 
 from aws_ws_async import (
     admin_broadcasts,  # noqa: F401 (registers the Broadcast pages)
+    admin_dashboard,
     admin_sessions,
 )
 from aws_ws_async.admin_actions import GATEWAY_ACTIONS
@@ -229,7 +230,18 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view(self.send_to_channel_view)
         opts = self.model._meta
         name = f"{opts.app_label}_{opts.model_name}_send_to_channel"
-        return [path("send-to-channel/", view, name=name), *super().get_urls()]
+        dashboard = self.admin_site.admin_view(self.dashboard_view)
+        return [
+            path("send-to-channel/", view, name=name),
+            path("dashboard/", dashboard, name=f"{opts.app_label}_dashboard"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """Connections, recent broadcasts, refusals and outcomes (``admin_dashboard``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return admin_dashboard.dashboard_view(self, request)
 
     def send_to_channel_view(self, request: HttpRequest) -> HttpResponse:
         return admin_sessions.send_to_channel_view(self, request)
