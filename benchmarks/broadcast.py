@@ -9,6 +9,9 @@ Scenarios:
 
 * ``asend_message``: ``WebSocketSession.objects.for_channel(...).asend_message(...)``, from the
   database, on one long-lived event loop (its cached client warmed up first, as in a server).
+* ``asend_message_telemetry``: the same with traces and metrics on: an OpenTelemetry SDK
+  ``TracerProvider`` with an in-memory exporter and a private Prometheus registry (the overhead
+  of :mod:`aws_ws_async.telemetry`; target CPU per message <= 1.05x ``asend_message``).
 * ``asend_message_standard``: the same, with ``AWS_WS_ASYNC["fast_signing"] = False``: every post
   goes through ``client.post_to_connection`` (what the fast path saves, measured side by side).
 * ``predecessor_sequential``: a boto3 loop, one post after another (predecessor up to 4.0).
@@ -64,6 +67,7 @@ API_ID = "bench00001"
 PAYLOAD = {"type": "broadcast", "text": "x" * 200}
 SCENARIOS = (
     "asend_message",
+    "asend_message_telemetry",
     "asend_message_standard",
     "predecessor_sequential",
     "predecessor_threads",
@@ -226,6 +230,29 @@ class Bench:
 
         self.runner.run(warm())
         return measure(len(self.ids), lambda: self.runner.run(run()))
+
+    def asend_message_telemetry(self) -> Run:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from prometheus_client import CollectorRegistry
+
+        from aws_ws_async.telemetry import metrics, tracing
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracing.use_tracer_provider(provider)
+        previous = metrics._metrics
+        metrics.use_registry(CollectorRegistry())
+        try:
+            run = self.asend_message()
+        finally:
+            tracing.use_tracer_provider(None)
+            metrics._metrics = previous
+        if not any(s.name == "aws_ws_async.broadcast" for s in exporter.get_finished_spans()):
+            raise RuntimeError("telemetry scenario recorded no broadcast span")
+        return run
 
     def asend_message_standard(self) -> Run:
         from django.conf import settings
@@ -411,6 +438,9 @@ def ratios(results: dict[str, dict[str, float]]) -> dict[str, float]:
         "cpu_vs_signed_aiohttp": round(
             ours["cpu_us_per_msg"] / results["signed_aiohttp"]["cpu_us_per_msg"], 2
         ),
+        "telemetry_cpu_vs_off": round(
+            results["asend_message_telemetry"]["cpu_us_per_msg"] / ours["cpu_us_per_msg"], 3
+        ),
     }
 
 
@@ -439,6 +469,7 @@ def print_table(
         f"\nasend_message vs predecessor_threads: {rat['vs_predecessor_threads']}x (target >= 5)"
         f"\nasend_message vs aiobotocore_raw:     {rat['vs_aiobotocore_raw']}x (target >= 0.9)"
         f"\nCPU vs signed_aiohttp:                {rat['cpu_vs_signed_aiohttp']}x (target <= 1.25)"
+        f"\nCPU with telemetry on vs off:         {rat['telemetry_cpu_vs_off']}x (target <= 1.05)"
     )
 
 

@@ -48,6 +48,7 @@ def test_benchmark_smoke_run_writes_the_documented_json(tmp_path: Path) -> None:
     assert set(data) == {"params", "results", "ratios"}
     assert set(data["results"]) == {
         "asend_message",
+        "asend_message_telemetry",
         "asend_message_standard",
         "predecessor_sequential",
         "predecessor_threads",

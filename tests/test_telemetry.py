@@ -198,3 +198,25 @@ async def test_message_names_its_handler_on_the_request_span(
     assert response.status_code == 200, response.content
     attrs = dict(request_span.attributes or {})
     assert (attrs["aws_ws_async.route"], attrs["aws_ws_async.handler"]) == ("default", "echo")
+
+
+async def test_x_amzn_trace_id_seeds_the_broadcast_trace(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, spans: InMemorySpanExporter, registry: Any
+) -> None:
+    """The documented wiring: the X-Ray propagator turns API Gateway's header into the parent."""
+    xray = pytest.importorskip("opentelemetry.propagators.aws")
+    from opentelemetry import context as otel_context
+
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    parent = xray.AwsXRayPropagator().extract({"X-Amzn-Trace-Id": header})
+    token = otel_context.attach(parent)
+    try:
+        gateway = await sync_to_async(make_gateway)()
+        await sync_to_async(make_sessions)(gateway, 3)
+        await WebSocketSession.objects.all().asend_message("hi")
+    finally:
+        otel_context.detach(token)
+    [span] = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.broadcast"]
+    assert format(span.context.trace_id, "032x") == "5759e988bd862e3fe1be46a994272793"
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == "53995c3f42cd8ad8"
