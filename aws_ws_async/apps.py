@@ -20,3 +20,7 @@ class AwsWsAsyncConfig(AppConfig):
         from aws_ws_async import checks, conf, receivers  # noqa: F401
 
         receivers.connect()
+        from aws_ws_async.delivery.budget import install_default
+        from aws_ws_async.scaleout.budgets import send_budgets
+
+        install_default(send_budgets)  # asend_message takes permits when rate_budget_in_send

@@ -1,7 +1,8 @@
 """The e2e project plus a task backend: django-tasks-db (its queue in the project's database).
 
 Used by tests/test_e2e_workers.py for the ``db_worker`` processes and the shells that enqueue
-and wait. Shard size, checkpoint interval and lease come from ``E2E_*`` variables.
+and wait. Shard size, checkpoint interval, lease and the rate budget come from ``E2E_*``
+variables.
 """
 
 from __future__ import annotations
@@ -19,4 +20,7 @@ AWS_WS_ASYNC = {
     "broadcast_checkpoint_every": int(os.environ.get("E2E_CHECKPOINT_EVERY", "100")),
     "broadcast_lease_seconds": float(os.environ.get("E2E_LEASE_SECONDS", "3")),
     "max_concurrency": int(os.environ.get("E2E_MAX_CONCURRENCY", "20")),
+    "rate_budget_per_second": float(os.environ.get("E2E_RATE_BUDGET", "5000")),
+    "rate_budget_redis_url": os.environ.get("E2E_BUDGET_REDIS") or None,
+    "rate_budget_account": os.environ.get("E2E_BUDGET_ACCOUNT", "default"),
 }

@@ -85,38 +85,50 @@ def rows(project: E2EProject, sql: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(sql).fetchall())
 
 
-@pytest.fixture
-def workers(project: E2EProject, tmp_path: Path) -> Iterator[list[Worker]]:
+def _start_workers(
+    project: E2EProject, tmp_path: Path, env: dict[str, str] | None = None
+) -> list[Worker]:
     """Two ``db_worker`` processes of the project, each in its own process group."""
     started = []
     for n in range(2):
         log = tmp_path / f"worker{n}.log"
-        worker_id = f"worker-{n}-{os.getpid()}"
+        worker_id = f"worker-{n}-{os.getpid()}-{time.time_ns()}"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "django", "db_worker", "--interval", "0.1"),
                     *("--no-startup-delay", "--no-reload", "--worker-id", worker_id),
                 ],
-                env=project.env,
+                env={**project.env, **(env or {})},
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         started.append(Worker(worker_id, process, log))
+    return started
+
+
+def _stop_workers(started: list[Worker]) -> None:
+    for worker in started:
+        if worker.process.poll() is None:
+            os.killpg(worker.process.pid, signal.SIGTERM)
+    for worker in started:
+        try:
+            worker.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait(5)
+
+
+@pytest.fixture
+def workers(project: E2EProject, tmp_path: Path) -> Iterator[list[Worker]]:
+    """Two ``db_worker`` processes of the project, stopped after the test."""
+    started = _start_workers(project, tmp_path)
     try:
         yield started
     finally:
-        for worker in started:
-            if worker.process.poll() is None:
-                os.killpg(worker.process.pid, signal.SIGTERM)
-        for worker in started:
-            try:
-                worker.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.process.pid, signal.SIGKILL)
-                worker.process.wait(5)
+        _stop_workers(started)
 
 
 def enqueue(project: E2EProject, channel: str, count: int) -> int:
@@ -259,3 +271,45 @@ def test_kill_9_mid_shard_still_delivers_everyone_once_or_within_a_checkpoint(
     duplicates = sum(n - 1 for n in received)
     assert duplicates <= CHECKPOINT_EVERY, duplicates
     print(f"\nkill -9 mid-shard: {duplicates} duplicate posts (bound {CHECKPOINT_EVERY})")
+
+
+def busiest_second(starts: list[float]) -> int:
+    """The most request starts seen in any one-second window (sliding, from each start)."""
+    starts = sorted(starts)
+    best, left = 0, 0
+    for right, at in enumerate(starts):
+        while starts[left] <= at - 1.0:
+            left += 1
+        best = max(best, right - left + 1)
+    return best
+
+
+def test_two_workers_share_one_rate_budget_in_redis(
+    project: E2EProject, endpoint: FaultEndpoint, tmp_path: Path
+) -> None:
+    """Two real workers, one Redis budget of 400/s: together they stay under it."""
+    redis_url = "redis://127.0.0.1:6379/0"
+    if subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True).returncode:
+        pytest.skip("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
+    budget, channel, count = 400, "rho", 2000
+    env = {
+        "E2E_RATE_BUDGET": str(budget),
+        "E2E_BUDGET_REDIS": redis_url,
+        "E2E_BUDGET_ACCOUNT": f"e2e-{os.getpid()}-{time.time_ns()}",
+    }
+    endpoint.plan.gone, endpoint.plan.latency = set(), 0.01
+    before = len(endpoint.in_flight_log)
+    started = _start_workers(project, tmp_path, env)
+    try:
+        broadcast_id = enqueue(project, channel, count)
+        result = wait(project, broadcast_id)
+    finally:
+        _stop_workers(started)
+    assert (result["status"], result["delivered"], result["failed"]) == ("finished", count, 0)
+    starts = [at for at, _ in endpoint.in_flight_log[before:]]
+    assert len(starts) == count
+    peak, duration = busiest_second(starts), starts[-1] - starts[0]
+    print(f"\nbudget {budget}/s: busiest second {peak}, mean {count / duration:.0f}/s")
+    assert peak <= budget * 1.1, peak  # unbounded, two workers post ~2,000/s here
+    assert duration >= (count - budget) / budget * 0.9, duration
+    assert {w.worker_id for w in started} <= shard_workers(project)  # both took permits

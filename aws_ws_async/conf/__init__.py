@@ -209,6 +209,10 @@ class AppSettings:
     broadcast_shard_size: int = setting(10000, "posint", "Recipients per shard (one task).")
     broadcast_checkpoint_every: int = setting(500, "posint", "Recipients between checkpoints.")
     broadcast_lease_seconds: float = setting(60.0, "posfloat", "Shard lease without checkpoint.")
+    rate_budget_per_second: float = setting(5000.0, "posfloat", "Cluster posts/s, account+Region.")
+    rate_budget_redis_url: str | None = setting(None, "optstr", "Budget Redis; none: per process.")
+    rate_budget_in_send: bool = setting(False, "bool", "asend_message takes budget permits too.")
+    rate_budget_account: str = setting("default", "str", "Account label in the budget's key.")
     #: Where each value came from ("default", "AWS_WS_ASYNC", "WEBSOCKETS", a legacy setting name).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: Every bad value of the winning source, by key (or container name), as safe messages.

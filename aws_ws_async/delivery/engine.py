@@ -23,6 +23,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 
+from aws_ws_async.delivery.budget import budget_for
 from aws_ws_async.delivery.limiter import AdaptiveLimiter
 from aws_ws_async.delivery.report import DeliveryReport, Failure, FailureReason
 from aws_ws_async.delivery.transport import Outcome, Transport, TransportError
@@ -119,6 +120,8 @@ class Engine:
         self.policy = policy or DeliveryPolicy()
         self.limiter = limiter or AdaptiveLimiter(self.policy.max_concurrency)
         self.on_gone = on_gone
+        #: The cluster-wide rate budget of this endpoint (None: only the limiter bounds posts).
+        self.budget = budget_for(transport.endpoint_url)
         #: The report the current run fills in; still readable if the run is cancelled.
         self.report: DeliveryReport | None = None
 
@@ -186,6 +189,12 @@ class Engine:
         while True:
             attempts += 1
             await limiter.acquire()
+            try:
+                if self.budget is not None:
+                    await self.budget.acquire()
+            except BaseException:
+                limiter.release()
+                raise
             began = time.monotonic()
             try:
                 async with asyncio.timeout(policy.attempt_timeout_seconds):
@@ -231,7 +240,10 @@ class Engine:
                 return
             if verdict is Verdict.THROTTLED:
                 report.throttled += 1
+                lowered = limiter.decreases
                 limiter.record_throttle(connection_id, rtt)
+                if self.budget is not None and limiter.decreases != lowered:
+                    await self.budget.throttled()  # a wave of 429s: lower the shared rate
                 if throttle_retries < policy.max_throttle_retries:
                     throttle_retries += 1
                     report.retries += 1

@@ -35,6 +35,7 @@ from django.utils import timezone
 from aws_ws_async import sync
 from aws_ws_async.conf import get_settings
 from aws_ws_async.delivery import DeliveryReport
+from aws_ws_async.delivery.budget import use_budgets
 from aws_ws_async.exceptions import BroadcastAborted
 from aws_ws_async.models.broadcast import FanOut
 from aws_ws_async.models.broadcasts import FINAL, Broadcast, BroadcastShard, BroadcastStatus
@@ -46,6 +47,7 @@ from aws_ws_async.models.operations import (
     delivery_policy,
 )
 from aws_ws_async.models.paging import pages
+from aws_ws_async.scaleout.budgets import cluster_budgets
 from aws_ws_async.scaleout.store import selection
 from aws_ws_async.signals import broadcast_completed
 
@@ -213,7 +215,12 @@ def _post_page(
     """
     stop: concurrent.futures.Future[None] = concurrent.futures.Future()
     fan = FanOut(op, groups, endpoints, policy, stop=stop)
-    future = sync.submit(fan.run)
+
+    async def run_budgeted() -> DeliveryReport:
+        with use_budgets(cluster_budgets):  # every shard worker shares the account's budget
+            return await fan.run()
+
+    future = sync.submit(run_budgeted)
     beat = get_settings().broadcast_lease_seconds / 3
     while True:
         try:
