@@ -220,3 +220,47 @@ async def test_x_amzn_trace_id_seeds_the_broadcast_trace(
     assert format(span.context.trace_id, "032x") == "5759e988bd862e3fe1be46a994272793"
     assert span.parent is not None
     assert format(span.parent.span_id, "016x") == "53995c3f42cd8ad8"
+
+
+def page_spans(spans: InMemorySpanExporter, parent: Any) -> list[Any]:
+    pages = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.db_page"]
+    assert pages
+    for page in pages:
+        assert page.parent is not None
+        assert page.parent.span_id == parent.context.span_id
+    return pages
+
+
+async def test_database_pages_are_child_spans_of_the_broadcast(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, spans: InMemorySpanExporter, registry: Any
+) -> None:
+    report = await faulty_broadcast(fault_endpoint)  # 40 rows read 9 at a time
+    [span] = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.broadcast"]
+    pages = page_spans(spans, span)
+    rows = [dict(p.attributes or {})["aws_ws_async.rows"] for p in pages]
+    assert sum(rows) == report.total == 40
+    assert max(rows) == 9
+    assert dict(span.attributes or {})["aws_ws_async.delivered"] == report.delivered_count
+
+
+def test_sync_broadcast_span_and_pages_match_its_report(
+    threaded_fault_settings: Any,
+    threaded_fault_endpoint: FaultEndpoint,
+    spans: InMemorySpanExporter,
+    registry: Any,
+) -> None:
+    gateway = make_gateway()
+    ids = make_sessions(gateway, 25, channel="room")
+    threaded_fault_endpoint.plan.gone = set(ids[:5])
+    threaded_fault_endpoint.plan.status_for = {ids[5]: 500}
+    report = WebSocketSession.objects.for_channel("room").send_message("hi", db_chunk_size=10)
+    assert (report.delivered_count, len(report.gone), len(report.failed)) == (19, 5, 1)
+    [span] = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.broadcast"]
+    attrs = dict(span.attributes or {})
+    assert (attrs["aws_ws_async.delivered"], attrs["aws_ws_async.gone"]) == (19, 5)
+    assert attrs["aws_ws_async.failed_reasons.server_error"] == 1
+    assert attrs["aws_ws_async.retries"] == report.retries
+    rows = [dict(p.attributes or {})["aws_ws_async.rows"] for p in page_spans(spans, span)]
+    assert sorted(rows) == [5, 10, 10]
+    posts = "aws_ws_async_posts_total"
+    assert sample(registry, posts, operation="broadcast", outcome="gone", reason="") == 5

@@ -55,20 +55,33 @@ def _deadline(timeout: float | None) -> float | None:
 
 
 def _finish(
-    report: DeliveryReport, started: float, op: Operation, model: type[Any], gateways: int = 0
+    report: DeliveryReport,
+    started: float,
+    op: Operation,
+    model: type[Any],
+    gateways: int = 0,
+    trace: telemetry.tracing.OperationTrace | None = None,
 ) -> None:
     report.duration = time.perf_counter() - started
-    fields = telemetry.delivery_finished(report, op.name, started=started, gateways=gateways)
+    fields = telemetry.delivery_finished(
+        report, op.name, started=started, gateways=gateways, trace=trace
+    )
     extra = {"model": model.__name__, **fields}
     logger.info("%s finished: %s", op.name, report.summary(), extra=extra)
 
 
 def _aborted(
-    exc: BroadcastAborted, started: float, op: Operation, model: type[Any], gateways: int = 0
+    exc: BroadcastAborted,
+    started: float,
+    op: Operation,
+    model: type[Any],
+    gateways: int = 0,
+    trace: telemetry.tracing.OperationTrace | None = None,
 ) -> None:
     exc.report.duration = time.perf_counter() - started
+    error = type(exc).__name__
     fields = telemetry.delivery_finished(
-        exc.report, op.name, started=started, gateways=gateways, error=type(exc).__name__
+        exc.report, op.name, started=started, gateways=gateways, error=error, trace=trace
     )
     extra = {"model": model.__name__, **fields}
     logger.warning("%s stopped: %s", op.name, exc.report.summary(), extra=extra)
@@ -81,6 +94,7 @@ async def arun_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryR
     """Run ``call`` over every connected row of ``queryset``; log and signal the report."""
     started = time.perf_counter()
     op, db, model = call.op, queryset.db, queryset.model
+    trace = telemetry.start_operation(op.name)
     deadline = _deadline(call.timeout)
     base = queryset.filter(connected=True)
     gateway_ids = [
@@ -96,24 +110,29 @@ async def arun_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryR
 
     async def stream(gateway_id: int | None) -> AsyncIterator[str]:
         rows = base.filter(api_gateway_id=gateway_id)
+        began = time.perf_counter()
         async for page in apages(rows, ("connection_id",), call.chunk):
+            trace.page(began, len(page), gateway_id)
             for _, connection_id in page:
                 yield connection_id
             page_read()
+            began = time.perf_counter()
 
     groups = {g: stream(g) for g in gateway_ids}
     fan = FanOut(op, groups, endpoints, call.policy, marker=marker, deadline=deadline)
     try:
-        report = await fan.run()
+        with trace.active():
+            report = await fan.run()
     except BroadcastAborted as exc:
         await marker.aclose()
-        _aborted(exc, started, op, model, len(gateway_ids))
+        _aborted(exc, started, op, model, len(gateway_ids), trace)
         raise
-    except BaseException:
+    except BaseException as exc:
+        trace.end(error=type(exc).__name__)
         await marker.aclose()
         raise
     await marker.aclose()
-    _finish(report, started, op, model, len(gateway_ids))
+    _finish(report, started, op, model, len(gateway_ids), trace)
     await broadcast_finished.asend(
         sender=model, report=report, operation=op.signal, queryset=queryset
     )
@@ -141,12 +160,15 @@ class _SyncRun:
         self.in_flight: dict[concurrent.futures.Future[DeliveryReport], int | None] = {}
         self.streams: dict[int | None, Iterator[list[tuple[Any, ...]]]] = {}
         self.limiter = AdaptiveLimiter(call.policy.max_concurrency)
+        self.trace = telemetry.start_operation(call.op.name)
 
     def feed(self, gateway_id: int | None) -> None:
         """Read the gateway's next page (if any) and hand it to the portal."""
+        began = time.perf_counter()
         page = next(self.streams[gateway_id], None)
         if page is None:
             return
+        self.trace.page(began, len(page), gateway_id)
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise BroadcastTimeout(
                 f"{self.call.op.name} did not finish within its timeout", self.report
@@ -231,9 +253,12 @@ def run_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryReport:
     try:
         report = bulk.run()
     except BroadcastAborted as exc:
-        _aborted(exc, started, call.op, queryset.model, len(bulk.streams))
+        _aborted(exc, started, call.op, queryset.model, len(bulk.streams), bulk.trace)
         raise
-    _finish(report, started, call.op, queryset.model, len(bulk.streams))
+    except BaseException as exc:
+        bulk.trace.end(error=type(exc).__name__)
+        raise
+    _finish(report, started, call.op, queryset.model, len(bulk.streams), bulk.trace)
     broadcast_finished.send(
         sender=queryset.model, report=report, operation=call.op.signal, queryset=queryset
     )

@@ -13,7 +13,7 @@ handed, so every layer may call it.
 from __future__ import annotations
 
 from aws_ws_async.telemetry.events import report_fields
-from aws_ws_async.telemetry.hooks import delivery_finished, refusal
+from aws_ws_async.telemetry.hooks import delivery_finished, refusal, start_operation
 from aws_ws_async.telemetry.recent import recent_refusals, recent_reports
 from aws_ws_async.telemetry.tracing import annotate_request
 
@@ -24,4 +24,5 @@ __all__ = [
     "recent_reports",
     "refusal",
     "report_fields",
+    "start_operation",
 ]

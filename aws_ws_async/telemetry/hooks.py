@@ -10,15 +10,25 @@ from aws_ws_async.telemetry.metrics import get_metrics
 
 
 def delivery_finished(
-    report: ReportLike, operation: str, *, started: float, gateways: int, error: str = ""
+    report: ReportLike,
+    operation: str,
+    *,
+    started: float,
+    gateways: int,
+    error: str = "",
+    trace: tracing.OperationTrace | None = None,
 ) -> dict[str, Any]:
     """Span, metrics and dashboard entry of one finished operation; returns its log fields.
 
     ``started`` is the ``time.perf_counter()`` value when the operation began; ``error`` names
-    why it stopped early (the span's status is then ERROR).
+    why it stopped early (the span's status is then ERROR). ``trace`` is the operation's span
+    if it was started up front (:func:`start_operation`); else one is made now, backdated.
     """
     fields = report_fields(report, operation, gateways)
-    tracing.operation_span(operation, fields, started, error=error)
+    if trace is not None:
+        trace.end(fields, error=error)
+    else:
+        tracing.operation_span(operation, fields, started, error=error)
     metrics = get_metrics()
     if metrics is not None:
         metrics.record(fields)
@@ -33,3 +43,8 @@ def refusal(route: str, reason: str) -> None:
         metrics.refusals.labels(route or "-", reason).inc()
     tracing.annotate_request(route=route or "-", reason=reason)
     recent.add_refusal(route or "-", reason)
+
+
+def start_operation(operation: str) -> tracing.OperationTrace:
+    """Start a bulk operation's span (ended by :func:`delivery_finished` with ``trace=``)."""
+    return tracing.OperationTrace(operation)

@@ -10,6 +10,7 @@ span of ours per post would duplicate it. Without ``opentelemetry-api`` everythi
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -54,13 +55,7 @@ def operation_span(name: str, fields: dict[str, Any], started: float, *, error: 
         return
     end_ns = time.time_ns()
     start_ns = end_ns - int((time.perf_counter() - started) * 1e9)
-    attributes: dict[str, Any] = {}
-    for key, value in fields.items():
-        if isinstance(value, dict):
-            for reason, count in value.items():
-                attributes[f"{PREFIX}{key[3:]}.{reason}"] = count
-        else:
-            attributes[PREFIX + key[3:]] = value
+    attributes = _attributes(fields)
     span = tracer.start_span(f"aws_ws_async.{name}", start_time=start_ns, attributes=attributes)
     if error:
         trace = _api()
@@ -77,3 +72,69 @@ def annotate_request(**attributes: str) -> None:
     if span.is_recording():
         for key, value in attributes.items():
             span.set_attribute(PREFIX + key, value)
+
+
+def _attributes(fields: dict[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            for reason, count in value.items():
+                attributes[f"{PREFIX}{key[3:]}.{reason}"] = count
+        else:
+            attributes[PREFIX + key[3:]] = value
+    return attributes
+
+
+class OperationTrace:
+    """A bulk operation's span, started when the operation starts (so it can have children).
+
+    Its children are the database pages (``aws_ws_async.db_page``, with the rows read and the
+    gateway). While :meth:`active` is entered the span is current, so the posts' client spans of
+    ``opentelemetry-instrumentation-botocore``/``-aiohttp-client`` nest under it. Without the
+    API, or with the API's no-op provider, every method does nothing.
+    """
+
+    __slots__ = ("_context", "_span", "_tracer")
+
+    def __init__(self, name: str) -> None:
+        self._tracer = _tracer()
+        self._span: Any = None
+        self._context: Any = None
+        if self._tracer is not None:
+            span = self._tracer.start_span(f"aws_ws_async.{name}")
+            if span.is_recording():
+                self._span = span
+                self._context = _api().set_span_in_context(span)
+
+    def active(self) -> Any:
+        """Context manager making the span current (nothing without a recording span)."""
+        if self._span is None:
+            return contextlib.nullcontext()
+        return _api().use_span(self._span, end_on_exit=False)
+
+    def page(self, began: float, rows: int, gateway_id: int | None) -> None:
+        """A page of ``rows`` read since ``began`` (``time.perf_counter()``): one child span."""
+        if self._context is None:
+            return
+        end_ns = time.time_ns()
+        start_ns = end_ns - int((time.perf_counter() - began) * 1e9)
+        attributes = {PREFIX + "rows": rows, PREFIX + "gateway_id": gateway_id or 0}
+        child = self._tracer.start_span(
+            "aws_ws_async.db_page",
+            context=self._context,
+            start_time=start_ns,
+            attributes=attributes,
+        )
+        child.end(end_time=end_ns)
+
+    def end(self, fields: dict[str, Any] | None = None, *, error: str = "") -> None:
+        """Set the report's attributes (if any) and end the span (once)."""
+        span, self._span, self._context = self._span, None, None
+        if span is None:
+            return
+        if fields:
+            span.set_attributes(_attributes(fields))
+        if error:
+            trace = _api()
+            span.set_status(trace.Status(trace.StatusCode.ERROR, error))
+        span.end()
