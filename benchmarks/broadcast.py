@@ -19,6 +19,11 @@ Scenarios:
 * ``aiobotocore_raw``: ``client.post_to_connection`` fan-out under a semaphore, ids in memory.
 * ``signed_aiohttp``: aiohttp posts signed with botocore's ``SigV4Auth`` (the floor).
 
+``--telemetry`` measures only telemetry on vs off, interleaved: ``asend_message`` and
+``asend_message_telemetry``, then ``session_loop`` (``--loop-sessions`` awaited
+``session.asend_message()`` calls, one span and one metrics update per send: the worst case)
+and ``session_loop_telemetry``; it prints CPU per message with telemetry / without.
+
 ``--sync`` measures the sync twins instead (``--recipients`` default 1,000, ``--latency-ms``
 default 0, so the cost measured is ours, not the endpoint's):
 
@@ -195,6 +200,31 @@ def payload_bytes() -> bytes:
 # --- scenarios ------------------------------------------------------------------------------
 
 
+def with_telemetry(scenario: Callable[[], Run], span_name: str) -> Run:
+    """Run ``scenario`` with an SDK tracer provider (in-memory exporter) and a private registry."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from prometheus_client import CollectorRegistry
+
+    from aws_ws_async.telemetry import metrics, tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_tracer_provider(provider)
+    previous = metrics._metrics
+    metrics.use_registry(CollectorRegistry())
+    try:
+        run = scenario()
+    finally:
+        tracing.use_tracer_provider(None)
+        metrics._metrics = previous
+    if not any(s.name == span_name for s in exporter.get_finished_spans()):
+        raise RuntimeError(f"telemetry scenario recorded no {span_name} span")
+    return run
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, endpoint: str, ids: list[str]) -> None:
         self.args = args
@@ -232,27 +262,29 @@ class Bench:
         return measure(len(self.ids), lambda: self.runner.run(run()))
 
     def asend_message_telemetry(self) -> Run:
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        from prometheus_client import CollectorRegistry
+        return with_telemetry(self.asend_message, "aws_ws_async.broadcast")
 
-        from aws_ws_async.telemetry import metrics, tracing
+    def session_loop(self) -> Run:
+        """``await session.asend_message()`` one session after another (a span per send)."""
+        from aws_ws_async.models import WebSocketSession
 
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        tracing.use_tracer_provider(provider)
-        previous = metrics._metrics
-        metrics.use_registry(CollectorRegistry())
-        try:
-            run = self.asend_message()
-        finally:
-            tracing.use_tracer_provider(None)
-            metrics._metrics = previous
-        if not any(s.name == "aws_ws_async.broadcast" for s in exporter.get_finished_spans()):
-            raise RuntimeError("telemetry scenario recorded no broadcast span")
-        return run
+        sessions = list(
+            WebSocketSession.objects.select_related("api_gateway").filter(
+                connection_id__in=self.ids[: self.args.loop_sessions]
+            )
+        )
+
+        async def run() -> int:
+            for session in sessions:
+                report = await session.asend_message(PAYLOAD)
+                if report.failed:
+                    raise RuntimeError(report.summary())
+            return len(sessions)
+
+        return measure(len(sessions), lambda: self.runner.run(run()))
+
+    def session_loop_telemetry(self) -> Run:
+        return with_telemetry(self.session_loop, "aws_ws_async.session_send")
 
     def asend_message_standard(self) -> Run:
         from django.conf import settings
@@ -489,6 +521,46 @@ def machine() -> dict[str, Any]:
 
 
 # --- modes ----------------------------------------------------------------------------------
+
+
+TELEMETRY_SCENARIOS = (
+    "asend_message",
+    "asend_message_telemetry",
+    "session_loop",
+    "session_loop_telemetry",
+)
+
+
+def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
+    """``--telemetry``: telemetry on vs off, a broadcast and a loop of single sends, interleaved."""
+    ids = fill(args.recipients)
+    bench = Bench(args, endpoint, ids)
+    runs: dict[str, list[Run]] = {name: [] for name in TELEMETRY_SCENARIOS}
+    try:
+        for repeat in range(args.repeat):
+            for name in TELEMETRY_SCENARIOS:
+                run = getattr(bench, name)()
+                runs[name].append(run)
+                print(
+                    f"  repeat {repeat + 1}/{args.repeat} {name:<24} {run.rate:8.0f} msgs/s "
+                    f"{run.cpu_us:6.0f} us CPU/msg",
+                    file=sys.stderr,
+                )
+    finally:
+        bench.close()
+    results = summarise(runs)
+    rat = {
+        name: round(results[f"{name}_telemetry"]["cpu_us_per_msg"] / r["cpu_us_per_msg"], 3)
+        for name, r in results.items()
+        if not name.endswith("_telemetry")
+    }
+    print(f"\ntelemetry on vs off, {args.recipients} recipients, median of {args.repeat}")
+    for name in TELEMETRY_SCENARIOS:
+        r = results[name]
+        print(f"{name:<26}{r['msgs_per_s']:>10.0f} msgs/s{r['cpu_us_per_msg']:>8.0f} us CPU/msg")
+    for name, ratio in rat.items():
+        print(f"CPU per message, {name}: {ratio}x with telemetry (target <= 1.05)")
+    return {"params": {**params(args), "machine": machine()}, "results": results, "ratios": rat}
 
 
 def run_comparison(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
@@ -764,6 +836,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sync", action="store_true", help="measure the sync twins (see the module docs)"
     )
     parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="only telemetry on vs off: a broadcast and --loop-sessions single sends",
+    )
+    parser.add_argument("--loop-sessions", type=int, default=500, help="--telemetry: sends")
+    parser.add_argument(
         "--no-loop", action="store_true", help="--sync: skip the one-by-one loop scenarios"
     )
     parser.add_argument("--sample-sequential", type=int, default=100)
@@ -789,6 +867,8 @@ def main(argv: list[str] | None = None) -> None:
                 output = run_memory(args, endpoint)
             elif args.sync:
                 output = run_sync(args, endpoint)
+            elif args.telemetry:
+                output = run_telemetry(args, endpoint)
             else:
                 output = run_comparison(args, endpoint)
     finally:
