@@ -63,5 +63,6 @@ def test_benchmark_smoke_run_writes_the_documented_json(tmp_path: Path) -> None:
         "vs_predecessor_threads",
         "vs_aiobotocore_raw",
         "cpu_vs_signed_aiohttp",
+        "telemetry_cpu_vs_off",
     }
     assert data["params"]["recipients"] == 150

@@ -1,0 +1,39 @@
+"""``benchmarks.broadcast --telemetry`` runs end to end and writes its JSON (a tiny run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.e2e
+def test_telemetry_benchmark_smoke_run(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    pytest.importorskip("prometheus_client")
+    out = tmp_path / "telemetry.json"
+    env = {**os.environ, "BENCH_SQLITE_PATH": str(tmp_path / "bench.sqlite3")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    command = [sys.executable, "-m", "benchmarks.broadcast", "--telemetry"]
+    command += ["--recipients", "120", "--repeat", "1", "--latency-ms", "1"]
+    command += ["--loop-sessions", "20", "--json", str(out)]
+    completed = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == {
+        "asend_message",
+        "asend_message_telemetry",
+        "session_loop",
+        "session_loop_telemetry",
+    }
+    assert set(data["ratios"]) == {"asend_message", "session_loop"}
+    assert all(ratio > 0 for ratio in data["ratios"].values())
+    assert "with telemetry (target <= 1.05)" in completed.stdout
