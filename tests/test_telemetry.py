@@ -264,3 +264,25 @@ def test_sync_broadcast_span_and_pages_match_its_report(
     assert sorted(rows) == [5, 10, 10]
     posts = "aws_ws_async_posts_total"
     assert sample(registry, posts, operation="broadcast", outcome="gone", reason="") == 5
+
+
+async def test_a_stopped_broadcast_gets_an_error_span_with_its_partial_counts(
+    fault_settings: Any, fault_endpoint: FaultEndpoint, spans: InMemorySpanExporter, registry: Any
+) -> None:
+    from aws_ws_async.exceptions import BroadcastTimeout
+
+    gateway = await sync_to_async(make_gateway)()
+    ids = await sync_to_async(make_sessions)(gateway, 6)
+    fault_endpoint.plan.hang_ids = {ids[0]}
+    fault_endpoint.plan.hang_seconds = 5.0
+    with pytest.raises(BroadcastTimeout) as caught:
+        await WebSocketSession.objects.all().asend_message("hi", timeout=0.5)
+    partial = caught.value.report
+    [span] = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.broadcast"]
+    assert span.status.status_code.name == "ERROR"
+    attrs = dict(span.attributes or {})
+    assert attrs["aws_ws_async.delivered"] == partial.delivered_count == 5
+    assert attrs["aws_ws_async.failed_reasons.cancelled"] == 1
+    posts = "aws_ws_async_posts_total"
+    labels = {"operation": "broadcast", "outcome": "failed", "reason": "cancelled"}
+    assert sample(registry, posts, **labels) == 1
