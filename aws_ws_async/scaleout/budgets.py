@@ -56,7 +56,11 @@ def cluster_budgets(endpoint_url: str) -> RateBudget | None:
         return None
     key = f"{settings.rate_budget_account}:{region_of(endpoint_url)}"
     url, rate = settings.rate_budget_redis_url, float(settings.rate_budget_per_second)
-    budgets = _CACHE.setdefault(asyncio.get_running_loop(), {})
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # an engine built outside a loop: its own budget (Redis still shared)
+        return RateBudget(key, rate, redis_url=url)
+    budgets = _CACHE.setdefault(loop, {})
     budget = budgets.get((key, url, rate))
     if budget is None:
         budget = budgets[(key, url, rate)] = RateBudget(key, rate, redis_url=url)
