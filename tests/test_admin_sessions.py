@@ -191,7 +191,8 @@ def test_send_message_sends_exactly_the_payload_to_the_connected_selection(
 @pytest.mark.parametrize(
     ("fmt", "message", "error"),
     [
-        ("json", '{"a": 1,}', "Not valid JSON: Expecting property name enclosed in double quotes"),
+        # The decoder's wording differs between Python versions; the prefix and position are ours.
+        ("json", '{"a": 1,}', "Not valid JSON: "),
         ("json", '{\n  "a": [1, 2\n}', "(line 3, column 1)"),
         ("json", '{"a": NaN}', "NaN is not valid JSON"),
         ("json", "[" * 100_000, "Not valid JSON"),

@@ -72,7 +72,8 @@ def test_e003_container_not_a_dict(clean: Any, name: str, value: Any) -> None:
     assert "aws_ws_async.E003" in ids(run_all())
 
 
-@pytest.mark.django_db  # Django 6.1's check command also runs database checks
+# Django 6.1's check command also runs database checks, on every database.
+@pytest.mark.django_db(databases="__all__")
 def test_e003_survives_manage_py_check(clean: Any) -> None:
     clean.AWS_WS_ASYNC = "oops"
     with pytest.raises(SystemCheckError, match=r"aws_ws_async\.E003"):

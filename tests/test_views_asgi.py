@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 
 from aws_ws_async.models import WebSocketSession
-from aws_ws_async.views import reasons
+from aws_ws_async.views import reasons, session_loader
 from aws_ws_async.views.asgi import GatewayASGIHandler
 from aws_ws_async.views.session_loader import _compile, load_session, session_queryset
 from tests import fixtures_views
@@ -165,7 +165,9 @@ async def test_compiled_lookup_equals_the_orm(
         ),
     ]  # fmt: skip
     using = router.db_for_read(WebSocketSession)
-    assert await sync_to_async(_compile)(WebSocketSession, using, pinned) is not None
+    plan = await sync_to_async(_compile)(WebSocketSession, using, pinned)
+    # On Django 6.1 (fetch modes) the loader deliberately leaves instances to the ORM.
+    assert (plan is None) is session_loader._FETCH_MODES
 
     def both(cid: str, api_id: str) -> tuple[Any, Any, list[str]]:
         expected = session_queryset(WebSocketSession, api_id, cid, pinned).first()
