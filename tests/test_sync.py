@@ -32,12 +32,16 @@ def test_repeated_sync_calls_reuse_one_client(
     before = aws.client_stats().created
 
     first = WebSocketSession.objects.for_channel("room").send_message({"n": 1}, db_chunk_size=7)
+    # At most one new client: an earlier test may already have left one for this endpoint on
+    # the portal loop (the endpoint is shared by the session), which is reuse too.
+    after_first = aws.client_stats().created
+    assert after_first - before <= 1
     second = WebSocketSession.objects.for_channel("room").send_message({"n": 2})
     session = WebSocketSession.objects.get(connection_id=ids[1])
     third = session.send_message({"n": 3})
     fourth = session.send_message({"n": 4})
 
-    assert aws.client_stats().created - before == 1  # one client, reused by every call
+    assert aws.client_stats().created == after_first  # reused by every later call
     assert sorted(first.delivered) == ids[1:]
     assert first.gone == [ids[0]]
     assert sorted(second.delivered) == ids[1:]  # the gone row is no longer a recipient
