@@ -10,6 +10,7 @@ from aws_ws_async.models.sessions import (
     WebSocketSessionManager,
     WebSocketSessionQuerySet,
 )
+from aws_ws_async.models.subscriptions import ChannelSubscription
 from aws_ws_async.models.tokens import WebSocketToken
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ChannelAccess",
     "ChannelPermission",
     "ChannelPermissionRule",
+    "ChannelSubscription",
     "ConnectionRateLimit",
     "DisconnectReason",
     "ProvisioningStatus",

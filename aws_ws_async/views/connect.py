@@ -2,7 +2,7 @@
 
 Cheap checks that need no database come first (headers, connection id, Host, Origin, channel
 syntax, token syntax); each refusal is still counted with one INSERT into the rate-limit table.
-Then, with a one-time token (the default), at most six queries on the happy path (seven when
+Then, with a one-time token (the default), at most seven queries on the happy path (eight when
 the gateway is not cached yet):
 
 1. read the token with its user and the channel's access level (one SELECT with a subquery),
@@ -11,8 +11,9 @@ the gateway is not cached yet):
 3. + 4. rate limit: INSERT this attempt, then count the window (insert-then-count: atomic),
    then the channel policy (read in step 1), view permissions and the overridable hook,
 5. spend the token: a conditional UPDATE whose row count decides (no row locks),
-6. INSERT the session row, inside a savepoint when the caller holds a transaction
-   (``ATOMIC_REQUESTS``, a ``TestCase``), so a duplicate connection id is a clean 409.
+6. INSERT the session row and its first channel's subscription, in one transaction (a
+   savepoint when the caller holds one: ``ATOMIC_REQUESTS``, a ``TestCase``), so a duplicate
+   connection id is a clean 409.
 
 The token is spent only after every other check passed, so a refused attempt never burns it;
 a duplicate connection id (409) gives the token back with a conditional UPDATE.
@@ -35,6 +36,7 @@ from aws_ws_async.conf import get_settings
 from aws_ws_async.hashing import hash_session_key, hash_user_auth
 from aws_ws_async.models import (
     ChannelPermission,
+    ChannelSubscription,
     ConnectionRateLimit,
     WebSocketSession,
     WebSocketToken,
@@ -377,8 +379,18 @@ def insert_in_savepoint(row: WebSocketSession) -> None:
     fails with a 500; in autocommit mode the savepoint would only add statements.
     """
     using = router.db_for_write(type(row), instance=row)
-    if connections[using].in_atomic_block:
+    if connections[using].in_atomic_block or row.channel_name:
+        # The session and its first channel's subscription land together or not at all.
         with transaction.atomic(using=using):
             row.save(force_insert=True, using=using)
+            subscribe_first_channel(row, using)
     else:
         row.save(force_insert=True, using=using)
+
+
+def subscribe_first_channel(row: WebSocketSession, using: str) -> None:
+    """The subscription row of the connection's first channel (none without a channel)."""
+    if row.channel_name:
+        ChannelSubscription.objects.using(using).create(
+            session=row, channel_name=row.channel_name, subscribed_at=row.connected_at
+        )
