@@ -3,6 +3,7 @@
 from aws_ws_async.models.broadcasts import Broadcast, BroadcastShard, BroadcastStatus
 from aws_ws_async.models.channels import ChannelAccess, ChannelPermission, ChannelPermissionRule
 from aws_ws_async.models.gateways import ApiGateway, ApiGatewayAdditionalRoute, ProvisioningStatus
+from aws_ws_async.models.history import ChannelHistory, ChannelMessage
 from aws_ws_async.models.ratelimits import ConnectionRateLimit
 from aws_ws_async.models.sessions import (
     DisconnectReason,
@@ -20,6 +21,8 @@ __all__ = [
     "BroadcastShard",
     "BroadcastStatus",
     "ChannelAccess",
+    "ChannelHistory",
+    "ChannelMessage",
     "ChannelPermission",
     "ChannelPermissionRule",
     "ChannelSubscription",
