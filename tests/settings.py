@@ -2,7 +2,9 @@
 
 ``sqlite`` (default) or ``postgres`` (127.0.0.1:5432, trust auth, database ``test``; override
 with ``AWS_WS_ASYNC_PG_HOST`` / ``_PORT`` / ``_USER`` / ``_NAME``). Both define a second alias,
-``other``, for the tests of ``using()``.
+``other``, for the tests of ``using()``. Apps, middleware and templates come from
+``tests/settings_base.py`` (shared with the e2e project's settings); this adds the test app and
+its custom user model.
 """
 
 from __future__ import annotations
@@ -10,53 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.settings_base import *  # noqa: F403
+from tests.settings_base import AWS_TEST_CREDENTIALS, INSTALLED_APPS, postgres_database
+
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "tests-only-secret-key-not-for-production-0123456789abcdef"
-DEBUG = False
 ALLOWED_HOSTS = ["*"]
-USE_TZ = True
-TIME_ZONE = "UTC"
 ROOT_URLCONF = "tests.urls"
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "testapp.EmailUser"
-
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "aws_ws_async",
-    "tests.testapp",
-]
-
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
-
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
-
-STATIC_URL = "/static/"
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
 _db = os.environ.get("AWS_WS_ASYNC_TEST_DB", "sqlite").lower()
 # One test database per test run, so concurrent runs (several developers, or CI jobs on one
@@ -66,12 +30,7 @@ _run_id = os.environ.setdefault("AWS_WS_ASYNC_TEST_RUN_ID", str(os.getpid()))
 if _db in {"postgres", "postgresql", "pg"}:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("AWS_WS_ASYNC_PG_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("AWS_WS_ASYNC_PG_PORT", "5432"),
-            "USER": os.environ.get("AWS_WS_ASYNC_PG_USER", "postgres"),
-            "PASSWORD": os.environ.get("AWS_WS_ASYNC_PG_PASSWORD", ""),
-            "NAME": os.environ.get("AWS_WS_ASYNC_PG_NAME", "test"),
+            **postgres_database("AWS_WS_ASYNC_PG_", os.environ.get("AWS_WS_ASYNC_PG_NAME", "test")),
             "TEST": {
                 "NAME": os.environ.get("AWS_WS_ASYNC_PG_TEST_NAME", f"test_aws_ws_async_{_run_id}")
             },
@@ -99,11 +58,7 @@ elif _db == "sqlite":
 else:
     raise RuntimeError(f"AWS_WS_ASYNC_TEST_DB must be 'sqlite' or 'postgres', not {_db!r}")
 
-AWS_WS_ASYNC = {
-    "region_name": "us-east-1",
-    "access_key_id": "testing",
-    "secret_access_key": "testing",
-}
+AWS_WS_ASYNC = {**AWS_TEST_CREDENTIALS}
 
 LOGGING = {
     "version": 1,
