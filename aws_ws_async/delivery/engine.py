@@ -23,6 +23,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 
+from aws_ws_async import telemetry
 from aws_ws_async.delivery.budget import budget_for
 from aws_ws_async.delivery.limiter import AdaptiveLimiter
 from aws_ws_async.delivery.report import DeliveryReport, Failure, FailureReason
@@ -131,25 +132,32 @@ class Engine:
         def send(connection_id: str) -> Awaitable[Outcome]:
             return transport.post(connection_id, payload)
 
-        return await self._run(recipients, send)
+        return await self._run(recipients, send, "post")
 
     async def delete(self, recipients: Recipients) -> DeliveryReport:
         """Server-side close; a 410 means the connection was already gone."""
-        return await self._run(recipients, self.transport.delete)
+        return await self._run(recipients, self.transport.delete, "delete")
 
-    async def _run(self, recipients: Recipients, send: SendFn) -> DeliveryReport:
+    async def _run(
+        self, recipients: Recipients, send: SendFn, kind: str = "post"
+    ) -> DeliveryReport:
+        """Fan ``send`` out over ``recipients``; ``kind`` labels the per-post telemetry."""
         report = self.report = DeliveryReport(concurrency=self.limiter.ceiling)
         started = time.perf_counter()
+        # None unless something records (then one test per attempt, nothing else).
+        observer = telemetry.post_observer(kind)
         workers = self.limiter.ceiling
         if isinstance(recipients, Sized):
             workers = max(1, min(workers, len(recipients)))
         if isinstance(recipients, AsyncIterable):
             aiterator = aiter(recipients)
             lock = asyncio.Lock()
-            coros = [self._async_worker(aiterator, lock, send, report) for _ in range(workers)]
+            coros = [
+                self._async_worker(aiterator, lock, send, report, observer) for _ in range(workers)
+            ]
         else:
             iterator = iter(recipients)
-            coros = [self._sync_worker(iterator, send, report) for _ in range(workers)]
+            coros = [self._sync_worker(iterator, send, report, observer) for _ in range(workers)]
         tasks = [asyncio.ensure_future(c) for c in coros]
         try:
             await asyncio.gather(*tasks)
@@ -161,10 +169,14 @@ class Engine:
         return report
 
     async def _sync_worker(
-        self, iterator: Iterator[str], send: SendFn, report: DeliveryReport
+        self,
+        iterator: Iterator[str],
+        send: SendFn,
+        report: DeliveryReport,
+        observer: telemetry.PostObserver | None,
     ) -> None:
         for connection_id in iterator:
-            await self._one(connection_id, send, report)
+            await self._one(connection_id, send, report, observer)
 
     async def _async_worker(
         self,
@@ -172,6 +184,7 @@ class Engine:
         lock: asyncio.Lock,
         send: SendFn,
         report: DeliveryReport,
+        observer: telemetry.PostObserver | None,
     ) -> None:
         while True:
             async with lock:  # async generators refuse concurrent __anext__
@@ -179,9 +192,15 @@ class Engine:
                     connection_id = await anext(iterator)
                 except StopAsyncIteration:
                     return
-            await self._one(connection_id, send, report)
+            await self._one(connection_id, send, report, observer)
 
-    async def _one(self, connection_id: str, send: SendFn, report: DeliveryReport) -> None:
+    async def _one(
+        self,
+        connection_id: str,
+        send: SendFn,
+        report: DeliveryReport,
+        observer: telemetry.PostObserver | None = None,
+    ) -> None:
         policy = self.policy
         limiter = self.limiter
         attempts = throttle_retries = transient_retries = 0
@@ -218,6 +237,8 @@ class Engine:
                 limiter.release()
             rtt = time.monotonic() - began
             verdict = classify(outcome)
+            if observer is not None:
+                observer.attempt(rtt, verdict.value, outcome.status, attempts)
             if verdict is Verdict.DELIVERED:
                 limiter.record_success(rtt)
                 report.delivered_count += 1

@@ -15,6 +15,9 @@ _metrics: Any = _UNSET
 #: Buckets of broadcast duration, seconds (a single send is milliseconds, a million posts minutes).
 DURATION_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 60, 300, 1800)
 
+#: Buckets of one @connections attempt's round trip, seconds.
+POST_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15)
+
 
 class Metrics:
     """The package's metric families in one registry."""
@@ -53,6 +56,13 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.post_latency = prom.Histogram(
+            "aws_ws_async_post_latency_seconds",
+            "Round trip of each @connections attempt (a retried post counts every attempt).",
+            ["kind", "outcome"],
+            buckets=POST_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.connected = prom.Gauge(
             "aws_ws_async_connected_sessions",
             "Connected WebSocketSession rows per gateway (cached; refreshed on scrape).",
@@ -61,6 +71,12 @@ class Metrics:
         )
 
     def record(self, fields: dict[str, Any]) -> None:
+        """One finished operation: its counts and its duration."""
+        self.count(fields)
+        self.duration.labels(fields["ws_operation"]).observe(fields["ws_duration"])
+
+    def count(self, fields: dict[str, Any]) -> None:
+        """The counters of a report (a finished operation, or one page of a shard)."""
         op = fields["ws_operation"]
         if fields["ws_delivered"]:
             self.posts.labels(op, "delivered", "").inc(fields["ws_delivered"])
@@ -72,7 +88,6 @@ class Metrics:
             self.retries.labels(op).inc(fields["ws_retries"])
         if fields["ws_throttled"]:
             self.throttles.labels(op).inc(fields["ws_throttled"])
-        self.duration.labels(op).observe(fields["ws_duration"])
 
 
 def get_metrics() -> Metrics | None:

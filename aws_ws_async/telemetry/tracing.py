@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _UNSET: Any = object()
 _trace: Any = _UNSET
@@ -60,6 +63,44 @@ def _tracer() -> Any:
     tracer = trace.get_tracer("aws_ws_async", tracer_provider=_provider)
     _cached = (_provider, tracer)
     return tracer
+
+
+def tracer() -> Any:
+    """Our tracer (None without the API); see :func:`_tracer`."""
+    return _tracer()
+
+
+def recording_context() -> Any:
+    """A context holding the current span if it records (a parent for sampled children), else
+    None: without the API, outside any span, or under the API's no-op provider."""
+    trace = _api()
+    if trace is None:
+        return None
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return None
+    return trace.set_span_in_context(span)
+
+
+def bind(context: Any, factory: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """``factory`` made to run with ``context`` attached (None: ``factory`` itself).
+
+    Work handed to the portal (:mod:`aws_ws_async.sync`) starts in an empty context on purpose;
+    this carries only the OpenTelemetry context over, inside the portal's own task, so spans
+    made there (the engine's sampled post spans) have the operation's span as parent.
+    """
+    if context is None:
+        return factory
+    from opentelemetry import context as otel_context
+
+    async def bound() -> T:
+        token = otel_context.attach(context)
+        try:
+            return await factory()
+        finally:
+            otel_context.detach(token)
+
+    return bound
 
 
 def operation_span(name: str, fields: dict[str, Any], started: float, *, error: str = "") -> None:
@@ -125,6 +166,10 @@ class OperationTrace:
         if self._span is None:
             return contextlib.nullcontext()
         return _api().use_span(self._span, end_on_exit=False)
+
+    def bind(self, factory: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        """``factory`` run with this span current (for work handed to the portal)."""
+        return bind(self._context, factory)
 
     def page(self, began: float, rows: int, gateway_id: int | None) -> None:
         """A page of ``rows`` read since ``began`` (``time.perf_counter()``): one child span."""
