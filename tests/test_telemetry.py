@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,18 +17,15 @@ from asgiref.sync import sync_to_async
 pytest.importorskip("opentelemetry.sdk")
 prometheus_client = pytest.importorskip("prometheus_client")
 
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
     InMemorySpanExporter,
 )
 
-from aws_ws_async.delivery import DeliveryReport  # noqa: E402
 from aws_ws_async.models import WebSocketSession  # noqa: E402
-from aws_ws_async.telemetry import metrics as metrics_module  # noqa: E402
 from aws_ws_async.telemetry import recent, tracing  # noqa: E402
 from aws_ws_async.testing import FaultEndpoint  # noqa: E402
 from tests.fixtures_delivery import make_gateway, make_sessions  # noqa: E402
+from tests.fixtures_telemetry import faulty_broadcast, sample  # noqa: E402
 from tests.fixtures_views import (  # noqa: E402
     Browser,
     connect,
@@ -44,52 +40,13 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use_tracer_provider(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.use_tracer_provider(None)
-
-
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(metrics_module, "_metrics", metrics_module._UNSET)
-    registry = prometheus_client.CollectorRegistry()
-    metrics_module.use_registry(registry)
-    recent.clear()
-    return registry
-
-
-def sample(registry: Any, name: str, **labels: str) -> float:
-    value = registry.get_sample_value(name, labels)
-    return 0.0 if value is None else float(value)
-
-
-async def faulty_broadcast(fault_endpoint: FaultEndpoint) -> DeliveryReport:
-    gateway = await sync_to_async(make_gateway)()
-    ids = await sync_to_async(make_sessions)(gateway, 40, channel="room")
-    plan = fault_endpoint.plan
-    plan.gone = set(ids[0:6])
-    plan.throttle_first, plan.throttle_ids = 1, set(ids[6:10])  # 429 once, then delivered
-    plan.server_error_first, plan.server_error_ids = 99, set(ids[10:13])  # 5xx to the end
-    plan.status_for = {ids[13]: 403}
-    return await WebSocketSession.objects.for_channel("room").asend_message(
-        {"hello": "world"}, concurrency=4, db_chunk_size=9
-    )
-
-
 async def test_broadcast_span_and_counters_match_the_report_under_faults(
     fault_settings: Any, fault_endpoint: FaultEndpoint, spans: InMemorySpanExporter, registry: Any
 ) -> None:
-    report = await faulty_broadcast(fault_endpoint)
-    assert (report.delivered_count, len(report.gone), len(report.failed)) == (30, 6, 4)
-    assert report.throttled >= 4
-    assert report.retries > report.throttled  # 5xx retried too
+    report = await faulty_broadcast(fault_endpoint, exhaust_429=True)
+    assert (report.delivered_count, len(report.gone), len(report.failed)) == (29, 6, 5)
+    assert report.throttled == 4 + 7  # four 429s once, one 429 on all 1 + 6 attempts
+    assert report.retries == 4 + 6 + 3 * 2  # the throttled retried, the 5xx twice each
 
     [span] = [s for s in spans.get_finished_spans() if s.name == "aws_ws_async.broadcast"]
     attrs = dict(span.attributes or {})
@@ -99,6 +56,7 @@ async def test_broadcast_span_and_counters_match_the_report_under_faults(
     assert attrs["aws_ws_async.failed"] == len(report.failed)
     assert attrs["aws_ws_async.failed_reasons.server_error"] == 3
     assert attrs["aws_ws_async.failed_reasons.forbidden"] == 1
+    assert attrs["aws_ws_async.failed_reasons.throttled"] == 1
     assert attrs["aws_ws_async.retries"] == report.retries
     assert attrs["aws_ws_async.throttled"] == report.throttled
     assert attrs["aws_ws_async.lowest_concurrency"] == report.lowest_concurrency
@@ -114,10 +72,11 @@ async def test_broadcast_span_and_counters_match_the_report_under_faults(
 
     posts = "aws_ws_async_posts_total"
     labels = {"operation": "broadcast"}
-    assert sample(registry, posts, **labels, outcome="delivered", reason="") == 30
+    assert sample(registry, posts, **labels, outcome="delivered", reason="") == 29
     assert sample(registry, posts, **labels, outcome="gone", reason="") == 6
     assert sample(registry, posts, **labels, outcome="failed", reason="server_error") == 3
     assert sample(registry, posts, **labels, outcome="failed", reason="forbidden") == 1
+    assert sample(registry, posts, **labels, outcome="failed", reason="throttled") == 1
     assert sample(registry, "aws_ws_async_retries_total", **labels) == report.retries
     assert sample(registry, "aws_ws_async_throttles_total", **labels) == report.throttled
     count = "aws_ws_async_operation_duration_seconds_count"
@@ -126,7 +85,7 @@ async def test_broadcast_span_and_counters_match_the_report_under_faults(
     assert sample(registry, total, **labels) == pytest.approx(report.duration, abs=1e-5)
 
     [kept] = recent.recent_reports()
-    assert (kept["ws_delivered"], kept["ws_gone"], kept["ws_failed"]) == (30, 6, 4)
+    assert (kept["ws_delivered"], kept["ws_gone"], kept["ws_failed"]) == (29, 6, 5)
 
 
 async def test_single_send_has_its_own_span(

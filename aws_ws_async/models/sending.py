@@ -182,7 +182,7 @@ class _SyncRun:
             deadline=self.deadline,
             stop=self.stop,
         )
-        self.in_flight[sync.submit(fan.run)] = gateway_id
+        self.in_flight[sync.submit(self.trace.bind(fan.run))] = gateway_id
 
     def settle(self, future: concurrent.futures.Future[DeliveryReport]) -> None:
         """Wait for one page, mark its rows here, fold it into the report."""
