@@ -28,6 +28,7 @@ from django.utils.http import urlencode
 
 from aws_ws_async import (
     admin_broadcasts,  # noqa: F401 (registers the Broadcast pages)
+    admin_channels,  # noqa: F401 (registers the channel history pages)
     admin_dashboard,
     admin_sessions,
 )

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "admin_forms": FACES,
     "admin_sessions": FACES,
     "admin_broadcasts": FACES,
+    "admin_channels": FACES,
     "management": FACES,
     "views": FACES,
     "mixins": FACES,

@@ -1,7 +1,9 @@
 """``manage.py cleanup_websocket_tokens``: delete old connect tokens and rate-limit rows.
 
 Tokens are useless after ``token_expiry_seconds``; rate-limit rows only matter inside their
-window but are kept ``rate_limit_retention_days`` for inspection. Run it from cron.
+window but are kept ``rate_limit_retention_days`` for inspection. It also prunes channel
+history past each channel's ``max_messages`` / ``max_age`` (:mod:`aws_ws_async.channels.pruning`).
+Run it from cron.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from aws_ws_async.channels.pruning import expired_messages
 from aws_ws_async.conf import get_settings
 from aws_ws_async.management.commands._batching import (
     add_batch_size_argument,
@@ -78,6 +81,7 @@ class Command(BaseCommand):
                 f"Would delete {attempts.count()} connection attempt(s) older than "
                 f"{rate_age} day(s)."
             )
+            prune_channel_history(self, batch_size, dry_run=True)
             return
         deleted_tokens = delete_in_batches(tokens, batch_size)
         deleted_attempts = delete_in_batches(attempts, batch_size)
@@ -91,3 +95,20 @@ class Command(BaseCommand):
                 f"Deleted {deleted_attempts} connection attempt(s) older than {rate_age} day(s)."
             )
         )
+        prune_channel_history(self, batch_size, dry_run=False)
+
+
+def prune_channel_history(command: BaseCommand, batch_size: int, *, dry_run: bool) -> int:
+    """Delete kept channel messages past their channel's count and age bounds (one per channel).
+
+    The ``ChannelHistory`` rows (the seq counters) stay, so seqs never restart.
+    """
+    total = channels = 0
+    for _name, messages in expired_messages():
+        done = messages.count() if dry_run else delete_in_batches(messages, batch_size)
+        total += done
+        channels += bool(done)
+    verb = "Would delete" if dry_run else "Deleted"
+    line = f"{verb} {total} channel message(s) past their history bounds in {channels} channel(s)."
+    command.stdout.write(line if dry_run else command.style.SUCCESS(line))
+    return total
