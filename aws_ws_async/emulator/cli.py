@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("limits (API Gateway's by default)")
     limits.add_argument("--idle-timeout", type=float, help="Seconds (default 600).")
     limits.add_argument("--max-age", type=float, help="Seconds (default 7200).")
+    limits.add_argument(
+        "--idle-inbound-only",
+        action="store_true",
+        default=None,
+        help="Only the client's frames reset the idle timeout (default: posts do too).",
+    )
     limits.add_argument("--integration-timeout", type=float, help="Seconds (default 29).")
     bounds = parser.add_argument_group("the emulator's own bounds")
     bounds.add_argument(
@@ -111,7 +117,7 @@ def build_config(
     if not fields.get("target_base_url"):
         raise ValueError("no backend URL: pass --target, e.g. http://127.0.0.1:8000/ws/")
 
-    limit_values = {
+    limit_values: dict[str, Any] = {
         name: options[option]
         for option, name in (
             ("idle_timeout", "idle_timeout"),
@@ -122,6 +128,8 @@ def build_config(
         )
         if options.get(option) is not None
     }
+    if options.get("idle_inbound_only"):
+        limit_values["idle_resets_on_outbound"] = False
     fault_values = {
         name: options[name]
         for name in ("throttle_rate", "latency", "disconnect_loss_rate", "seed")

@@ -62,6 +62,11 @@ class Limits:
     #: Backend connections reserved for ``$connect`` and ``$disconnect``, so that neither ever
     #: queues behind message posts to a slow backend.
     lifecycle_pool_size: int = LIFECYCLE_POOL_SIZE
+    #: AWS documents the idle timeout as "no messages in either direction", so ``@connections``
+    #: posts reset it (the default). False: only the client's frames do, the stricter reading a
+    #: client's keep-alive must survive, and the only way to test an idle close while the
+    #: server is broadcasting to that connection.
+    idle_resets_on_outbound: bool = True
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "max_connection_age", "integration_timeout"):

@@ -62,8 +62,13 @@ class Connection:
         self.last_active_at = datetime.now(UTC)
         self.active_monotonic = time.monotonic()
 
-    def send(self, data: bytes, *, max_frame_bytes: int, max_buffer_bytes: int) -> None:
+    def send(
+        self, data: bytes, *, max_frame_bytes: int, max_buffer_bytes: int, touch: bool = True
+    ) -> None:
         """Write one message, split into frames of at most ``max_frame_bytes``.
+
+        ``touch=False``: the message does not count as activity for the idle timeout
+        (``Limits.idle_resets_on_outbound``).
 
         Frames go straight to the transport in one synchronous step, so no other writer can
         interleave inside a message. Text frames when the payload is UTF-8, else binary.
@@ -81,7 +86,8 @@ class Connection:
         for frame in encode_frames(data, text=text, max_frame_bytes=max_frame_bytes):
             transport.write(frame)
         self.messages_out += 1
-        self.touch()
+        if touch:
+            self.touch()
 
     def info(self) -> dict[str, object]:
         """The ``GetConnection`` answer, with the wire names (SDKs show ``ConnectedAt`` etc.)."""

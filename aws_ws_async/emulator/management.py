@@ -94,6 +94,7 @@ class ManagementSide:
                 data,
                 max_frame_bytes=limits.max_frame_bytes,
                 max_buffer_bytes=limits.max_client_buffer_bytes,
+                touch=limits.idle_resets_on_outbound,
             )
         except Gone:
             emulator.stats["gone"] += 1
