@@ -19,10 +19,14 @@ Scenarios:
 * ``aiobotocore_raw``: ``client.post_to_connection`` fan-out under a semaphore, ids in memory.
 * ``signed_aiohttp``: aiohttp posts signed with botocore's ``SigV4Auth`` (the floor).
 
-``--telemetry`` measures only telemetry on vs off, interleaved: ``asend_message`` and
-``asend_message_telemetry``, then ``session_loop`` (``--loop-sessions`` awaited
+``--telemetry`` measures only telemetry on vs off, interleaved: ``asend_message``,
+``asend_message_telemetry`` (1 % of the attempts sampled as spans, every attempt in the latency
+histogram) and ``asend_message_every_span`` (every attempt a span: the cost of full per-post
+tracing, no target), then ``session_loop`` (``--loop-sessions`` awaited
 ``session.asend_message()`` calls, one span and one metrics update per send: the worst case)
-and ``session_loop_telemetry``; it prints CPU per message with telemetry / without.
+and ``session_loop_telemetry``; it prints CPU per message with telemetry / without, both as the
+ratio of the medians and as the median of the per-repeat ratios (each pair ran back to back),
+and writes every repeat to the JSON.
 
 ``--sync`` measures the sync twins instead (``--recipients`` default 1,000, ``--latency-ms``
 default 0, so the cost measured is ours, not the endpoint's):
@@ -200,13 +204,21 @@ def payload_bytes() -> bytes:
 # --- scenarios ------------------------------------------------------------------------------
 
 
-def with_telemetry(scenario: Callable[[], Run], span_name: str) -> Run:
-    """Run ``scenario`` with an SDK tracer provider (in-memory exporter) and a private registry."""
+#: The default sampling of per-attempt spans (``aws_ws_async.telemetry.configure``).
+POST_SPAN_RATE = 0.01
+
+
+def with_telemetry(
+    scenario: Callable[[], Run], span_name: str, rate: float = POST_SPAN_RATE
+) -> Run:
+    """Run ``scenario`` with an SDK tracer provider (in-memory exporter), a private registry
+    (so the per-attempt latency histogram is on) and ``rate`` of the attempts as spans."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from prometheus_client import CollectorRegistry
 
+    from aws_ws_async import telemetry
     from aws_ws_async.telemetry import metrics, tracing
 
     exporter = InMemorySpanExporter()
@@ -215,9 +227,11 @@ def with_telemetry(scenario: Callable[[], Run], span_name: str) -> Run:
     tracing.use_tracer_provider(provider)
     previous = metrics._metrics
     metrics.use_registry(CollectorRegistry())
+    telemetry.configure(post_span_rate=rate)
     try:
         run = scenario()
     finally:
+        telemetry.configure(post_span_rate=POST_SPAN_RATE)
         tracing.use_tracer_provider(None)
         metrics._metrics = previous
     if not any(s.name == span_name for s in exporter.get_finished_spans()):
@@ -263,6 +277,10 @@ class Bench:
 
     def asend_message_telemetry(self) -> Run:
         return with_telemetry(self.asend_message, "aws_ws_async.broadcast")
+
+    def asend_message_every_span(self) -> Run:
+        """The worst case of per-post tracing: every attempt a span (``post_span_rate=1``)."""
+        return with_telemetry(self.asend_message, "aws_ws_async.post_attempt", rate=1.0)
 
     def session_loop(self) -> Run:
         """``await session.asend_message()`` one session after another (a span per send)."""
@@ -526,19 +544,27 @@ def machine() -> dict[str, Any]:
 TELEMETRY_SCENARIOS = (
     "asend_message",
     "asend_message_telemetry",
+    "asend_message_every_span",
     "session_loop",
     "session_loop_telemetry",
 )
+#: Ratio name -> (scenario with telemetry off, the same with it on).
+TELEMETRY_PAIRS = {
+    "asend_message": ("asend_message", "asend_message_telemetry"),
+    "asend_message_every_span": ("asend_message", "asend_message_every_span"),
+    "session_loop": ("session_loop", "session_loop_telemetry"),
+}
 
 
-def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
-    """``--telemetry``: telemetry on vs off, a broadcast and a loop of single sends, interleaved."""
-    ids = fill(args.recipients)
-    bench = Bench(args, endpoint, ids)
-    runs: dict[str, list[Run]] = {name: [] for name in TELEMETRY_SCENARIOS}
+def interleaved(
+    args: argparse.Namespace, endpoint: str, names: tuple[str, ...]
+) -> dict[str, list[Run]]:
+    """Run every scenario of ``names`` once per repeat, in turn (so load drifts hit all alike)."""
+    bench = Bench(args, endpoint, fill(args.recipients))
+    runs: dict[str, list[Run]] = {name: [] for name in names}
     try:
         for repeat in range(args.repeat):
-            for name in TELEMETRY_SCENARIOS:
+            for name in names:
                 run = getattr(bench, name)()
                 runs[name].append(run)
                 print(
@@ -548,37 +574,42 @@ def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
                 )
     finally:
         bench.close()
+    return runs
+
+
+def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
+    """``--telemetry``: telemetry on vs off, a broadcast and a loop of single sends, interleaved."""
+    runs = interleaved(args, endpoint, TELEMETRY_SCENARIOS)
     results = summarise(runs)
-    rat = {
-        name: round(results[f"{name}_telemetry"]["cpu_us_per_msg"] / r["cpu_us_per_msg"], 3)
-        for name, r in results.items()
-        if not name.endswith("_telemetry")
-    }
+    rat, paired = {}, {}
+    for key, (off, on) in TELEMETRY_PAIRS.items():
+        rat[key] = round(results[on]["cpu_us_per_msg"] / results[off]["cpu_us_per_msg"], 3)
+        # repeat by repeat (each pair ran back to back), then the median: robust to load drift
+        per_repeat = [b.cpu_us / a.cpu_us for a, b in zip(runs[off], runs[on], strict=True)]
+        paired[key] = round(statistics.median(per_repeat), 3)
     print(f"\ntelemetry on vs off, {args.recipients} recipients, median of {args.repeat}")
     for name in TELEMETRY_SCENARIOS:
         r = results[name]
         print(f"{name:<26}{r['msgs_per_s']:>10.0f} msgs/s{r['cpu_us_per_msg']:>8.0f} us CPU/msg")
     for name, ratio in rat.items():
-        print(f"CPU per message, {name}: {ratio}x with telemetry (target <= 1.05)")
-    return {"params": {**params(args), "machine": machine()}, "results": results, "ratios": rat}
+        target = "(every attempt a span; no target)" if "every" in name else "(target <= 1.05)"
+        print(f"CPU per message, {name}: {ratio}x on/off, paired {paired[name]}x {target}")
+    return {
+        "params": {**params(args), "machine": machine(), "post_span_rate": POST_SPAN_RATE},
+        "results": results,
+        "ratios": rat,
+        "paired_ratios": paired,
+        "runs": {
+            name: [
+                {"msgs_per_s": round(r.rate, 1), "cpu_us_per_msg": round(r.cpu_us, 1)} for r in rs
+            ]
+            for name, rs in runs.items()
+        },
+    }
 
 
 def run_comparison(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
-    ids = fill(args.recipients)
-    bench = Bench(args, endpoint, ids)
-    runs: dict[str, list[Run]] = {name: [] for name in SCENARIOS}
-    try:
-        for repeat in range(args.repeat):
-            for name in SCENARIOS:
-                run = getattr(bench, name)()
-                runs[name].append(run)
-                print(
-                    f"  repeat {repeat + 1}/{args.repeat} {name:<24} {run.rate:8.0f} msgs/s "
-                    f"{run.cpu_us:6.0f} us CPU/msg",
-                    file=sys.stderr,
-                )
-    finally:
-        bench.close()
+    runs = interleaved(args, endpoint, SCENARIOS)
     results = summarise(runs)
     print_table(args, results, runs)
     return {

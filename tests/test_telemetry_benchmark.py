@@ -31,9 +31,13 @@ def test_telemetry_benchmark_smoke_run(tmp_path: Path) -> None:
     assert set(data["results"]) == {
         "asend_message",
         "asend_message_telemetry",
+        "asend_message_every_span",
         "session_loop",
         "session_loop_telemetry",
     }
-    assert set(data["ratios"]) == {"asend_message", "session_loop"}
+    pairs = {"asend_message", "asend_message_every_span", "session_loop"}
+    assert set(data["ratios"]) == set(data["paired_ratios"]) == pairs
     assert all(ratio > 0 for ratio in data["ratios"].values())
-    assert "with telemetry (target <= 1.05)" in completed.stdout
+    assert all(len(runs) == 1 for runs in data["runs"].values())
+    assert "on/off, paired" in completed.stdout
+    assert "(target <= 1.05)" in completed.stdout
