@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "emulator": FACES,
     "testing": FACES,
     "models": DOMAIN,
+    "channels": DOMAIN,
     "receivers": DOMAIN,
     "scaleout": DOMAIN,
     "signals": DOMAIN,

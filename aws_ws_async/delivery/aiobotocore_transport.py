@@ -174,6 +174,18 @@ class AiobotocoreTransport(BaseTransport):
             raise _transport_error(exc) from exc
         return Outcome(int(response["ResponseMetadata"]["HTTPStatusCode"]))
 
+    async def get(self, connection_id: str) -> Outcome:
+        """``GET @connections/{id}`` (the reaper's probe); the connection info is discarded."""
+        if self.fast:
+            return await self._send("GET", connection_id, None)
+        try:
+            response = await self.client.get_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            return _outcome_from_client_error(exc)
+        except BotoCoreError as exc:
+            raise _transport_error(exc) from exc
+        return Outcome(int(response["ResponseMetadata"]["HTTPStatusCode"]))
+
     async def _send(self, method: str, connection_id: str, data: bytes | None) -> Outcome:
         quoted = quote(connection_id, safe="")
         credentials = await self._credentials.get_frozen_credentials()

@@ -138,6 +138,14 @@ class Engine:
         """Server-side close; a 410 means the connection was already gone."""
         return await self._run(recipients, self.transport.delete, "delete")
 
+    async def probe(self, recipients: Recipients) -> DeliveryReport:
+        """``GET @connections/{id}`` each: ``delivered`` = still open, ``gone`` = closed (410).
+
+        Same workers, limiter, rate budget and retries as a post (the reaper confirms doubtful
+        sessions with it).
+        """
+        return await self._run(recipients, self.transport.get, "get")
+
     async def _run(
         self, recipients: Recipients, send: SendFn, kind: str = "post"
     ) -> DeliveryReport:

@@ -102,6 +102,11 @@ class Network:
         """Every DELETE, answered or not."""
         return [c for c in self.calls if c.method == "DELETE"]
 
+    @property
+    def gets(self) -> list[Call]:
+        """Every GET (the reaper's probes), answered or not."""
+        return [c for c in self.calls if c.method == "GET"]
+
     def posts_to(self, connection_id: str) -> list[bytes]:
         """Bodies delivered (200) to ``connection_id``, in order."""
         with self._lock:
@@ -148,6 +153,10 @@ class InMemoryTransport(BaseTransport):
 
     async def delete(self, connection_id: str) -> Outcome:
         return self._answer(Call("DELETE", self.endpoint_url, connection_id, None), Outcome(204))
+
+    async def get(self, connection_id: str) -> Outcome:
+        """A probe: answered 200 (open) unless scripted (``gone``: 410)."""
+        return self._answer(Call("GET", self.endpoint_url, connection_id, None), OK)
 
     def _answer(self, call: Call, ok: Outcome) -> Outcome:
         if self.closed:

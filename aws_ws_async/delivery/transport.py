@@ -54,6 +54,14 @@ class Transport(Protocol):
         """``DELETE @connections/{id}`` (server-side close)."""
         ...
 
+    async def get(self, connection_id: str) -> Outcome:
+        """``GET @connections/{id}``: 200 while the connection is open, 410 once it is gone.
+
+        The reaper's probe (:meth:`~aws_ws_async.delivery.Engine.probe`); the body (connection
+        info) is not needed and not returned.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release what this transport owns (idempotent). Shared clients stay open."""
         ...

@@ -70,6 +70,10 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
     def for_channel(self, channel_name: str) -> WebSocketSessionQuerySet:
         return self.filter(channel_name=channel_name, connected=True)
 
+    def subscribed_to(self, channel_name: str) -> WebSocketSessionQuerySet:
+        """Connected sessions subscribed to the channel (its broadcast audience; each once)."""
+        return self.filter(subscriptions__channel_name=channel_name, connected=True)
+
     def for_user(self, user: Any) -> WebSocketSessionQuerySet:
         return self.filter(user=user, connected=True)
 

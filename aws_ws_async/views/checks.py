@@ -66,6 +66,8 @@ def _exposed_methods(view_class: Any) -> list[str]:
         callable_names = view_class.get_allowed_handlers()
     except Exception:
         return []
+    # The built-in channel handlers (views/channels.py) are exposed on purpose.
+    listed.update(getattr(view_class, "CHANNEL_HANDLERS", ()))
     return sorted(name for name in callable_names if name != "default" and name not in listed)
 
 

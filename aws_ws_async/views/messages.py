@@ -33,7 +33,7 @@ logger = logging.getLogger("aws_ws_async.views")
 
 
 class MessagesMixin(AccessMixin):
-    """Message routing, ``change_channel``, ``default`` and ``$disconnect``."""
+    """Message routing, ``default`` and ``$disconnect`` (``change_channel``: views/channels.py)."""
 
     # --- routing -------------------------------------------------------------------------
 
@@ -159,29 +159,6 @@ class MessagesMixin(AccessMixin):
         """Override to handle messages that name no (known) handler."""
         self.refuse_because(reasons.UNKNOWN_HANDLER, "the view does not override default")
         return await self.unknown_handler(request, "default")
-
-    async def change_channel(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """Move this connection to ``body["channel"]`` (exposed only when listed/overridden)."""
-        channel = self.body.get("channel")
-        if not isinstance(channel, str) or not self.is_valid_channel(channel):
-            self.refuse_because(
-                reasons.INVALID_CHANNEL, f"channel name {str(channel)[:64]!r} is not valid"
-            )
-            return await self.invalid_channel(request)
-        if not await self.can_join_channel(request.user, channel):
-            self.refuse_because(
-                reasons.CHANNEL_DENIED, f"the policy of channel {channel!r} refuses the user"
-            )
-            return await self.permission_denied(request)
-        session = self.websocket_session
-        if session is None:  # pragma: no cover - dispatch always sets it
-            return await self.session_not_found(request)
-        await self.model.objects.filter(pk=session.pk).aupdate(
-            channel_name=channel, updated_on=timezone.now()
-        )
-        session.channel_name = channel
-        self.channel_name = channel
-        return JsonResponse({"channel": channel})
 
     # --- $disconnect ---------------------------------------------------------------------
 

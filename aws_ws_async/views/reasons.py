@@ -83,6 +83,8 @@ UNKNOWN_HANDLER: Final = "unknown_handler"
 UNKNOWN_CONNECTION: Final = "unknown_connection"
 #: The session's user is inactive or changed password; the connection is being closed (401).
 USER_INVALID: Final = "user_invalid"
+#: ``subscribe`` past the view's ``MAX_SUBSCRIPTIONS`` for one connection (409).
+TOO_MANY_SUBSCRIPTIONS: Final = "too_many_subscriptions"
 
 # --- the token view -------------------------------------------------------------------------
 #: The token view's caller is anonymous or inactive (401).
@@ -117,6 +119,7 @@ ALL_REASONS: Final = frozenset(
         UNKNOWN_HANDLER,
         UNKNOWN_CONNECTION,
         USER_INVALID,
+        TOO_MANY_SUBSCRIPTIONS,
         AUTHENTICATION_REQUIRED,
         NO_SESSION,
     }

@@ -15,13 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from aws_ws_async.conf import get_settings
 from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views.background import spawn
+from aws_ws_async.views.channels import ChannelsMixin
 from aws_ws_async.views.connect import ConnectMixin
 from aws_ws_async.views.messages import MessagesMixin
 
 logger = logging.getLogger("aws_ws_async.views")
 
 
-class WebSocketView(ConnectMixin, MessagesMixin):
+class WebSocketView(ChannelsMixin, ConnectMixin, MessagesMixin):
     """Async class-based view for ``$connect``, ``$disconnect`` and messages.
 
     Handlers are public methods of the subclass, ``async def`` (preferred) or plain ``def``
