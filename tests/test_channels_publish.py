@@ -55,9 +55,8 @@ async def test_history_off_posts_the_envelope_without_seq_and_writes_nothing(
     fault_settings: Any, fault_endpoint: FaultEndpoint
 ) -> None:
     ids = await sync_to_async(subscribers)(3)
-    others = await sync_to_async(make_sessions)(
-        await sync_to_async(make_gateway)("Other API", api_id="other00001"), 2, channel="room", prefix="o"
-    )
+    other_gateway = await sync_to_async(make_gateway)("Other API", api_id="other00001")
+    others = await sync_to_async(make_sessions)(other_gateway, 2, channel="room", prefix="o")
     gone_row = await WebSocketSession.objects.aget(connection_id=ids[2])
     await gone_row.amark_disconnected()
 
@@ -87,9 +86,10 @@ async def test_history_on_numbers_broadcasts_and_keeps_one_row_each(
     assert [f["seq"] for f in got] == [1, 2, 3]
     assert [f["data"] for f in got] == ["a", ["b"], {"c": 3}]
     assert all(f["type"] == "message" and f["channel"] == "room" for f in got)
-    kept = [bytes(b) async for b in ChannelMessage.objects.order_by("seq").values_list(
-        "frame", flat=True
-    )]
+    kept = [
+        bytes(b)
+        async for b in ChannelMessage.objects.order_by("seq").values_list("frame", flat=True)
+    ]
     # one row per broadcast (not per recipient), holding exactly the bytes posted
     assert kept == fault_endpoint.received[ids[0]]
     assert await sync_to_async(seq_state)() == (3, [1, 2, 3])
