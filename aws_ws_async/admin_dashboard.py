@@ -4,7 +4,7 @@ One server-rendered page (``admin/aws_ws_async/dashboard.html``, no JavaScript, 
 by ``WebSocketSessionAdmin`` at ``<admin>/aws_ws_async/websocketsession/dashboard/`` for users who
 may view sessions. It shows
 
-* connections online by gateway and channel (one grouped COUNT, the largest groups first);
+* connections online by gateway and channel (every subscribed channel; two grouped COUNTs);
 * broadcasts of the last hour: the persisted enqueued :class:`~aws_ws_async.models.Broadcast`
   rows when there are any, else the reports this process finished (kept in memory by
   :mod:`aws_ws_async.telemetry.recent`: per process, lost on restart);
@@ -22,7 +22,7 @@ from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from aws_ws_async.models import Broadcast, WebSocketSession
+from aws_ws_async.models import Broadcast, ChannelSubscription, WebSocketSession
 from aws_ws_async.telemetry import recent_refusals, recent_reports
 
 WINDOW_SECONDS = 3600
@@ -49,22 +49,30 @@ class Row:
 
 
 def connection_groups(limit: int = MAX_GROUPS) -> list[dict[str, Any]]:
-    """``{"gateway", "channel", "count"}`` of connected sessions, the largest groups first."""
-    rows = (
-        WebSocketSession.objects.filter(connected=True)
+    """``{"gateway", "channel", "count"}`` of connected sessions, the largest groups first.
+
+    A connection counts once in every channel it is subscribed to (``ChannelSubscription``
+    rows); one without any subscription row counts under its first channel (``channel_name``).
+    Two grouped COUNTs, whatever the number of connections.
+    """
+    subscribed = (
+        ChannelSubscription.objects.filter(session__connected=True)
         .order_by()
-        .values("api_gateway__api_name", "channel_name")
+        .values_list("session__api_gateway__api_name", "channel_name")
         .annotate(count=Count("id"))
-        .order_by("-count", "api_gateway__api_name", "channel_name")[:limit]
     )
-    return [
-        {
-            "gateway": r["api_gateway__api_name"] or "(no gateway)",
-            "channel": r["channel_name"] or "(no channel)",
-            "count": r["count"],
-        }
-        for r in rows
-    ]
+    bare = (
+        WebSocketSession.objects.filter(connected=True, subscriptions__isnull=True)
+        .order_by()
+        .values_list("api_gateway__api_name", "channel_name")
+        .annotate(count=Count("id"))
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for gateway, channel, n in [*subscribed, *bare]:
+        key = (gateway or "(no gateway)", channel or "(no channel)")
+        counts[key] = counts.get(key, 0) + n
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [{"gateway": g, "channel": c, "count": n} for (g, c), n in ranked]
 
 
 def recent_broadcasts(now: datetime.datetime) -> tuple[str, list[Row]]:

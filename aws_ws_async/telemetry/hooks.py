@@ -40,7 +40,7 @@ def refusal(route: str, reason: str) -> None:
     """A view refused a request: count it and name it on the request's span."""
     metrics = get_metrics()
     if metrics is not None:
-        metrics.refusals.labels(route or "-", reason).inc()
+        metrics.child(metrics.refusals, route or "-", reason).inc()
     tracing.annotate_request(route=route or "-", reason=reason)
     recent.add_refusal(route or "-", reason)
 

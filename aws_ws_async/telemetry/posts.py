@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_ws_async.telemetry import tracing
-from aws_ws_async.telemetry.metrics import get_metrics
+from aws_ws_async.telemetry.metrics import Metrics, get_metrics
 
 
 @dataclass(slots=True)
@@ -53,12 +53,12 @@ def configure(
 class PostObserver:
     """What one engine run records per attempt (made by :func:`post_observer`)."""
 
-    __slots__ = ("_children", "_histogram", "_kind", "_name", "_parent", "_rate", "_tracer")
+    __slots__ = ("_children", "_kind", "_metrics", "_name", "_parent", "_rate", "_tracer")
 
-    def __init__(self, kind: str, histogram: Any, parent: Any, rate: float) -> None:
+    def __init__(self, kind: str, metrics: Metrics | None, parent: Any, rate: float) -> None:
         self._kind = kind
         self._name = f"aws_ws_async.{kind}_attempt"
-        self._histogram = histogram
+        self._metrics = metrics
         self._children: dict[str, Any] = {}
         self._parent = parent
         self._rate = rate
@@ -66,11 +66,12 @@ class PostObserver:
 
     def attempt(self, seconds: float, verdict: str, status: int, attempt: int) -> None:
         """One attempt took ``seconds`` and was classified ``verdict`` (HTTP ``status``)."""
-        histogram = self._histogram
-        if histogram is not None:
+        metrics = self._metrics
+        if metrics is not None:
             child = self._children.get(verdict)
             if child is None:
-                child = self._children[verdict] = histogram.labels(self._kind, verdict)
+                child = metrics.child(metrics.post_latency, self._kind, verdict)
+                self._children[verdict] = child
             child.observe(seconds)
         if self._parent is not None and random.random() < self._rate:
             end_ns = time.time_ns()
@@ -90,12 +91,8 @@ class PostObserver:
 
 def post_observer(kind: str) -> PostObserver | None:
     """The observer of one engine run of ``kind`` (``post``, ``delete``...), or None (no-op)."""
-    histogram = None
-    if config.post_latency:
-        metrics = get_metrics()
-        if metrics is not None:
-            histogram = metrics.post_latency
+    metrics = get_metrics() if config.post_latency else None
     parent = tracing.recording_context() if config.post_span_rate > 0 else None
-    if histogram is None and parent is None:
+    if metrics is None and parent is None:
         return None
-    return PostObserver(kind, histogram, parent, config.post_span_rate)
+    return PostObserver(kind, metrics, parent, config.post_span_rate)

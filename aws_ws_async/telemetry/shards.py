@@ -100,7 +100,7 @@ class ShardTrace:
         self._trace.end(fields, error=error)
         metrics = get_metrics()
         if metrics is not None:
-            metrics.duration.labels(OPERATION).observe(fields["ws_duration"])
+            metrics.child(metrics.duration, OPERATION).observe(fields["ws_duration"])
         return fields
 
 
