@@ -54,32 +54,50 @@ def _sync_outcome(diffs: list[Any], done: str) -> str:
     return f"{done.format(n=len(diffs))}: {_summarise(diffs)}"
 
 
+#: What one gateway's operation came to: (message level, text, whether to audit it).
+Outcome = tuple[int, str, bool]
+Operation = Callable[[ApiGateway], Outcome]
+
+
+def perform(label: str, operation: Operation, gateway: ApiGateway) -> Outcome:
+    """Run one gateway's operation; a failure is an outcome (and audited), never a raise."""
+    try:
+        return operation(gateway)
+    except ProvisioningInProgress as exc:
+        return messages.WARNING, str(exc), False
+    except ApiGatewaySyncError as exc:
+        return messages.ERROR, f"{label} failed: {exc}", True
+
+
 def _run_each(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
     queryset: QuerySet[ApiGateway],
-    label: str,
-    operation: Callable[[ApiGateway], str | None],
+    name: str,
 ) -> None:
-    """Run ``operation`` per gateway (after commit if needed) and message each outcome."""
+    """Run action ``name`` per gateway (after commit if needed) and message each outcome.
+
+    With a task backend configured it is enqueued instead (one task per gateway) and returns
+    at once: each row's provisioning status and last error, and its history, show the outcome.
+    """
+    from aws_ws_async import admin_tasks
+
+    label, operation = OPERATIONS[name]
+    if admin_tasks.tasks_configured():
+        admin_tasks.enqueue_gateway_action(modeladmin, request, queryset, name, label)
+        return
 
     def run_all() -> None:
         for gateway in queryset.order_by("pk"):
-            try:
-                outcome = operation(gateway)
-            except ProvisioningInProgress as exc:
-                modeladmin.message_user(request, f"{gateway}: {exc}", messages.WARNING)
-                continue
-            except ApiGatewaySyncError as exc:
-                _audit(modeladmin, request, gateway, f"{label} failed: {exc}")
-                modeladmin.message_user(
-                    request, f"{gateway}: {label} failed: {exc}", messages.ERROR
+            level, text, audited = perform(label, operation, gateway)
+            if audited:
+                _audit(
+                    modeladmin,
+                    request,
+                    gateway,
+                    text if level == messages.ERROR else f"{label}: {text}",
                 )
-                continue
-            if outcome is None:
-                continue
-            _audit(modeladmin, request, gateway, f"{label}: {outcome}")
-            modeladmin.message_user(request, f"{gateway}: {outcome}", messages.SUCCESS)
+            modeladmin.message_user(request, f"{gateway}: {text}", level)
 
     if in_transaction():
         transaction.on_commit(run_all)
@@ -93,42 +111,48 @@ def _run_each(
         run_all()
 
 
+def _create_api(gateway: ApiGateway) -> Outcome:
+    if gateway.is_deployed:
+        return messages.INFO, f"already created ({gateway.api_id}).", False
+    steps = gateway.create_gateway()
+    text = f"created and deployed ({_summarise(steps)}); URL {gateway.websocket_url}"
+    return messages.SUCCESS, text, True
+
+
+def _create_domain(gateway: ApiGateway) -> Outcome:
+    if not gateway.domain_name:
+        return messages.WARNING, "no domain name set.", False
+    if gateway.custom_domain_created:
+        return messages.INFO, "custom domain already created.", False
+    steps = gateway.create_custom_domain()
+    return (
+        messages.SUCCESS,
+        f"custom domain ready ({_summarise(steps) or 'nothing left to do'})",
+        True,
+    )
+
+
 @admin.action(description="Create the API in AWS", permissions=["change"])
 def create_api_gateway(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
 ) -> None:
-    def create(gateway: ApiGateway) -> str | None:
-        if gateway.is_deployed:
-            modeladmin.message_user(
-                request, f"{gateway}: already created ({gateway.api_id}).", messages.INFO
-            )
-            return None
-        steps = gateway.create_gateway()
-        return f"created and deployed ({_summarise(steps)}); URL {gateway.websocket_url}"
-
-    _run_each(modeladmin, request, queryset, "Create API", create)
+    _run_each(modeladmin, request, queryset, "create_api_gateway")
 
 
 @admin.action(description="Create the custom domain in AWS", permissions=["change"])
 def create_custom_domain(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
 ) -> None:
-    def create(gateway: ApiGateway) -> str | None:
-        if not gateway.domain_name:
-            modeladmin.message_user(request, f"{gateway}: no domain name set.", messages.WARNING)
-            return None
-        if gateway.custom_domain_created:
-            modeladmin.message_user(
-                request, f"{gateway}: custom domain already created.", messages.INFO
-            )
-            return None
-        steps = gateway.create_custom_domain()
-        return f"custom domain ready ({_summarise(steps) or 'nothing left to do'})"
-
-    _run_each(modeladmin, request, queryset, "Create custom domain", create)
+    _run_each(modeladmin, request, queryset, "create_custom_domain")
 
 
 Action = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[ApiGateway]], None]
+
+#: Action name -> (label, operation): what the inline action and the enqueued task both run.
+OPERATIONS: dict[str, tuple[str, Operation]] = {
+    "create_api_gateway": ("Create API", _create_api),
+    "create_custom_domain": ("Create custom domain", _create_domain),
+}
 
 
 def _differences_action(
@@ -143,11 +167,16 @@ def _differences_action(
     The four comparing actions differ only in these values, so they share one body.
     """
 
+    def outcome(gateway: ApiGateway) -> Outcome:
+        return messages.SUCCESS, _sync_outcome(operation(gateway), done), True
+
+    OPERATIONS[name] = (label, outcome)
+
     @admin.action(description=description, permissions=["change"])
     def action(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiGateway]
     ) -> None:
-        _run_each(modeladmin, request, queryset, label, lambda g: _sync_outcome(operation(g), done))
+        _run_each(modeladmin, request, queryset, name)
 
     action.__name__ = action.__qualname__ = name  # the admin's action key
     return action

@@ -14,7 +14,8 @@ the sync twins hand the posts to the portal loop (``aws_ws_async.sync``), which 
 end-to-end tests drive. Each operation has a total deadline (``operation_timeout_seconds`` on
 the model admin) so an unreachable ``@connections`` endpoint cannot hold a request forever.
 Operating on sessions needs the ``change_websocketsession`` permission (the rows themselves stay
-read-only in the admin).
+read-only in the admin). With a task backend configured the three bulk operations enqueue a
+``Broadcast`` instead and return at once (:mod:`aws_ws_async.admin_tasks`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from aws_ws_async import admin_tasks
 from aws_ws_async.admin_forms import ChannelMessageForm, MessageForm
 from aws_ws_async.delivery import DeliveryReport
 from aws_ws_async.exceptions import BroadcastAborted
 from aws_ws_async.models import WebSocketSession
+from aws_ws_async.models.sessions import DisconnectReason
+from aws_ws_async.scaleout import store
 
 logger = logging.getLogger("aws_ws_async.admin")
 
@@ -122,6 +126,10 @@ def _run(
 def disconnect_selected(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[WebSocketSession]
 ) -> None:
+    if admin_tasks.tasks_configured():  # a Broadcast row run by the workers: returns at once
+        broadcast = store.enqueue_disconnect(queryset, DisconnectReason.SERVER)
+        admin_tasks.message_enqueued(modeladmin, request, "Disconnect", broadcast)
+        return
     _run(
         modeladmin,
         request,
@@ -170,6 +178,10 @@ def send_message_selected(
     form = MessageForm(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
         payload = form.payload
+        if admin_tasks.tasks_configured():
+            broadcast = queryset.enqueue_message(payload)  # type: ignore[attr-defined]
+            admin_tasks.message_enqueued(modeladmin, request, "Send", broadcast)
+            return None
         _run(
             modeladmin,
             request,
@@ -219,15 +231,20 @@ def send_to_channel_view(modeladmin: admin.ModelAdmin, request: HttpRequest) -> 
         form = ChannelMessageForm(request.POST)
         if form.is_valid():
             channel, payload = form.cleaned_data["channel"], form.payload
-            _run(
-                modeladmin,
-                request,
-                f"Send to channel {channel!r}",
-                "delivered",
-                lambda timeout: WebSocketSession.objects.for_channel(channel).send_message(
-                    payload, timeout=timeout, collect_delivered=False
-                ),
-            )
+            label = f"Send to channel {channel!r}"
+            if admin_tasks.tasks_configured():
+                broadcast = WebSocketSession.objects.for_channel(channel).enqueue_message(payload)
+                admin_tasks.message_enqueued(modeladmin, request, label, broadcast)
+            else:
+                _run(
+                    modeladmin,
+                    request,
+                    label,
+                    "delivered",
+                    lambda timeout: WebSocketSession.objects.for_channel(channel).send_message(
+                        payload, timeout=timeout, collect_delivered=False
+                    ),
+                )
             changelist = reverse(CHANGELIST, current_app=modeladmin.admin_site.name)
             return HttpResponseRedirect(
                 changelist + "?" + urlencode({"channel_name": channel, "connected__exact": "1"})

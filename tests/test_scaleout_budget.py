@@ -126,10 +126,8 @@ async def test_asend_message_takes_permits_only_when_the_setting_says_so(
     await sync_to_async(make_sessions)(gateway, 300)
     qs = WebSocketSession.objects.all()
 
-    started = time.monotonic()
     await qs.asend_message("free")
-    assert time.monotonic() - started < 1.0  # no budget: as fast as the endpoint
-    assert send_budgets(fault_endpoint.url) is None
+    assert send_budgets(fault_endpoint.url) is None  # no budget: nothing to take permits from
 
     point_settings_at(fault_settings, fault_endpoint.url, rate_budget_per_second=100.0)
     fault_settings.AWS_WS_ASYNC = {**fault_settings.AWS_WS_ASYNC, "rate_budget_in_send": True}

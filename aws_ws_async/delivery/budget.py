@@ -168,6 +168,15 @@ class RateBudget:
             self.permits += 1
 
     async def _take(self, rate: float, batch: int) -> bool:
+        """Take ``batch`` permits, else whatever the window has left, else wait for a batch.
+
+        Under a budget the window is full most of the time, so the failure path is the common
+        one: it takes the permits still free in one call (never one at a time, three store
+        calls each, as a first version did: that spent the CPU the posts needed and granted
+        permits in ones), and when none are free it sleeps until about a batch has left the
+        window (the oldest entry expires at ``reset_time``, the rest follow at about ``rate``)
+        instead of polling every few milliseconds.
+        """
         from limits import RateLimitItemPerSecond
 
         strategy = self._limits()
@@ -175,11 +184,13 @@ class RateBudget:
         if await strategy.hit(item, self.key, cost=batch):
             self._granted += batch
             return True
-        if batch > 1 and await strategy.hit(item, self.key, cost=1):
-            self._granted += 1
-            return True
         stats = await strategy.get_window_stats(item, self.key)
-        await asyncio.sleep(min(0.05, max(0.002, stats.reset_time - time.time())))
+        free = min(batch, int(stats.remaining))
+        if free > 0 and await strategy.hit(item, self.key, cost=free):
+            self._granted += free
+            return True
+        until_batch = stats.reset_time - time.time() + (batch - 1) / rate
+        await asyncio.sleep(min(0.05, max(0.001, until_batch)))
         return False
 
     async def aclose(self) -> None:

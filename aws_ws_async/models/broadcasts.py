@@ -36,6 +36,13 @@ class BroadcastStatus(models.TextChoices):
 FINAL = (BroadcastStatus.FINISHED, BroadcastStatus.FAILED)
 
 
+class BroadcastOperation(models.TextChoices):
+    """What each shard does to its connections: post the payload, or close them."""
+
+    SEND = "send", _("Send the message")
+    DISCONNECT = "disconnect", _("Close server-side")
+
+
 class Broadcast(models.Model):
     """One enqueued broadcast: its selection, payload, status and totals (see module docs)."""
 
@@ -50,6 +57,12 @@ class Broadcast(models.Model):
     #: ``pickle.dumps(queryset.query)``: written and read only by this package.
     query = models.BinaryField()
     payload = models.BinaryField()
+    #: A send posts ``payload``; a disconnect (the admin's bulk close) DELETEs each connection
+    #: and writes ``close_reason`` on the rows it closed.
+    operation = models.CharField(
+        max_length=16, choices=BroadcastOperation.choices, default=BroadcastOperation.SEND
+    )
+    close_reason = models.CharField(max_length=16, blank=True, default="")
     shard_size = models.PositiveIntegerField()
     checkpoint_every = models.PositiveIntegerField()
     shards_total = models.PositiveIntegerField(default=0)

@@ -10,10 +10,14 @@
   one transaction, the last pk done, the counts (on the shard and the broadcast) and the gone
   marks, but only while its token still holds the lease: a worker that lost its shard to the
   reaper cannot count twice. A crash therefore re-posts at most one page.
-* :func:`reap` gives shards whose lease expired (their worker died) to a new task. It runs on
+* :func:`reap` (in :mod:`.reaper`, with :func:`linger`, :func:`watch`, :func:`finalize`)
+  gives shards whose lease expired (their worker died) to a new task. It runs on
   every poll of ``await_result`` / ``wait_result``, and in the cluster itself: on backends that
   can defer tasks, :func:`watch` runs one lease after the shards were enqueued and again every
   lease until the broadcast is done, so nobody has to wait for a broadcast to be resumed.
+* :func:`linger` keeps a worker that finished its shard, while only other workers' shards of
+  the broadcast remain, watching their leases: a dead worker's shard is handed on by its peers
+  even when nobody waits and the backend's deferred watcher is late.
 * :func:`finalize` closes the broadcast once every shard is done (and sends
   ``broadcast_completed`` exactly once).
 """
@@ -29,7 +33,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import connections, models, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from aws_ws_async import sync
@@ -38,18 +42,16 @@ from aws_ws_async.delivery import DeliveryReport
 from aws_ws_async.delivery.budget import use_budgets
 from aws_ws_async.exceptions import BroadcastAborted
 from aws_ws_async.models.broadcast import FanOut
-from aws_ws_async.models.broadcasts import FINAL, Broadcast, BroadcastShard, BroadcastStatus
+from aws_ws_async.models.broadcasts import Broadcast, BroadcastShard, BroadcastStatus
 from aws_ws_async.models.gateways import ApiGateway
 from aws_ws_async.models.marks import mark_ids
-from aws_ws_async.models.operations import (
-    GONE,
-    Operation,
-    delivery_policy,
-)
+from aws_ws_async.models.operations import Operation, delivery_policy
 from aws_ws_async.models.paging import pages
 from aws_ws_async.scaleout.budgets import cluster_budgets
-from aws_ws_async.scaleout.store import selection
-from aws_ws_async.signals import broadcast_completed
+from aws_ws_async.scaleout.reaper import finalize, linger, schedule_watch
+from aws_ws_async.scaleout.reaper import reap as reap  # the public entry points, as before
+from aws_ws_async.scaleout.reaper import watch as watch
+from aws_ws_async.scaleout.store import operation_of, selection
 
 logger = logging.getLogger("aws_ws_async.scaleout")
 
@@ -237,8 +239,9 @@ def _post_page(
 def _post_range(shard: BroadcastShard, db: str, token: str) -> bool:
     """Post the shard's range from its checkpoint; False if the lease was lost on the way."""
     broadcast = shard.broadcast
-    op = Operation("broadcast", "send", GONE, bytes(broadcast.payload))
-    policy = delivery_policy(collect_delivered=False)
+    op = operation_of(broadcast)
+    # A close marks the rows it closed: it needs the delivered ids (a page's worth at most).
+    policy = delivery_policy(collect_delivered=op.closes)
     base = selection(broadcast, db).filter(connected=True, pk__lte=shard.last_pk)
     start = shard.done_pk if shard.done_pk is not None else shard.after_pk
     if start is not None:
@@ -273,8 +276,8 @@ def run_shard(shard_id: int, db: str) -> None:
         .filter(pk=shard_id, lease_token=token)
         .update(status=BroadcastStatus.FINISHED, lease_until=None)
     )
-    if done:
-        finalize(shard.broadcast_id, db)
+    if done and not finalize(shard.broadcast_id, db):
+        linger(shard.broadcast_id, db)
 
 
 def _release(shard: BroadcastShard, db: str, token: str, exc: BaseException) -> None:
@@ -288,80 +291,3 @@ def _release(shard: BroadcastShard, db: str, token: str, exc: BaseException) -> 
     )
     if give_up:
         finalize(shard.broadcast_id, db)
-
-
-# --- reaper and the end ----------------------------------------------------------------------
-
-
-def reap(broadcast_id: int, db: str) -> int:
-    """Enqueue again what lost its worker (coordinator or shards); how many were enqueued."""
-    tasks, now = _tasks(), timezone.now()
-    rows = Broadcast.objects.using(db)
-    stale = rows.filter(pk=broadcast_id, status=BroadcastStatus.PENDING, lease_until__lt=now)
-    if stale.update(lease_until=now + _lease()):
-        tasks.coordinate_broadcast.enqueue(broadcast_id, db)
-        return 1
-    shards = BroadcastShard.objects.using(db).filter(broadcast_id=broadcast_id)
-    expired = shards.exclude(status__in=FINAL).filter(lease_until__lt=now)
-    count = 0
-    for shard_id, lease_until in expired.values_list("pk", "lease_until"):
-        # Only one reaper wins a shard: the update matches the lease it saw.
-        taken = shards.filter(pk=shard_id, lease_until=lease_until).exclude(status__in=FINAL)
-        if taken.update(status=BroadcastStatus.PENDING, lease_until=now + _lease()):
-            logger.warning("broadcast %s: shard %s re-enqueued", broadcast_id, shard_id)
-            tasks.run_broadcast_shard.enqueue(shard_id, db)
-            count += 1
-    if rows.filter(pk=broadcast_id, status=BroadcastStatus.RUNNING).exists():
-        finalize(broadcast_id, db)  # in case the last shard's worker died right after finishing
-    return count
-
-
-def schedule_watch(broadcast_id: int, db: str) -> bool:
-    """Enqueue :func:`watch` one lease from now, if the backend can defer tasks."""
-    watcher = _tasks().watch_broadcast
-    if not getattr(watcher.get_backend(), "supports_defer", False):
-        return False
-    watcher.using(run_after=timezone.now() + _lease()).enqueue(broadcast_id, db)
-    return True
-
-
-def watch(broadcast_id: int, db: str) -> None:
-    """The in-cluster reaper: a broadcast nobody waits for still gets its dead shards re-run."""
-    reap(broadcast_id, db)
-    if not Broadcast.objects.using(db).filter(pk=broadcast_id, status__in=FINAL).exists():
-        schedule_watch(broadcast_id, db)
-
-
-def finalize(broadcast_id: int, db: str) -> bool:
-    """Close the broadcast once every shard is done; True for the one call that closed it."""
-    shards = BroadcastShard.objects.using(db).filter(broadcast_id=broadcast_id)
-    if shards.exclude(status__in=FINAL).exists():
-        return False
-    status = BroadcastStatus.FINISHED
-    if shards.filter(status=BroadcastStatus.FAILED).exists():
-        status = BroadcastStatus.FAILED
-    totals = shards.aggregate(d=Sum("delivered"), g=Sum("gone"), f=Sum("failed"))
-    closed = (
-        Broadcast.objects.using(db)
-        .filter(pk=broadcast_id, status__in=[BroadcastStatus.PENDING, BroadcastStatus.RUNNING])
-        .update(
-            status=status,
-            finished_at=timezone.now(),
-            delivered=totals["d"] or 0,
-            gone=totals["g"] or 0,
-            failed=totals["f"] or 0,
-        )
-    )
-    if not closed:
-        return False
-    broadcast = Broadcast.objects.using(db).get(pk=broadcast_id)
-    logger.info(
-        "broadcast %s %s: %s delivered, %s gone, %s failed",
-        broadcast_id,
-        status,
-        broadcast.delivered,
-        broadcast.gone,
-        broadcast.failed,
-    )
-    broadcast_completed.send(sender=Broadcast, broadcast=broadcast)
-    return True
