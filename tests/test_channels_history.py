@@ -236,3 +236,20 @@ def test_admin_lists_histories_and_kept_messages(
     assert b"&quot;seq&quot;:2" in messages.content or b'"seq":2' in messages.content
     add = admin_client.get("/admin/aws_ws_async/channelmessage/add/")
     assert add.status_code == 403
+
+
+async def test_latest_seq_is_the_baseline_of_a_subscribe_without_since(
+    fault_settings: Any,
+) -> None:
+    from aws_ws_async.channels.history import alatest_seq, latest_seq
+
+    await sync_to_async(room)(3)
+    await ChannelHistory.objects.acreate(channel_name="fresh")
+    await ChannelHistory.objects.acreate(channel_name="off", enabled=False, last_seq=9)
+    assert await alatest_seq("room") == 3
+    assert await alatest_seq("fresh") == 0
+    assert await alatest_seq("off") is None
+    assert await alatest_seq("none") is None
+    assert await sync_to_async(latest_seq)("room") == 3
+    with pytest.raises(ValueError, match="channel"):
+        await alatest_seq("bad name")

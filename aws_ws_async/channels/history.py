@@ -96,6 +96,26 @@ def plan(channel: str, since: int, limit: int, using: str | None) -> _Plan:
     return _Plan(latest, gap, [bytes(frame) for _, frame in newest])
 
 
+def latest_seq(channel: str, using: str | None = None) -> int | None:
+    """The channel's latest seq (0 before its first message), or None with history off.
+
+    What a ``subscribed`` frame carries when the client sent no ``since``: its baseline, so a
+    later resume asks for exactly what it missed (one query).
+    """
+    name = check_channel(channel)
+    rows = ChannelHistory.objects.using(using).filter(channel_name=name, enabled=True)
+    seq: int | None = rows.values_list("last_seq", flat=True).first()
+    return seq
+
+
+async def alatest_seq(channel: str, using: str | None = None) -> int | None:
+    """Async twin of :func:`latest_seq`."""
+    name = check_channel(channel)
+    rows = ChannelHistory.objects.using(using).filter(channel_name=name, enabled=True)
+    seq: int | None = await rows.values_list("last_seq", flat=True).afirst()
+    return seq
+
+
 def _result(latest: int | None, posted: int, gap: bytes | None, ok: bool) -> ReplayResult:
     """``posted`` counts the gap frame too; ``replayed`` counts message frames only."""
     return ReplayResult(latest, max(0, posted - (gap is not None)), gap is not None, ok)
