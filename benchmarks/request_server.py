@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks import request_path
+from benchmarks import request_path, request_profile
 from benchmarks._postgres import ensure_postgres_database
 
 MODES = ("full", "fast", "bare")
@@ -175,11 +175,32 @@ def run_all(
                         requests = plans.make(scenario, args.requests)
                         result = measure(server, url, requests, args.concurrency)
                         runs[mode].setdefault(scenario, []).append(result)
+        if args.profile:
+            profile_round(servers, plans, args, wanted)
     finally:
         for server, _url in servers.values():
             server.terminate()
             server.wait(timeout=10)
     return {mode: {s: median_of(r) for s, r in rows.items()} for mode, rows in runs.items()}
+
+
+def profile_round(
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]],
+    plans: Plans,
+    args: argparse.Namespace,
+    wanted: dict[str, list[str]],
+) -> None:
+    """One more round per mode and scenario with py-spy attached (not in the medians: the
+    sampler's reads of the server's memory would weigh on its CPU)."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    for scenario in args.scenarios:
+        for mode, (server, url) in servers.items():
+            if scenario in wanted[mode]:
+                requests = plans.make(scenario, args.requests)
+                recorder = request_profile.start(server.pid, args.profile / f"{mode}-{scenario}.txt")
+                time.sleep(1.0)  # py-spy attaches
+                load(url, requests, args.concurrency)
+                request_profile.stop(recorder)
 
 
 def print_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> None:
@@ -220,7 +241,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--bare-all", action="store_true", help="run every scenario in bare mode too"
     )
     parser.add_argument("--json", type=Path, default=None)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy each server into this directory"
+    )
+    args = parser.parse_args(argv)
+    if args.profile and not request_profile.available():
+        print("py-spy is not installed (pip install py-spy): running unprofiled")
+        args.profile = None
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
             ensure_postgres_database("aws_ws_async_bench_views")
         request_path.configure(args.db, workdir, args.pool)
         request_path.build_urls()
-        per_mode = args.warmup + args.requests * args.repeat
+        per_mode = args.warmup + args.requests * (args.repeat + (1 if args.profile else 0))
         world = request_path.build_world(per_mode * len(args.modes), 1)
         env = {
             **os.environ,
@@ -242,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
         plans = Plans(world)
         results = run_all(env, plans, args)
     print_table(results, args)
+    if args.profile:
+        request_profile.report(args.profile)
     bad = sum(row["non_200"] for rows in results.values() for row in rows.values())
     if args.json:
         params = vars(args) | {"json": str(args.json)}

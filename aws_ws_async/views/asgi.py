@@ -22,6 +22,10 @@ view, pages) go through the full middleware stack as before::
     django.setup()
     application = GatewayASGIHandler({"/ws/": ChatView.as_view()})
 
+Gateway requests also run on reused threads (``views/threads.py``: Django starts and joins a
+thread per request, which cost more than a message's query); ``threads=`` sets how many are
+kept (0: a fresh thread per request, as Django does).
+
 A view with ``USE_WS_TOKEN = False`` reads the user from the cookie session, which needs the
 session and auth middleware: it is refused here (``ImproperlyConfigured``).
 """
@@ -41,16 +45,29 @@ from django.http.response import HttpResponseBase
 
 import aws_ws_async.views.reasons as reasons
 from aws_ws_async.views.responses import error_response
+from aws_ws_async.views.threads import DEFAULT_SIZE, RequestThreads
 
 #: A route name after the prefix: what ``<slug:route>`` matches.
 ROUTE_RE = re.compile(r"[-a-zA-Z0-9_]+")
 
 
+def _path_info(scope: Mapping[str, Any]) -> str:
+    """The path below ``root_path``, as ``ASGIRequest.path_info`` computes it."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
+
+
 class GatewayASGIHandler(ASGIHandler):
     """Django's ASGI handler with the gateway prefixes routed around the middleware."""
 
-    def __init__(self, routes: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(
+        self, routes: Mapping[str, Callable[..., Any]], *, threads: int = DEFAULT_SIZE
+    ) -> None:
         super().__init__()
+        self.threads = RequestThreads(threads)
         self.routes: dict[str, Callable[..., Any]] = {}
         for prefix, view in routes.items():
             if not prefix.startswith("/") or not prefix.endswith("/"):
@@ -68,6 +85,14 @@ class GatewayASGIHandler(ASGIHandler):
             self.routes[prefix] = view
         # Longest prefix first, so "/ws/admin/" would win over "/ws/".
         self._ordered = sorted(self.routes.items(), key=lambda item: -len(item[0]))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Gateway paths on a reused request thread; everything else exactly as Django."""
+        if scope.get("type") == "http" and self.match(_path_info(scope)) is not None:
+            async with self.threads.context():
+                await self.handle(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     def match(self, path: str) -> tuple[Callable[..., Any], str] | None:
         """``(view, route)`` when ``path`` is ``<prefix><route>`` of a gateway prefix."""
