@@ -5,7 +5,8 @@ django-aws-api-gateway-websockets keep working unchanged: its ``WEBSOCKETS`` dic
 ``AWS_GATEWAY_REGION_NAME`` / ``AWS_REGION_NAME`` / ``AWS_IAM_PROFILE`` / ``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY`` settings are still read, with ``AWS_WS_ASYNC`` taking precedence.
 
-Each key is declared exactly once, as a field of :class:`AppSettings` made with
+Each key is declared exactly once, as a field of :class:`AppSettings` (the first group, tokens,
+rate limits and gateway security, in its base :class:`~.request_keys.RequestKeys`) made with
 :func:`setting` (type, default, doc, legacy names, whether it guards security). ``SPECS``, the
 docs table (``docs/settings_table.py``), the system checks and the run-time object all derive
 from those fields, and the checks call the same :func:`validate` the run time uses.
@@ -29,12 +30,13 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from aws_ws_async.conf.request_keys import RequestKeys
 from aws_ws_async.conf.spec import GATEWAY_SECRET_RE as GATEWAY_SECRET_RE
 from aws_ws_async.conf.spec import KIND_DESCRIPTIONS as KIND_DESCRIPTIONS
 from aws_ws_async.conf.spec import KINDS as KINDS
 from aws_ws_async.conf.spec import VALIDATORS as VALIDATORS
 from aws_ws_async.conf.spec import InsecureSettings as InsecureSettings
-from aws_ws_async.conf.spec import Spec, as_tuple, hosts, secret_rule, setting
+from aws_ws_async.conf.spec import Spec, setting
 
 logger = logging.getLogger("aws_ws_async.conf")
 
@@ -43,82 +45,9 @@ LEGACY_SETTINGS_NAME = "WEBSOCKETS"
 
 
 @dataclass(frozen=True)
-class AppSettings:
+class AppSettings(RequestKeys):
     """The resolved settings. Attribute names are the keys of ``settings.AWS_WS_ASYNC``."""
 
-    # --- tokens and rate limits (names kept from the predecessor) ---
-    token_rate_limit_per_minute: int = setting(
-        20,
-        "posint",
-        "One-time connect tokens a user may obtain per minute.",
-        legacy=True,
-        security=True,
-    )
-    token_expiry_seconds: int = setting(
-        60, "posint", "Lifetime of a one-time connect token.", legacy=True, security=True
-    )
-    rate_limit_max_attempts: int = setting(
-        20,
-        "posint",
-        "$connect attempts allowed per client IP and per user in one window.",
-        legacy=True,
-        security=True,
-    )
-    rate_limit_window_minutes: int = setting(
-        1, "posint", "Length of the $connect rate-limit window.", legacy=True, security=True
-    )
-    rate_limit_retention_days: int = setting(
-        7, "posint", "How long rate-limit rows are kept before cleanup deletes them."
-    )
-    ipv6_rate_limit_prefix: int = setting(
-        64,
-        "prefixlen",
-        "$connect rate limits group IPv6 clients by this prefix length (1-128); IPv4 (and "
-        "IPv4-mapped IPv6) stays per address.",
-        security=True,
-    )
-    trusted_proxy_count: int = setting(
-        0,
-        "nonnegint",
-        "Proxies of your own (ALB, nginx) between API Gateway and Django that append to "
-        "X-Forwarded-For. The client IP is the entry this many hops from the right.",
-        security=True,
-    )
-    # --- gateway security ---
-    gateway_secrets: tuple[str, ...] = setting(
-        None,
-        "strlist",
-        "Shared secret(s) API Gateway sends in the X-Ws-Gateway-Secret header. A list allows "
-        "rotation: every listed secret is accepted, the first is provisioned.",
-        key="gateway_secret",
-        legacy=True,
-        security=True,
-        rule=secret_rule,
-        parse=as_tuple,
-    )
-    gateway_secret_header: str = setting(
-        "X-Ws-Gateway-Secret", "header", "Header that carries the gateway secret.", security=True
-    )
-    connection_id_header: str = setting(
-        "Connectionid",
-        "header",
-        "Header the integration maps context.connectionId into.",
-        security=True,
-    )
-    allowed_integration_hosts: tuple[str, ...] = setting(
-        None,
-        "strlist",
-        "Hosts allowed in integration URLs; '*.example.com' allows sub-domains only.",
-        legacy=True,
-        security=True,
-        parse=hosts,
-    )
-    gateway_cache_seconds: int = setting(
-        60, "nonnegint", "How long a gateway looked up by API id is cached per process."
-    )
-    last_seen_interval_seconds: int = setting(
-        60, "nonnegint", "A message updates a session's last_seen_at at most this often."
-    )
     # --- provisioning ---
     push_changes_to_aws: bool = setting(
         True, "bool", "Push edits of synced gateway fields to AWS after commit.", legacy=True
