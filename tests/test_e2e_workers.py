@@ -12,60 +12,49 @@ duplicates at most one checkpoint interval.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aws_ws_async.testing import FaultEndpoint, FaultPlan
-from tests.e2e_harness import ROOT, E2EProject, _pg_params, _postgres
+from aws_ws_async.testing import FaultEndpoint
+from tests.e2e_harness import E2EProject
+from tests.fixtures_workers import (
+    CHECKPOINT_EVERY,
+    SHARD_SIZE,
+    Worker,
+    busiest_second,
+    enqueue,
+    finished_in_db,
+    ids,
+    json_column,
+    redis_up,
+    rows,
+    shard_workers,
+    start_db_workers,
+    stop_workers,
+    wait,
+    worker_env,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
-CHECKPOINT_EVERY = 100
-SHARD_SIZE = 500
-LEASE_SECONDS = 3
-
-
-@dataclass
-class Worker:
-    worker_id: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[FaultEndpoint]:
-    fault = FaultEndpoint(FaultPlan(latency=0.01))
-    fault.start_in_thread()
-    try:
-        yield fault
-    finally:
-        fault.stop_thread()
+def endpoint(worker_endpoint: FaultEndpoint) -> FaultEndpoint:
+    return worker_endpoint
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, endpoint: FaultEndpoint) -> Iterator[Any]:
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.e2e_workers_settings",
-        "E2E_SHARD_SIZE": str(SHARD_SIZE),
-        "E2E_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY),
-        "E2E_LEASE_SECONDS": str(LEASE_SECONDS),
-        "E2E_MAX_CONCURRENCY": "20",
-    }
     e2e = E2EProject(
         tmp_path_factory.mktemp("workers"),
         management_endpoint_url=endpoint.url,
-        extra_env=env,
+        extra_env=worker_env("tests.e2e_workers_settings"),
     )
     e2e.setup()
     try:
@@ -74,138 +63,14 @@ def project(tmp_path_factory: pytest.TempPathFactory, endpoint: FaultEndpoint) -
         e2e.close()
 
 
-def rows(project: E2EProject, sql: str) -> list[tuple[Any, ...]]:
-    """Read the project's database directly (no Django start-up per look)."""
-    if _postgres():
-        import psycopg
-
-        with psycopg.connect(dbname=project.db_name, autocommit=True, **_pg_params()) as conn:
-            return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
-    with sqlite3.connect(project.db_name, timeout=20) as conn:
-        return list(conn.execute(sql).fetchall())
-
-
-def _start_workers(
-    project: E2EProject, tmp_path: Path, env: dict[str, str] | None = None
-) -> list[Worker]:
-    """Two ``db_worker`` processes of the project, each in its own process group."""
-    started = []
-    for n in range(2):
-        log = tmp_path / f"worker{n}.log"
-        worker_id = f"worker-{n}-{os.getpid()}-{time.time_ns()}"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "django", "db_worker", "--interval", "0.1"),
-                    *("--no-startup-delay", "--no-reload", "--worker-id", worker_id),
-                ],
-                env={**project.env, **(env or {})},
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        started.append(Worker(worker_id, process, log))
-    return started
-
-
-def _stop_workers(started: list[Worker]) -> None:
-    for worker in started:
-        if worker.process.poll() is None:
-            os.killpg(worker.process.pid, signal.SIGTERM)
-    for worker in started:
-        try:
-            worker.process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.process.pid, signal.SIGKILL)
-            worker.process.wait(5)
-
-
 @pytest.fixture
 def workers(project: E2EProject, tmp_path: Path) -> Iterator[list[Worker]]:
     """Two ``db_worker`` processes of the project, stopped after the test."""
-    started = _start_workers(project, tmp_path)
+    started = start_db_workers(project, tmp_path)
     try:
         yield started
     finally:
-        _stop_workers(started)
-
-
-def enqueue(project: E2EProject, channel: str, count: int) -> int:
-    code = f"""
-from aws_ws_async.models import ApiGateway, WebSocketSession
-g, _ = ApiGateway.objects.get_or_create(
-    api_id="wrk0000001",
-    defaults=dict(api_name="Workers", stage_name="prod", api_created=True, deployment_id="d1"),
-)
-WebSocketSession.objects.bulk_create(
-    [WebSocketSession(connection_id=f"{channel}{{i:05d}}=", channel_name="{channel}",
-     api_gateway=g) for i in range({count})],
-    batch_size=500,
-)
-print(WebSocketSession.objects.for_channel("{channel}").enqueue_message({{"hi": 1}}).pk)
-"""
-    return int(project.shell(code).strip().splitlines()[-1])
-
-
-def wait(project: E2EProject, broadcast_id: int, timeout: float = 60) -> dict[str, Any]:
-    code = f"""
-import json
-from aws_ws_async.models import Broadcast
-b = Broadcast.objects.get(pk={broadcast_id}).wait_result(timeout={timeout})
-print(json.dumps(dict(status=b.status, delivered=b.delivered, gone=b.gone, failed=b.failed,
-    recipients=b.recipients, shards=b.shards_total,
-    attempts=[s["attempts"] for s in b.progress()])))
-"""
-    out = project.shell(code, timeout=timeout + 30)
-    return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def finished_in_db(project: E2EProject, broadcast_id: int, timeout: float = 60) -> dict[str, Any]:
-    """Wait by reading the rows only: nobody outside the workers runs the reaper."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = rows(
-            project,
-            "SELECT status, delivered, gone, failed, recipients FROM aws_ws_async_broadcast "
-            f"WHERE id = {broadcast_id}",
-        )
-        status, delivered, gone, failed, recipients = found[0]
-        if status in ("finished", "failed"):
-            attempts = rows(
-                project,
-                "SELECT attempts FROM aws_ws_async_broadcastshard "
-                f"WHERE broadcast_id = {broadcast_id} ORDER BY id",
-            )
-            return {
-                "status": status,
-                "delivered": delivered,
-                "gone": gone,
-                "failed": failed,
-                "recipients": recipients,
-                "attempts": [n for (n,) in attempts],
-            }
-        time.sleep(0.2)
-    raise AssertionError(f"broadcast {broadcast_id} not finished after {timeout} s")
-
-
-def _json(value: Any) -> Any:
-    """A JSON column: text on SQLite, already decoded by psycopg."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def ids(channel: str, count: int) -> list[str]:
-    return [f"{channel}{i:05d}=" for i in range(count)]
-
-
-def shard_workers(project: E2EProject) -> set[str]:
-    found = rows(
-        project,
-        "SELECT worker_ids FROM django_tasks_database_dbtaskresult WHERE task_path LIKE '%shard%'",
-    )
-    return {
-        w for (value,) in found for w in (json.loads(value) if isinstance(value, str) else value)
-    }
+        stop_workers([w.process for w in started])
 
 
 def test_two_workers_finish_a_broadcast_with_exact_totals(
@@ -253,7 +118,7 @@ def test_kill_9_mid_shard_still_delivers_everyone_once_or_within_a_checkpoint(
                 "SELECT worker_ids, args_kwargs FROM django_tasks_database_dbtaskresult "
                 "WHERE status = 'RUNNING' AND task_path LIKE '%shard%'",
             ):
-                worker_ids, arguments = _json(value), _json(args)
+                worker_ids, arguments = json_column(value), json_column(args)
                 if arguments["args"][0] in held:
                     victim = next(w for w in workers if w.worker_id == worker_ids[-1])
                     break
@@ -273,23 +138,12 @@ def test_kill_9_mid_shard_still_delivers_everyone_once_or_within_a_checkpoint(
     print(f"\nkill -9 mid-shard: {duplicates} duplicate posts (bound {CHECKPOINT_EVERY})")
 
 
-def busiest_second(starts: list[float]) -> int:
-    """The most request starts seen in any one-second window (sliding, from each start)."""
-    starts = sorted(starts)
-    best, left = 0, 0
-    for right, at in enumerate(starts):
-        while starts[left] <= at - 1.0:
-            left += 1
-        best = max(best, right - left + 1)
-    return best
-
-
 def test_two_workers_share_one_rate_budget_in_redis(
     project: E2EProject, endpoint: FaultEndpoint, tmp_path: Path
 ) -> None:
     """Two real workers, one Redis budget of 400/s: together they stay under it."""
     redis_url = "redis://127.0.0.1:6379/0"
-    if subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True).returncode:
+    if not redis_up():
         pytest.skip("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
     budget, channel, count = 400, "rho", 2000
     env = {
@@ -299,12 +153,12 @@ def test_two_workers_share_one_rate_budget_in_redis(
     }
     endpoint.plan.gone, endpoint.plan.latency = set(), 0.01
     before = len(endpoint.in_flight_log)
-    started = _start_workers(project, tmp_path, env)
+    started = start_db_workers(project, tmp_path, env)
     try:
         broadcast_id = enqueue(project, channel, count)
         result = wait(project, broadcast_id)
     finally:
-        _stop_workers(started)
+        stop_workers([w.process for w in started])
     assert (result["status"], result["delivered"], result["failed"]) == ("finished", count, 0)
     starts = [at for at, _ in endpoint.in_flight_log[before:]]
     assert len(starts) == count

@@ -1,9 +1,11 @@
 """Enqueued broadcasts run by two real ``rqworker`` processes (django-tasks-rq on Redis).
 
 The same scenario as tests/test_e2e_workers.py (exact totals with two workers; ``kill -9`` of
-the worker running a shard after its first checkpoint), on the second backend. After the kill a
-waiter (``wait_result``) reaps: RQ's scheduler lock may have died with the victim, and the
-deferred watcher then waits for RQ's 120 s fallback period.
+the worker running a shard after its first checkpoint), on the second backend. After the kill
+nobody waits: the test only reads the rows. RQ's scheduler lock may have died with the victim
+(the deferred watcher then waits for RQ's 120 s fallback period), so what hands the dead
+worker's shard on is the surviving worker itself, lingering on the broadcast once its own
+shards are done (``scaleout.reaper.linger``).
 Each run uses its own Redis database number so parallel runs do not share a queue.
 """
 
@@ -20,29 +22,27 @@ from typing import Any
 
 import pytest
 
-from aws_ws_async.testing import FaultEndpoint, FaultPlan
+from aws_ws_async.testing import FaultEndpoint
 from tests.e2e_harness import ROOT, E2EProject
-from tests.test_e2e_workers import (
+from tests.fixtures_workers import (
     CHECKPOINT_EVERY,
-    LEASE_SECONDS,
     SHARD_SIZE,
     enqueue,
+    finished_in_db,
     ids,
+    redis_up,
     rows,
+    stop_workers,
     wait,
+    worker_env,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 
-def _redis_up() -> bool:
-    ping = subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True)
-    return ping.returncode == 0
-
-
 @pytest.fixture(scope="module")
 def rq_url() -> Iterator[str]:
-    if not _redis_up():
+    if not redis_up():
         pytest.skip("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
     number = 2 + os.getpid() % 14  # 2..15: its own queue, whatever else runs
     url = f"redis://127.0.0.1:6379/{number}"
@@ -52,27 +52,15 @@ def rq_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[FaultEndpoint]:
-    fault = FaultEndpoint(FaultPlan(latency=0.01))
-    fault.start_in_thread()
-    try:
-        yield fault
-    finally:
-        fault.stop_thread()
+def endpoint(worker_endpoint: FaultEndpoint) -> FaultEndpoint:
+    return worker_endpoint
 
 
 @pytest.fixture(scope="module")
 def project(
     tmp_path_factory: pytest.TempPathFactory, endpoint: FaultEndpoint, rq_url: str
 ) -> Iterator[Any]:
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.e2e_workers_rq_settings",
-        "E2E_RQ_URL": rq_url,
-        "E2E_SHARD_SIZE": str(SHARD_SIZE),
-        "E2E_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY),
-        "E2E_LEASE_SECONDS": str(LEASE_SECONDS),
-        "E2E_MAX_CONCURRENCY": "20",
-    }
+    env = worker_env("tests.e2e_workers_rq_settings", E2E_RQ_URL=rq_url)
     e2e = E2EProject(
         tmp_path_factory.mktemp("rqworkers"), management_endpoint_url=endpoint.url, extra_env=env
     )
@@ -108,15 +96,7 @@ def workers(
     try:
         yield started
     finally:
-        for process, _ in started:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process, _ in started:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
+        stop_workers([process for process, _ in started])
 
 
 def test_two_rq_workers_finish_a_broadcast_with_exact_totals(
@@ -184,10 +164,10 @@ def test_kill_9_of_an_rq_worker_mid_shard_still_delivers_everyone(
         os.kill(pid, signal.SIGKILL)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(5)
-    # A waiter's poll reaps here: if the killed worker's scheduler held RQ's scheduler lock, the
-    # other worker's scheduler takes it over only after RQ's 120 s fallback period, and the
-    # deferred watcher runs no sooner (docs/scaling.md).
-    result = wait(project, broadcast_id)
+    # Nobody waits (no poll reaps): if the killed worker's scheduler held RQ's scheduler lock,
+    # the deferred watcher runs only after RQ's 120 s fallback period (docs/scaling.md); the
+    # surviving worker lingers on the broadcast after its shards and reaps the dead lease.
+    result = finished_in_db(project, broadcast_id)
     assert result["status"] == "finished", result
     assert (result["delivered"], result["gone"], result["failed"]) == (count, 0, 0)
     assert max(result["attempts"]) == 2  # the killed shard was picked up again
