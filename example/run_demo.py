@@ -50,7 +50,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Set an existing demo user's password to --password (logs its browsers out).",
     )
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="Do not turn history on for the demo rooms (messages then carry no seq).",
+    )
+    timers = parser.add_argument_group(
+        "shortened timers (tests): the gateway's limits and the page client's matching ones"
+    )
+    timers.add_argument("--idle-timeout", type=float, help="Emulator idle timeout, s (600).")
+    timers.add_argument("--max-age", type=float, help="Emulator maximum connection age, s (7200).")
+    timers.add_argument(
+        "--idle-inbound-only",
+        action="store_true",
+        help="Only the browser's frames reset the emulator's idle timer (posts do not).",
+    )
+    timers.add_argument("--client-max-age-ms", type=int, help="Page client's rotation age.")
+    timers.add_argument("--client-ping-ms", type=int, help="Page client's ping interval.")
     return parser.parse_args(argv)
+
+
+def demo_env(args: argparse.Namespace, secret: str) -> dict[str, str]:
+    """The environment of the demo's Django (also used by ``demo_tools.py``)."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "demo_project.settings",
+        "DEMO_DB_ENGINE": "sqlite",
+        "DEMO_DB_NAME": str(Path(args.db).resolve()),
+        "DEMO_API_ID": args.api_id,
+        # A fresh shared secret per run: only this emulator can call the backend's ws/ views.
+        "DEMO_GATEWAY_SECRET": secret,
+        "DEMO_MANAGEMENT_ENDPOINT_URL": f"http://{args.host}:{args.gateway_port}/{{stage}}",
+        # @connections calls are SigV4-signed even locally; sign them with dummy keys so a
+        # fresh machine needs no AWS account and real credentials never leave for the emulator.
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for name, value in (
+        ("DEMO_CLIENT_MAX_AGE_MS", getattr(args, "client_max_age_ms", None)),
+        ("DEMO_CLIENT_PING_MS", getattr(args, "client_ping_ms", None)),
+    ):
+        if value is not None:
+            env[name] = str(value)
+    return env
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -74,12 +117,13 @@ def prepare_django(args: argparse.Namespace, env: dict[str, str]) -> Any:
     import django
 
     django.setup()
+    from chat.views import ROOMS
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
     from aws_ws_async.conf import get_settings
-    from aws_ws_async.emulator import EmulatorConfig
-    from aws_ws_async.models import ApiGateway
+    from aws_ws_async.emulator import EmulatorConfig, Limits
+    from aws_ws_async.models import ApiGateway, ChannelHistory
 
     print(f"Preparing the database {args.db} ...", flush=True)
     call_command("migrate", interactive=False, verbosity=0)
@@ -118,8 +162,21 @@ def prepare_django(args: argparse.Namespace, env: dict[str, str]) -> Any:
     gateway.default_channel_name = "lobby"
     gateway.save(push_to_aws=False)  # type: ignore[call-arg]
 
+    if not args.no_history:
+        # History on: every message gets a seq, and a reconnecting page resumes without a gap.
+        for room in ROOMS:
+            ChannelHistory.objects.update_or_create(channel_name=room, defaults={"enabled": True})
+
+    limits: dict[str, Any] = {}
+    if args.idle_timeout is not None:
+        limits["idle_timeout"] = args.idle_timeout
+    if args.max_age is not None:
+        limits["max_connection_age"] = args.max_age
+    if args.idle_inbound_only:
+        limits["idle_resets_on_outbound"] = False
     app_settings = get_settings()
     return EmulatorConfig(
+        limits=Limits(**limits),
         target_base_url=backend,
         api_id=args.api_id,
         stage=args.stage,
@@ -212,21 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         if not port_is_free(args.host, port):
             print(f"Port {port} on {args.host} is in use; choose another with {name}.")
             return 2
-    env = {
-        "DJANGO_SETTINGS_MODULE": "demo_project.settings",
-        "DEMO_DB_ENGINE": "sqlite",
-        "DEMO_DB_NAME": str(Path(args.db).resolve()),
-        "DEMO_API_ID": args.api_id,
-        # A fresh shared secret per run: only this emulator can call the backend's ws/ views.
-        "DEMO_GATEWAY_SECRET": secrets.token_urlsafe(32),
-        "DEMO_MANAGEMENT_ENDPOINT_URL": f"http://{args.host}:{args.gateway_port}/{{stage}}",
-        # @connections calls are SigV4-signed even locally; sign them with dummy keys so a
-        # fresh machine needs no AWS account and real credentials never leave for the emulator.
-        "AWS_ACCESS_KEY_ID": "demo",
-        "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    env = demo_env(args, secrets.token_urlsafe(32))
     config = prepare_django(args, env)
     try:
         status = asyncio.run(serve(args, config))

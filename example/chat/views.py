@@ -45,5 +45,8 @@ class RoomView(LoginRequiredMixin, TemplateView):
         context.update(
             rooms=sorted({*ROOMS, context["channel"]}),
             websocket_url=gateway.websocket_url if gateway else "",
+            # run_demo.py --client-max-age-ms / --client-ping-ms: empty = the client's defaults.
+            client_max_age_ms=os.environ.get("DEMO_CLIENT_MAX_AGE_MS", ""),
+            client_ping_ms=os.environ.get("DEMO_CLIENT_PING_MS", ""),
         )
         return context

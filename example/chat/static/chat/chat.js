@@ -1,39 +1,38 @@
-// The demo's WebSocket client: plain JavaScript, no dependencies.
+// The demo chat page: the shipped client (aws_ws_async/client.js, a plain ES module found
+// through the page's import map, i.e. through {% static %}) plus what this page shows.
 //
-// 1. POST to the token view (same origin, session cookie + CSRF token) for a one-time token;
-// 2. open ws(s)://<gateway>/<stage>?channel=<room>&ws_token=<token> (browsers cannot set
-//    headers on a WebSocket, so the token travels in the query string);
-// 3. send {"action": "send_message", "message": ...}; render what the server broadcasts;
-// 4. on close (idle timeout, 2-hour limit, server restart), reconnect with exponential
-//    backoff and jitter, fetching a fresh token each time (tokens are single-use);
-// 5. say in the page why: a message too large (close 1009), the server or the gateway
-//    unreachable, the room refused. Each notice is shown once until the state changes.
-"use strict";
+// - ChannelsClient fetches a one-time token (CSRF header from the form's token), connects with
+//   ?channel=<room>&ws_token=…, reconnects with jittered backoff, rotates to a new socket ahead
+//   of the gateway's 2-hour cap, pings when quiet, resumes the room from the last seq seen and
+//   hands us every message exactly once, in order;
+// - the page renders messages, who is online (presence snapshot + join/leave events), and says
+//   why the socket is down: a frame too large (1009), the server or the gateway unreachable.
+// For tests and curious people, window.demoChat holds the client and what the page received.
+import { ChannelsClient } from "aws_ws_async/client.js";
 
-(function () {
-  const root = document.getElementById("chat");
-  if (!root) {
-    return;
-  }
-  const wsUrl = root.dataset.wsUrl;
-  const tokenUrl = root.dataset.tokenUrl;
-  const loginUrl = root.dataset.loginUrl;
-  const channel = root.dataset.channel;
-  const csrfToken = root.querySelector("input[name=csrfmiddlewaretoken]").value;
+const root = document.getElementById("chat");
+if (root) {
+  start(root);
+}
+
+function start(root) {
+  const data = root.dataset;
+  const channel = data.channel;
   const statusEl = document.getElementById("status");
   const list = document.getElementById("messages");
   const form = document.getElementById("send-form");
   const input = document.getElementById("message-input");
-
-  const MAX_DELAY_MS = 30000;
-  let socket = null;
-  let attempt = 0;
-  let leaving = false;
+  const onlineList = document.getElementById("presence-list");
+  const onlineCount = document.getElementById("presence-count");
+  const received = [];
+  const online = new Map(); // user -> connections
   let lastNotice = "";
+  let announceJoin = true; // the next "subscribed" of the room follows a (re)connect
+  let joinedBefore = false;
 
   function notice(text) {
-    // One line per distinct problem, not one per retry.
     if (text !== lastNotice) {
+      // One line per distinct problem, not one per retry.
       lastNotice = text;
       addLine("error notice", "", text);
     }
@@ -64,130 +63,147 @@
     body.className = "text";
     body.textContent = text; // never innerHTML: messages are user input
     item.append(body);
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.append(item);
-    list.scrollTop = list.scrollHeight;
-  }
-
-  function render(raw) {
-    let data;
-    try {
-      data = JSON.parse(raw);
-    } catch (error) {
-      addLine("system", "", raw);
-      return;
-    }
-    if (data.type === "message") {
-      addLine("message", data.author, data.message, data.sent_at);
-    } else if (data.type === "welcome") {
-      addLine("system", "", "joined #" + data.channel);
-    } else if (data.message && data.connectionId) {
-      addLine("error", "", "gateway: " + data.message); // API Gateway's own error frames
-    } else {
-      addLine("system", "", raw);
+    if (atBottom) {
+      list.scrollTop = list.scrollHeight;
     }
   }
 
-  async function fetchToken() {
-    let response;
-    try {
-      response = await fetch(tokenUrl, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken },
-      });
-    } catch (error) {
-      // fetch() rejects only when no answer came at all: Django is down or unreachable.
+  function renderOnline(count) {
+    onlineList.replaceChildren(
+      ...[...online.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([user, connections]) => {
+          const item = document.createElement("li");
+          item.dataset.user = user;
+          const name = document.createElement("span");
+          name.className = "user";
+          name.textContent = user;
+          item.append(name);
+          if (connections > 1) {
+            const tabs = document.createElement("small");
+            tabs.textContent = ` ${connections} tabs`;
+            item.append(tabs);
+          }
+          return item;
+        }),
+    );
+    onlineCount.textContent = String(count ?? online.size);
+  }
+
+  if (!data.wsUrl) {
+    setStatus("closed", "no gateway configured");
+    return;
+  }
+  const options = {
+    url: data.wsUrl,
+    tokenUrl: data.tokenUrl,
+    csrfToken: root.querySelector("input[name=csrfmiddlewaretoken]").value,
+    channels: [channel],
+  };
+  // run_demo.py --client-max-age-ms / --client-ping-ms (short timers for tests).
+  if (data.maxAgeMs) options.maxAgeMs = Number(data.maxAgeMs);
+  if (data.pingIntervalMs) options.pingIntervalMs = Number(data.pingIntervalMs);
+  const client = new ChannelsClient(options);
+  const log = { client, received, gaps: [], closes: [], opens: [], welcomes: [], presence: [] };
+  window.demoChat = log;
+
+  client.addEventListener("message", ({ detail }) => {
+    received.push({ channel: detail.channel, seq: detail.seq, data: detail.data });
+    const message = detail.data || {};
+    addLine("message", message.author, message.message, message.sent_at);
+  });
+  client.addEventListener("subscribed", ({ detail }) => {
+    if (detail.channel !== channel || !announceJoin) {
+      return; // a rotation's re-subscribe: nothing to tell
+    }
+    announceJoin = false;
+    lastNotice = "";
+    addLine("system", "", (joinedBefore ? "rejoined #" : "joined #") + channel);
+    joinedBefore = true;
+    client.presence(channel); // who is here now (also after a reconnect)
+  });
+  client.addEventListener("open", ({ detail }) => {
+    log.opens.push(detail);
+    setStatus("open", "connected");
+  });
+  client.addEventListener("close", ({ detail }) => {
+    log.closes.push(detail);
+    announceJoin = true;
+    if (detail.code === 1009) {
+      notice("Your message was too large: the gateway accepts at most 32 KB per frame and closed the connection. Reconnecting…");
+    } else if (!detail.opened && detail.code !== 0) {
+      // Browsers report a refused handshake and an unreachable host alike (1006).
+      notice("Cannot open the socket to the gateway (" + data.wsUrl + "): it is down, unreachable, or refused #" + channel + ".");
+    }
+    if (!detail.willReconnect) {
+      setStatus("closed", "disconnected");
+    }
+  });
+  client.addEventListener("reconnecting", ({ detail }) => {
+    setStatus("waiting", "reconnecting in " + Math.ceil(detail.delayMs / 1000) + " s");
+  });
+  client.addEventListener("gap", ({ detail }) => {
+    log.gaps.push(detail);
+    addLine("error notice", "", `Missed messages ${detail.since + 1}–${detail.oldest - 1} of #${detail.channel}: reload to see them.`);
+  });
+  client.addEventListener("error", ({ detail }) => {
+    if (detail.kind === "unauthorized") {
+      window.location.href = data.loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
+    } else if (detail.kind === "unreachable") {
       notice("Cannot reach the server (" + location.host + "): is the demo still running?");
-      throw new Error("server unreachable");
+    } else if (detail.kind === "token") {
+      notice("The server answered " + (detail.status ?? "badly") + " when asked for a connect token.");
+    } else if (detail.kind === "gateway") {
+      addLine("error", "", "gateway: " + detail.message); // API Gateway's own error frames
     }
-    if (response.status === 401 || response.status === 403) {
-      window.location.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
-      throw new Error("not logged in");
-    }
-    if (!response.ok) {
-      notice("The server answered " + response.status + " when asked for a connect token.");
-      throw new Error("token request failed: " + response.status);
-    }
-    return (await response.json()).token;
-  }
-
-  function scheduleReconnect(reason) {
-    const ceiling = Math.min(MAX_DELAY_MS, 500 * 2 ** attempt);
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    attempt += 1;
-    setStatus("waiting", reason + ", retrying in " + Math.ceil(delay / 1000) + " s");
-    setTimeout(connect, delay);
-  }
-
-  async function connect() {
-    if (!wsUrl) {
-      setStatus("closed", "no gateway configured");
+  });
+  client.addEventListener("presence", ({ detail }) => {
+    if (detail.channel !== channel) {
       return;
     }
-    setStatus("connecting", "connecting…");
-    let token;
-    try {
-      token = await fetchToken();
-    } catch (error) {
-      scheduleReconnect(error.message === "server unreachable" ? "server unreachable" : "no token");
-      return;
+    log.presence.push(detail);
+    if (detail.event === "snapshot") {
+      online.clear();
+      for (const entry of detail.users) {
+        online.set(entry.user, entry.connections);
+      }
+    } else if (detail.event === "join") {
+      online.set(detail.user, detail.connections);
+      addLine("system presence", "", detail.user + " joined");
+    } else if (detail.event === "leave") {
+      online.delete(detail.user);
+      addLine("system presence", "", detail.user + " left");
     }
-    const url = wsUrl + "?channel=" + encodeURIComponent(channel) + "&ws_token=" + encodeURIComponent(token);
-    const ws = new WebSocket(url);
-    let opened = false;
-    socket = ws;
-    ws.addEventListener("open", function () {
-      opened = true;
-      attempt = 0;
-      lastNotice = "";
-      setStatus("open", "connected");
-    });
-    ws.addEventListener("message", function (event) {
-      render(event.data);
-    });
-    ws.addEventListener("close", function (event) {
-      if (socket === ws) {
-        socket = null;
-      }
-      if (leaving) {
-        return;
-      }
-      if (event.code === 1009) {
-        notice("Your message was too large: the gateway accepts at most 32 KB per frame and closed the connection. Reconnecting…");
-      } else if (!opened) {
-        // Browsers report a refused handshake and an unreachable host alike (1006).
-        notice("Cannot open the socket to the gateway (" + wsUrl + "): it is down, unreachable, or refused #" + channel + ".");
-      }
-      scheduleReconnect("disconnected (" + event.code + ")");
-    });
-  }
+    renderOnline(detail.count);
+  });
+  client.addEventListener("frame", ({ detail }) => {
+    if (detail.frame && detail.frame.type === "welcome") {
+      log.welcomes.push(detail.frame);
+    }
+  });
 
-  form.addEventListener("submit", function (event) {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value.trim();
-    if (!text || !socket || socket.readyState !== WebSocket.OPEN) {
-      return;
+    if (text && client.send({ action: "send_message", channel, message: text })) {
+      input.value = "";
+      input.focus();
     }
-    socket.send(JSON.stringify({ action: "send_message", message: text }));
-    input.value = "";
-    input.focus();
   });
 
   // Leaving the page (or entering the back/forward cache) closes the socket, so the server
-  // stops broadcasting to a page nobody sees; coming back from the cache reconnects.
-  window.addEventListener("pagehide", function () {
-    leaving = true;
-    if (socket) {
-      socket.close(1000, "page hidden");
-    }
-  });
-  window.addEventListener("pageshow", function (event) {
+  // stops broadcasting to a page nobody sees; coming back from the cache reconnects (and
+  // resumes from the last seq seen).
+  window.addEventListener("pagehide", () => client.close(1000, "page hidden"));
+  window.addEventListener("pageshow", (event) => {
     if (event.persisted) {
-      leaving = false;
-      attempt = 0;
-      connect();
+      announceJoin = true;
+      client.connect();
     }
   });
 
-  connect();
-})();
+  setStatus("connecting", "connecting…");
+  client.connect();
+}

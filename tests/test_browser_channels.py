@@ -1,0 +1,336 @@
+"""Channels in a real browser: the shipped client in the demo, through forced reconnects.
+
+``example/run_demo.py`` runs with the gateway's timers shortened (idle 4 s, only the browser's
+frames count as activity; maximum age 9 s) and the page's client matching them (rotation at
+6 s, ping every second). Two headless Chromiums: ``demo`` and ``alice`` in ``#lobby`` (history
+on). While ``example/demo_tools.py broadcast`` publishes 10 messages a second for 30 s with
+``aws_ws_async.channels.publish``, demo's page goes through: a rotation ahead of the maximum
+age, a server-side ``DELETE @connections``, an idle close (its pings switched off for a while)
+and the gateway's own maximum-age close (its rotation switched off for a while). Each page must
+record every broadcast exactly once and in order, with no gap. Alice's page shows demo's join
+and, once demo's browser quits, demo's leave. Screenshots: ``browser-presence.png`` and
+``browser-presence-phone.png`` in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import free_port
+from tests.test_browser import CHROMEDRIVER, CHROMIUM, FAKE_SIGV4, SCREENSHOTS, Demo, _pump
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE, SECONDS = 10, 30
+TIMERS = [
+    "--idle-timeout", "4", "--idle-inbound-only", "--max-age", "9",
+    "--client-max-age-ms", "6000", "--client-ping-ms", "1000",
+]  # fmt: skip
+#: What the page recorded of the broadcaster's messages: [seq, n] in delivery order.
+RECEIVED = (
+    "return window.demoChat.received.filter(m => m.channel === 'lobby' && m.data"
+    " && m.data.author === 'broadcaster').map(m => [m.seq, m.data.n]);"
+)
+
+
+def _tools(demo_args: list[str], *command: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "example" / "demo_tools.py"), *demo_args, *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def demo() -> Iterator[tuple[Demo, list[str]]]:
+    """run_demo.py with short timers; yields it and the args demo_tools.py needs."""
+    port, gateway_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "demo.sqlite3")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "example" / "run_demo.py"),
+                *("--port", str(port), "--gateway-port", str(gateway_port), "--db", db),
+                *TIMERS,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output: list[str] = []
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(process.stdout, lines, output), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    pytest.fail("the demo did not start:\n" + "".join(output))
+                if "Demo running: open" in line:
+                    break
+                if process.poll() is not None and lines.empty():
+                    pytest.fail("the demo exited:\n" + "".join(output))
+            url = f"http://127.0.0.1:{port}/"
+            yield (
+                Demo(url=url, process=process, output=output, reader=reader),
+                ["--db", db, "--gateway-port", str(gateway_port)],
+            )
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    with tempfile.TemporaryDirectory() as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,800",
+            f"--user-data-dir={profile}",
+        ):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def wait_for(driver: Any, condition: Any, timeout: float = 20, what: str = "") -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, what)
+
+
+def log_in_to_lobby(driver: Any, url: str, username: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "?channel=lobby")
+    wait_for(driver, lambda d: "/accounts/login/" in d.current_url)
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.ID, "login-button").click()
+    wait_for(driver, lambda d: d.find_elements(By.ID, "chat"), what="the room page")
+    wait_for(
+        driver,
+        lambda d: "joined #lobby" in d.find_element(By.ID, "messages").text,
+        what="joined #lobby",
+    )
+
+
+def page_log(driver: Any) -> dict[str, Any]:
+    return dict(
+        driver.execute_script(
+            "const c = window.demoChat; return {closes: c.closes, opens: c.opens, gaps: c.gaps,"
+            " stats: c.client.stats, presence: c.presence, state: c.client.state,"
+            " welcomes: c.welcomes.map(w => w.connection_id)};"
+        )
+    )
+
+
+def closes(driver: Any) -> list[dict[str, Any]]:
+    return list(driver.execute_script("return window.demoChat.closes;"))
+
+
+def online(driver: Any) -> list[str]:
+    return list(
+        driver.execute_script(
+            "return [...document.querySelectorAll('#presence-list li')].map(e => e.dataset.user);"
+        )
+    )
+
+
+def delete_connections(output: str, ids: list[str]) -> list[int]:
+    """DeleteConnection through the emulator's @connections API, as a server would."""
+    management = next(
+        line.split("@connections: ")[1].strip()
+        for line in output.splitlines()
+        if "@connections: " in line
+    )
+    statuses = []
+    for connection_id in ids:
+        request = urllib.request.Request(
+            f"{management}/@connections/{quote(connection_id, safe='')}",
+            method="DELETE",
+            headers={"Authorization": FAKE_SIGV4},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    return statuses
+
+
+def test_every_message_once_in_order_through_forced_reconnects_and_presence(
+    demo: tuple[Demo, list[str]],
+) -> None:
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run does)")
+    from selenium.webdriver.common.by import By
+
+    server, tool_args = demo
+    adduser = _tools(tool_args, "adduser", "alice", "alice-password")
+    assert adduser.wait(timeout=60) == 0, adduser.communicate()[0]
+
+    with chromium() as watcher, chromium() as page:
+        # Alice watches #lobby first; demo's join must then show up in her page.
+        log_in_to_lobby(watcher, server.url, "alice", "alice-password")
+        log_in_to_lobby(page, server.url, "demo", "demo-password")
+        wait_for(watcher, lambda d: "demo" in online(d), what="demo online in alice's page")
+        assert "demo joined" in watcher.find_element(By.ID, "messages").text
+        wait_for(page, lambda d: sorted(online(d)) == ["alice", "demo"], what="both online")
+
+        broadcaster = _tools(
+            tool_args, "broadcast", "--channel", "lobby", "--rate", str(RATE),
+            "--seconds", str(SECONDS),
+        )  # fmt: skip
+        try:
+            # 1. Ahead of the maximum age (6 s of 9): a new socket, resume, the old one closed.
+            wait_for(
+                page,
+                lambda d: page_log(d)["stats"]["rotations"] >= 1,
+                timeout=15,
+                what="a rotation",
+            )
+            # 2. The server deletes the connection (DeleteConnection): close 1000, reconnect.
+            ids = page_log(page)["welcomes"]
+            statuses = delete_connections("".join(server.output), ids)
+            assert 204 in statuses, statuses
+            wait_for(page, lambda d: any(c["code"] == 1000 for c in closes(d)), what="DELETE")
+            wait_for(page, lambda d: page_log(d)["state"] == "open", what="reopened")
+            # 3. Idle: no pings (nor rotation) for a while; the gateway closes after 4 s.
+            page.execute_script(
+                "window.demoChat.client.configure({pingIntervalMs: 0, maxAgeMs: 0});"
+            )
+            wait_for(
+                page,
+                lambda d: any(c["reason"] == "Idle timeout" for c in closes(d)),
+                timeout=15,
+                what="an idle close",
+            )
+            # 4. Pings back, rotation still off: the gateway's own 9 s cap closes it.
+            page.execute_script("window.demoChat.client.configure({pingIntervalMs: 1000});")
+            wait_for(
+                page,
+                lambda d: any(c["reason"] == "Going away" for c in closes(d)),
+                timeout=20,
+                what="the maximum-age close",
+            )
+            page.execute_script("window.demoChat.client.configure({maxAgeMs: 6000});")
+            summary_text, _ = broadcaster.communicate(timeout=SECONDS + 30)
+        finally:
+            if broadcaster.poll() is None:
+                broadcaster.kill()
+                broadcaster.wait()
+        assert broadcaster.returncode == 0, summary_text
+        summary = json.loads(summary_text.strip().splitlines()[-1])
+        expected = RATE * SECONDS
+        assert summary["published"] == expected
+        first_seq = summary["first_seq"]
+        assert summary["last_seq"] == first_seq + expected - 1
+
+        for driver in (page, watcher):
+            try:
+                wait_for(
+                    driver,
+                    lambda d: len(d.execute_script(RECEIVED)) >= expected,
+                    timeout=20,
+                    what="every message",
+                )
+            finally:
+                got = driver.execute_script(RECEIVED)
+                numbers = [n for _, n in got]
+                missing = sorted(set(range(1, expected + 1)) - set(numbers))
+                print(
+                    f"\n{'page' if driver is page else 'watcher'}: {len(got)} received, "
+                    f"missing {missing[:50]}, log {json.dumps(page_log(driver))[:3000]}"
+                )
+            # Exactly once, in order: the seqs and the broadcaster's numbers, no hole, no repeat.
+            assert [n for _, n in got] == list(range(1, expected + 1))
+            assert [seq for seq, _ in got] == list(range(first_seq, first_seq + expected))
+            assert page_log(driver)["gaps"] == []
+
+        log = page_log(page)
+        reasons = [(c["code"], c["reason"]) for c in log["closes"]]
+        assert (1000, "") in reasons  # DeleteConnection
+        assert (1001, "Idle timeout") in reasons
+        assert (1001, "Going away") in reasons
+        assert log["stats"]["rotations"] >= 1
+        assert all(c["willReconnect"] for c in log["closes"])
+        forced = len(log["closes"]) + log["stats"]["rotations"]
+        assert forced >= 4, log
+        print(
+            f"\npage: {len(got)} messages exactly once; closes {reasons}; "
+            f"rotations {log['stats']['rotations']}; duplicates dropped "
+            f"{log['stats']['duplicates']}; held {log['stats']['held']}; "
+            f"watcher rotations {page_log(watcher)['stats']['rotations']}"
+        )
+
+        # Screenshots of the demo with presence (alice's page: both online).
+        wait_for(watcher, lambda d: sorted(online(d)) == ["alice", "demo"], what="both online")
+        SCREENSHOTS.mkdir(exist_ok=True)
+        assert watcher.save_screenshot(str(SCREENSHOTS / "browser-presence.png"))
+        watcher.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+        )
+        wait_for(watcher, lambda d: d.execute_script("return window.innerWidth") == 390)
+        assert watcher.execute_script("return document.documentElement.scrollWidth") <= 390
+        assert watcher.save_screenshot(str(SCREENSHOTS / "browser-presence-phone.png"))
+        watcher.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+        # Demo's page goes away: alice sees the leave.
+        page.get("about:blank")
+        wait_for(watcher, lambda d: online(d) == ["alice"], what="demo left")
+        events = [p for p in page_log(watcher)["presence"] if p.get("user") == "demo"]
+        assert events[0]["event"] == "join"
+        assert events[-1]["event"] == "leave"
+        assert watcher.find_element(By.ID, "messages").text.rstrip().endswith("demo left")
