@@ -6,10 +6,12 @@ may view sessions. It shows
 
 * connections online by gateway and channel (every subscribed channel; two grouped COUNTs);
 * broadcasts of the last hour: the persisted enqueued :class:`~aws_ws_async.models.Broadcast`
-  rows when there are any, else the reports this process finished (kept in memory by
-  :mod:`aws_ws_async.telemetry.recent`: per process, lost on restart);
+  rows when there are any, else the bulk operations this process finished (kept in memory by
+  :mod:`aws_ws_async.telemetry.recent`: per process, lost on restart; single sends are charted
+  but not listed);
 * refusals by route and reason code since this process started (also per process);
-* an SVG chart of delivered / gone / failed per five minutes over the last hour.
+* an SVG chart of delivered / gone / failed per five minutes over the last hour (persisted
+  broadcasts and every report in memory).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ WINDOW_SECONDS = 3600
 BUCKETS = 12
 MAX_GROUPS = 50
 MAX_BROADCASTS = 50
+#: Persisted broadcasts of the window the chart adds up (the memory keeps 1,000 reports).
+MAX_CHARTED = 1000
 #: Chart geometry (SVG user units).
 WIDTH, HEIGHT, PAD = 600, 160, 24
 COLOURS = {"delivered": "#2e7d32", "gone": "#f9a825", "failed": "#c62828"}
@@ -75,14 +79,30 @@ def connection_groups(limit: int = MAX_GROUPS) -> list[dict[str, Any]]:
     return [{"gateway": g, "channel": c, "count": n} for (g, c), n in ranked]
 
 
-def recent_broadcasts(now: datetime.datetime) -> tuple[str, list[Row]]:
-    """``(source, rows)`` of the last hour, newest first: persisted rows, else memory."""
+def recent_broadcasts(now: datetime.datetime) -> tuple[str, list[Row], list[Row]]:
+    """``(source, table, everything)`` of the last hour, newest first.
+
+    The table lists the persisted enqueued broadcasts when there are any, else the bulk
+    operations this process finished (its single sends, one row each in a chat, are left out
+    of the table). ``everything`` feeds the chart: the persisted rows and every report in
+    memory, single sends included (enqueued shards never enter the memory, so nothing counts
+    twice).
+    """
     since = now - datetime.timedelta(seconds=WINDOW_SECONDS)
-    persisted = list(Broadcast.objects.filter(created__gte=since)[:MAX_BROADCASTS])
+    persisted = [
+        _from_row(b)
+        for b in Broadcast.objects.filter(created__gte=since).order_by("-created")[:MAX_CHARTED]
+    ]
+    memory = sorted(
+        (_from_report(r) for r in recent_reports(WINDOW_SECONDS)),
+        key=lambda r: r.when,
+        reverse=True,
+    )
+    everything = persisted + memory
     if persisted:
-        return "persisted", [_from_row(b) for b in persisted]
-    rows = [_from_report(r) for r in recent_reports(WINDOW_SECONDS)]
-    return "memory", sorted(rows, key=lambda r: r.when, reverse=True)[:MAX_BROADCASTS]
+        return "persisted", persisted[:MAX_BROADCASTS], everything
+    bulk = [r for r in memory if not r.operation.startswith("session_")]
+    return "memory", bulk[:MAX_BROADCASTS], everything
 
 
 def _from_row(b: Broadcast) -> Row:
@@ -175,7 +195,7 @@ def chart(rows: list[Row], now: datetime.datetime) -> dict[str, Any]:
 def dashboard_view(model_admin: Any, request: Any) -> TemplateResponse:
     """Render the page (``model_admin`` supplies the admin site's context)."""
     now = timezone.now()
-    source, rows = recent_broadcasts(now)
+    source, rows, everything = recent_broadcasts(now)
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "WebSocket dashboard",
@@ -185,6 +205,6 @@ def dashboard_view(model_admin: Any, request: Any) -> TemplateResponse:
         "source": source,
         "broadcasts": rows,
         "refusals": refusal_rows(),
-        "chart": chart(rows, now),
+        "chart": chart(everything, now),
     }
     return TemplateResponse(request, "admin/aws_ws_async/dashboard.html", context)

@@ -2,7 +2,8 @@
 
 Data are made for real (rows, a broadcast through the fault endpoint, a refused $connect through
 the ASGI handler); the page is read through the admin with the test client, and screenshotted
-with headless chromium into ``test-artifacts/dashboard.png`` (static files from the live server).
+with headless chromium into ``test-artifacts/dashboard-client.png`` (static files from the live
+server; ``tests/test_e2e_dashboard.py`` makes ``dashboard.png`` under a real uvicorn).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def screenshot(html: str, base: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page = ARTIFACTS / "dashboard.html"
     page.write_text(html.replace('"/static/', f'"{base}/static/'))
-    out = ARTIFACTS / "dashboard.png"
+    out = ARTIFACTS / "dashboard-client.png"
     out.unlink(missing_ok=True)
     subprocess.run(
         [
