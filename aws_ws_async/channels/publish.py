@@ -69,11 +69,7 @@ def database(using: str | None) -> str:
 
 def audience(channel: str, using: str) -> WebSocketSessionQuerySet:
     """The connected sessions subscribed to ``channel`` on database ``using``."""
-    rows = WebSocketSession.objects.using(using)
-    subscribed_to = getattr(rows, "subscribed_to", None)
-    if subscribed_to is not None:
-        return subscribed_to(channel)  # type: ignore[no-any-return]
-    return rows.filter(subscriptions__channel_name=channel, connected=True)
+    return WebSocketSession.objects.using(using).subscribed_to(channel)
 
 
 def _check_options(options: dict[str, Any], rows: WebSocketSessionQuerySet) -> None:
