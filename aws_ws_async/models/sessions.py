@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -72,7 +73,10 @@ class WebSocketSessionQuerySet(models.QuerySet["WebSocketSession"]):
 
     def subscribed_to(self, channel_name: str) -> WebSocketSessionQuerySet:
         """Connected sessions subscribed to the channel (its broadcast audience; each once)."""
-        return self.filter(subscriptions__channel_name=channel_name, connected=True)
+        rows = apps.get_model("aws_ws_async", "ChannelSubscription")._default_manager.filter(
+            session_id=OuterRef("pk"), channel_name=channel_name
+        )
+        return self.filter(Exists(rows), connected=True)
 
     def for_user(self, user: Any) -> WebSocketSessionQuerySet:
         return self.filter(user=user, connected=True)
