@@ -31,7 +31,7 @@ class ShardTrace:
     def __init__(self, broadcast_id: int, shard_id: int, attempt: int, db: str = "") -> None:
         self._started = time.perf_counter()
         self._trace = tracing.OperationTrace(OPERATION)
-        self._ended = False
+        self._final: dict[str, Any] | None = None
         self._totals: Counter[str] = Counter()
         self._reasons: Counter[str] = Counter()
         self._gateways: set[Any] = set()
@@ -92,11 +92,11 @@ class ShardTrace:
         }
 
     def end(self, *, error: str = "") -> dict[str, Any]:
-        """End the span (status ERROR with ``error``) and observe the duration; once."""
-        fields = self.fields()
-        if self._ended:
-            return fields
-        self._ended = True
+        """End the span (status ERROR with ``error``) and observe the duration, once; the
+        final fields (a second call returns them again and records nothing)."""
+        if self._final is not None:
+            return self._final
+        fields = self._final = self.fields()
         self._trace.end(fields, error=error)
         metrics = get_metrics()
         if metrics is not None:
