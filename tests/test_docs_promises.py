@@ -12,12 +12,16 @@ the entry is removed: the exception can't outlive the bug.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import load_command_class
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -26,6 +30,7 @@ from django.urls import reverse
 from aws_ws_async import conf
 from aws_ws_async.admin import WebSocketSessionAdmin
 from aws_ws_async.delivery import FailureReason
+from aws_ws_async.emulator.cli import add_arguments, build_config
 from aws_ws_async.models import ConnectionRateLimit, DisconnectReason, WebSocketSession
 from aws_ws_async.views import WebSocketView, reasons
 from tests.fixtures_delivery import make_gateway
@@ -186,6 +191,112 @@ def test_failure_and_disconnect_reasons_are_the_documented_ones() -> None:
     documented_failures = set(re.findall(code, failures)) - {"detail"}
     assert documented_failures == {r.value for r in FailureReason}
     assert set(re.findall(code, written)) == set(DisconnectReason.values)
+
+
+# --- commands and their flags ----------------------------------------------------------
+
+COMMANDS = sorted(
+    p.stem
+    for p in (ROOT / "aws_ws_async" / "management" / "commands").glob("*.py")
+    if not p.stem.startswith("_")
+)
+_COMMAND = re.compile(
+    r"(?<![\w-])(" + "|".join(sorted(COMMANDS, key=len, reverse=True)) + r")(?![\w-])"
+)
+#: A long option: ``--dry-run`` but not the arrow of ``client --ws--> gateway``.
+_FLAG = re.compile(r"(?<![\w-])--[a-z](?:[a-z-]*[a-z])?(?![\w>-])")
+
+
+def documented_flags() -> dict[tuple[str, str], set[str]]:
+    """(command, --flag) -> pages, for every flag the docs give one of our commands.
+
+    A flag belongs to the command named before it on the same line; in a paragraph or bullet
+    that names exactly one command, to that command on every line.
+    """
+    found: dict[tuple[str, str], set[str]] = {}
+    for page in [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]:
+        for block in re.split(r"\n\s*\n|\n(?=- )|\n(?=\| )", page.read_text()):
+            named = set(_COMMAND.findall(block))
+            for line in block.splitlines():
+                hits = list(_COMMAND.finditer(line))
+                if hits:
+                    ends = [h.start() for h in hits[1:]] + [len(line)]
+                    spans = [
+                        (h.group(1), line[h.end() : e]) for h, e in zip(hits, ends, strict=True)
+                    ]
+                elif len(named) == 1:
+                    spans = [(next(iter(named)), line)]
+                else:
+                    continue
+                for command, text in spans:
+                    for flag in _FLAG.findall(text):
+                        found.setdefault((command, flag), set()).add(page.name)
+    return found
+
+
+def options_of(command: str) -> set[str]:
+    parser = load_command_class("aws_ws_async", command).create_parser("manage.py", command)
+    return set(parser._option_string_actions)
+
+
+def test_every_documented_command_flag_exists() -> None:
+    """Every ``manage.py <command> --flag`` in the docs and README is an option the command
+    accepts (the camelCase aliases included: "same commands, same options")."""
+    found = documented_flags()
+    assert len(found) >= 30, found  # the docs were read and flags attributed
+    unknown = {
+        key: sorted(pages) for key, pages in found.items() if key[1] not in options_of(key[0])
+    }
+    assert unknown == {}
+
+
+def emulator_flag_table() -> dict[str, str]:
+    """emulator.md's runwsgateway flag table: flag -> its default cell, split per flag."""
+    rows = table_rows(section("emulator.md", "## Running it next to your project"))
+    table: dict[str, str] = {}
+    for row in rows:
+        flags = re.findall(r"`(--[a-z-]+)", row[0])
+        defaults = [d.strip() for d in row[1].split(",")]
+        for i, flag in enumerate(flags):
+            table[flag] = defaults[i] if len(defaults) == len(flags) else row[1]
+    return table
+
+
+def test_emulator_flag_table_names_real_flags_with_their_defaults() -> None:
+    """emulator.md, "Running it next to your project": every flag in the table is a flag of
+    ``runwsgateway`` and (but for the Django-only ones) of ``python -m aws_ws_async.emulator``
+    ("The same flags work without a Django project"); the numeric defaults are the ones a run
+    without the flag gets."""
+    table = emulator_flag_table()
+    assert len(table) >= 20, table
+    assert set(table) - options_of("runwsgateway") == set()
+    usage = subprocess.run(
+        [sys.executable, "-m", "aws_ws_async.emulator", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    django_only = {"--pk", "--create-gateway", "--allow-unknown-gateway"}
+    assert {flag for flag in set(table) - django_only if f"[{flag}" not in usage} == set()
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = vars(parser.parse_args(["--target", "http://127.0.0.1:8000/ws/"]))
+    config = build_config(options)
+    actual = {
+        "--host": options["host"],
+        "--port": options["port"],
+        "--idle-timeout": config.limits.idle_timeout,
+        "--max-age": config.limits.max_connection_age,
+        "--integration-timeout": config.limits.integration_timeout,
+        "--max-in-flight": config.limits.max_in_flight_per_connection,
+        "--max-queued": config.limits.max_queued_per_connection,
+        "--shutdown-grace": config.shutdown_grace,
+    }
+    documented = {flag: table[flag].removesuffix(" s").strip("`") for flag in actual}
+    assert documented["--host"] == actual.pop("--host")
+    assert {flag: float(documented[flag]) for flag in actual} == actual
 
 
 # --- the request path -------------------------------------------------------------------
