@@ -27,7 +27,11 @@ tracing, no target), then ``session_loop`` (``--loop-sessions`` awaited
 ``session.asend_message()`` calls, one span and one metrics update per send: the worst case)
 and ``session_loop_telemetry``; it prints CPU per message with telemetry / without, both as the
 ratio of the medians and as the median of the per-repeat ratios (each pair ran back to back),
-and writes every repeat to the JSON.
+and writes every repeat to the JSON. Then, because a shared machine's load drifts by more than
+5 % between whole runs, it toggles telemetry every block *inside one loop* (``--alt-blocks``
+blocks of ``--alt-block`` single sends, then of broadcasts to ten times as many) and prints the
+CPU per message of the "off" and "on" blocks added up (:mod:`benchmarks._telemetry`). "Off" is
+always no telemetry at all: no tracer provider, no metrics.
 
 ``--sync`` measures the sync twins instead (``--recipients`` default 1,000, ``--latency-ms``
 default 0, so the cost measured is ours, not the endpoint's):
@@ -65,12 +69,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from benchmarks._postgres import ensure_postgres_database
+from benchmarks._telemetry import POST_SPAN_RATE, alternating, with_telemetry
+from benchmarks._telemetry import off as telemetry_off
 
 CHANNEL = "bench"
 API_ID = "bench00001"
@@ -205,47 +211,6 @@ def payload_bytes() -> bytes:
 # --- scenarios ------------------------------------------------------------------------------
 
 
-#: The default sampling of per-attempt spans (``aws_ws_async.telemetry.configure``).
-POST_SPAN_RATE = 0.01
-
-
-def with_telemetry(
-    scenario: Callable[[], Run], span_name: str, rate: float = POST_SPAN_RATE
-) -> Run:
-    """Run ``scenario`` with traces and metrics on, configured as in production: an SDK
-    ``TracerProvider`` with a ``BatchSpanProcessor`` (the in-memory exporter stands in for
-    OTLP), a private Prometheus registry (so the per-attempt latency histogram is on) and
-    ``rate`` of the attempts as spans. The final flush of the batch is counted in the CPU."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from prometheus_client import CollectorRegistry
-
-    from aws_ws_async import telemetry
-    from aws_ws_async.telemetry import metrics, tracing
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    tracing.use_tracer_provider(provider)
-    previous = metrics._metrics
-    metrics.use_registry(CollectorRegistry())
-    telemetry.configure(post_span_rate=rate)
-    try:
-        run = scenario()
-        cpu0 = time.process_time()
-        provider.force_flush()
-        run = replace(run, cpu=run.cpu + time.process_time() - cpu0)
-    finally:
-        telemetry.configure(post_span_rate=POST_SPAN_RATE)
-        tracing.use_tracer_provider(None)
-        metrics._metrics = previous
-        provider.shutdown()
-    if not any(s.name == span_name for s in exporter.get_finished_spans()):
-        raise RuntimeError(f"telemetry scenario recorded no {span_name} span")
-    return run
-
-
 class Bench:
     def __init__(self, args: argparse.Namespace, endpoint: str, ids: list[str]) -> None:
         self.args = args
@@ -310,6 +275,43 @@ class Bench:
 
     def session_loop_telemetry(self) -> Run:
         return with_telemetry(self.session_loop, "aws_ws_async.session_send")
+
+    def alternating(self) -> dict[str, Any]:
+        """Telemetry toggled every block inside one loop (see :mod:`benchmarks._telemetry`):
+        blocks of ``--alt-block`` single sends, and broadcasts to ``10 * --alt-block``."""
+        from aws_ws_async.models import WebSocketSession
+
+        size = self.args.alt_block
+        sessions = list(
+            WebSocketSession.objects.select_related("api_gateway").filter(
+                connection_id__in=self.ids[:size]
+            )
+        )
+        first = WebSocketSession.objects.order_by("pk").values_list("pk", flat=True)[0]
+        audience = WebSocketSession.objects.filter(pk__lt=first + 10 * size)
+
+        async def sends() -> int:
+            for session in sessions:
+                report = await session.asend_message(PAYLOAD)
+                if report.failed:
+                    raise RuntimeError(report.summary())
+            return len(sessions)
+
+        async def broadcast() -> int:
+            report = await audience.asend_message(PAYLOAD, concurrency=self.args.concurrency)
+            if report.failed:
+                raise RuntimeError(report.summary())
+            return report.delivered_count
+
+        blocks = self.args.alt_blocks
+        return {
+            "session_loop": alternating(
+                lambda: self.runner.run(sends()), blocks, "aws_ws_async.session_send"
+            ),
+            "asend_message": alternating(
+                lambda: self.runner.run(broadcast()), blocks, "aws_ws_async.broadcast"
+            ),
+        }
 
     def asend_message_standard(self) -> Run:
         from django.conf import settings
@@ -564,11 +566,14 @@ TELEMETRY_PAIRS = {
 
 
 def interleaved(
-    args: argparse.Namespace, endpoint: str, names: tuple[str, ...]
-) -> dict[str, list[Run]]:
-    """Run every scenario of ``names`` once per repeat, in turn (so load drifts hit all alike)."""
+    args: argparse.Namespace, endpoint: str, names: tuple[str, ...], *, alternate: bool = False
+) -> tuple[dict[str, list[Run]], dict[str, Any]]:
+    """Run every scenario of ``names`` once per repeat, in turn (so load drifts hit all alike);
+    with ``alternate``, then :meth:`Bench.alternating` on the same database."""
+    telemetry_off()  # the baseline has no telemetry at all (no metrics in the default registry)
     bench = Bench(args, endpoint, fill(args.recipients))
     runs: dict[str, list[Run]] = {name: [] for name in names}
+    alternated: dict[str, Any] = {}
     try:
         for repeat in range(args.repeat):
             for name in names:
@@ -579,14 +584,16 @@ def interleaved(
                     f"{run.cpu_us:6.0f} us CPU/msg",
                     file=sys.stderr,
                 )
+        if alternate:
+            alternated = bench.alternating()
     finally:
         bench.close()
-    return runs
+    return runs, alternated
 
 
 def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     """``--telemetry``: telemetry on vs off, a broadcast and a loop of single sends, interleaved."""
-    runs = interleaved(args, endpoint, TELEMETRY_SCENARIOS)
+    runs, alternated = interleaved(args, endpoint, TELEMETRY_SCENARIOS, alternate=True)
     results = summarise(runs)
     rat, paired = {}, {}
     for key, (off, on) in TELEMETRY_PAIRS.items():
@@ -601,11 +608,18 @@ def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     for name, ratio in rat.items():
         target = "(every attempt a span; no target)" if "every" in name else "(target <= 1.05)"
         print(f"CPU per message, {name}: {ratio}x on/off, paired {paired[name]}x {target}")
+    print(f"\ntelemetry toggled every block inside one loop ({args.alt_blocks} blocks):")
+    for name, alt in alternated.items():
+        print(
+            f"CPU per message, {name}: {alt['cpu_us_per_msg_off']} us off, "
+            f"{alt['cpu_us_per_msg_on']} us on: {alt['ratio']}x (target <= 1.05)"
+        )
     return {
         "params": {**params(args), "machine": machine(), "post_span_rate": POST_SPAN_RATE},
         "results": results,
         "ratios": rat,
         "paired_ratios": paired,
+        "alternating": alternated,
         "runs": {
             name: [
                 {"msgs_per_s": round(r.rate, 1), "cpu_us_per_msg": round(r.cpu_us, 1)} for r in rs
@@ -616,7 +630,7 @@ def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
 
 
 def run_comparison(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
-    runs = interleaved(args, endpoint, SCENARIOS)
+    runs, _ = interleaved(args, endpoint, SCENARIOS)
     results = summarise(runs)
     print_table(args, results, runs)
     return {
@@ -879,6 +893,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only telemetry on vs off: a broadcast and --loop-sessions single sends",
     )
     parser.add_argument("--loop-sessions", type=int, default=500, help="--telemetry: sends")
+    parser.add_argument(
+        "--alt-blocks", type=int, default=40, help="--telemetry: blocks of the toggled loop"
+    )
+    parser.add_argument(
+        "--alt-block", type=int, default=25, help="--telemetry: single sends per toggled block"
+    )
     parser.add_argument(
         "--no-loop", action="store_true", help="--sync: skip the one-by-one loop scenarios"
     )

@@ -22,7 +22,8 @@ def test_telemetry_benchmark_smoke_run(tmp_path: Path) -> None:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     command = [sys.executable, "-m", "benchmarks.broadcast", "--telemetry"]
     command += ["--recipients", "120", "--repeat", "1", "--latency-ms", "1"]
-    command += ["--loop-sessions", "20", "--json", str(out)]
+    command += ["--loop-sessions", "20", "--alt-blocks", "4", "--alt-block", "5"]
+    command += ["--json", str(out)]
     completed = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -41,3 +42,9 @@ def test_telemetry_benchmark_smoke_run(tmp_path: Path) -> None:
     assert all(len(runs) == 1 for runs in data["runs"].values())
     assert "on/off, paired" in completed.stdout
     assert "(target <= 1.05)" in completed.stdout
+    for name in ("session_loop", "asend_message"):
+        alt = data["alternating"][name]
+        assert alt["messages"]["off"] == alt["messages"]["on"] > 0
+        assert len(alt["per_block_us"]["on"]) == 2
+        assert alt["ratio"] > 0
+    assert "toggled every block" in completed.stdout

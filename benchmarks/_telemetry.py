@@ -1,0 +1,134 @@
+"""Telemetry on and off for ``benchmarks.broadcast --telemetry``.
+
+"On" is configured as in production: an OpenTelemetry SDK ``TracerProvider`` with a
+``BatchSpanProcessor`` (the in-memory exporter stands in for OTLP), the package's metrics in a
+private Prometheus registry (so the per-attempt latency histogram is on too) and 1 % of the
+attempts sampled as spans. "Off" is no telemetry at all: no provider (the API's no-op) and no
+metrics, the same as a project without the extras.
+
+Whole-run comparisons (a scenario on, then off) suffer from a shared machine's load drifting
+between runs by more than the 5 % being measured. :func:`alternating` therefore toggles
+telemetry every block of a few sends *inside one loop*, adding up the CPU of the "off" and the
+"on" blocks separately (order off, on, on, off, ... so neither mode always goes first): slow
+drift then hits both modes alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any, Protocol
+
+#: The default sampling of per-attempt spans (``aws_ws_async.telemetry.configure``).
+POST_SPAN_RATE = 0.01
+
+
+class RunLike(Protocol):
+    cpu: float
+
+
+class Switch:
+    """Telemetry that can be turned on and off cheaply, many times in one process."""
+
+    def __init__(self, rate: float = POST_SPAN_RATE) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from prometheus_client import CollectorRegistry
+
+        from aws_ws_async.telemetry import metrics
+
+        self.rate = rate
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self.metrics = metrics.Metrics(CollectorRegistry())
+        off()
+
+    @contextlib.contextmanager
+    def on(self) -> Iterator[None]:
+        """Telemetry on inside the block; the batch is flushed before it ends (so the
+        exporter's CPU is counted in the block that made the spans)."""
+        from aws_ws_async import telemetry
+        from aws_ws_async.telemetry import metrics, tracing
+
+        tracing.use_tracer_provider(self.provider)
+        metrics._metrics = self.metrics
+        telemetry.configure(post_span_rate=self.rate)
+        try:
+            yield
+            self.provider.force_flush()
+        finally:
+            off()
+
+    def span_names(self) -> set[str]:
+        return {s.name for s in self.exporter.get_finished_spans()}
+
+    def close(self) -> None:
+        self.provider.shutdown()
+
+
+def off() -> None:
+    """No telemetry: the API's no-op provider, no metrics, the default sampling rate."""
+    from aws_ws_async import telemetry
+    from aws_ws_async.telemetry import metrics, tracing
+
+    tracing.use_tracer_provider(None)
+    metrics._metrics = None
+    telemetry.configure(post_span_rate=POST_SPAN_RATE)
+
+
+def with_telemetry(
+    scenario: Callable[[], RunLike], span_name: str, rate: float = POST_SPAN_RATE
+) -> Any:
+    """Run a whole scenario with telemetry on; its span ``span_name`` must have been made."""
+    switch = Switch(rate)
+    try:
+        with switch.on():
+            run = scenario()
+            cpu0 = time.process_time()
+            switch.provider.force_flush()
+            run = replace(run, cpu=run.cpu + time.process_time() - cpu0)  # type: ignore[type-var]
+        if span_name not in switch.span_names():
+            raise RuntimeError(f"telemetry scenario recorded no {span_name} span")
+    finally:
+        switch.close()
+    return run
+
+
+def alternating(block: Callable[[], int], blocks: int, span_name: str) -> dict[str, Any]:
+    """CPU per message of ``block()`` (returns the messages it sent) with telemetry off and on,
+    toggled every block; ``blocks`` blocks in all (half each)."""
+    switch = Switch()
+    cpu = {"off": 0.0, "on": 0.0}
+    messages = {"off": 0, "on": 0}
+    per_block: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        block()  # warm-up, not counted
+        for i in range(blocks):
+            mode = "on" if i % 4 in (1, 2) else "off"
+            context = switch.on() if mode == "on" else contextlib.nullcontext()
+            with context:
+                cpu0 = time.process_time()
+                sent = block()
+                used = time.process_time() - cpu0
+            cpu[mode] += used
+            messages[mode] += sent
+            per_block[mode].append(used / sent * 1e6)
+        if span_name not in switch.span_names():
+            raise RuntimeError(f"alternating run recorded no {span_name} span")
+    finally:
+        switch.close()
+        off()
+    off_us = cpu["off"] / messages["off"] * 1e6
+    on_us = cpu["on"] / messages["on"] * 1e6
+    return {
+        "blocks": blocks,
+        "messages": messages,
+        "cpu_us_per_msg_off": round(off_us, 1),
+        "cpu_us_per_msg_on": round(on_us, 1),
+        "ratio": round(on_us / off_us, 3),
+        "per_block_us": {k: [round(v, 1) for v in vs] for k, vs in per_block.items()},
+    }
