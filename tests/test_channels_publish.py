@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -247,3 +248,36 @@ def test_racing_writers_get_distinct_gapless_ordered_seqs(
     for seq, frame in ChannelMessage.objects.values_list("seq", "frame"):
         assert json.loads(bytes(frame))["seq"] == seq
     assert sorted(f["seq"] for f in frames(threaded_fault_endpoint, ids[0])) == every
+
+
+def test_a_subscriber_joining_mid_race_misses_nothing_after_its_since(
+    threaded_fault_settings: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    """The ordering rule under real concurrency: replay + live cover every seq > since."""
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers on separate connections: PostgreSQL")
+    from aws_ws_async.channels import replay
+    from aws_ws_async.channels.history import latest_seq
+
+    subscribers(1, channel="race")
+    ChannelHistory.objects.create(channel_name="race")
+    [late] = make_sessions(WebSocketSession.objects.get().api_gateway, 1, prefix="late")
+    session = WebSocketSession.objects.get(connection_id=late)
+    since: list[int] = []
+
+    def join() -> None:
+        # come back mid-race: once 20 messages are out (what the client saw before it left)
+        while (seen := latest_seq("race") or 0) < 20:
+            time.sleep(0.001)
+        since.append(seen)
+        ChannelSubscription.objects.create(session=session, channel_name="race")  # committed
+        replay(session, "race", seen)
+        connections.close_all()
+
+    joiner = threading.Thread(target=join)
+    joiner.start()
+    writers_race(4, 50)
+    joiner.join()
+    got = {f["seq"] for f in frames(threaded_fault_endpoint, late)}
+    assert since[0] >= 20
+    assert set(range(since[0] + 1, 201)) <= got  # at least once: never zero times
