@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from django.core.management import load_command_class
 from django.db import connection
+from django.http import HttpRequest
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import path, reverse
 
 from aws_ws_async import conf
 from aws_ws_async.admin import WebSocketSessionAdmin
@@ -400,6 +401,43 @@ async def test_the_views_own_host_refusal_says_invalid_host_header(
         reset_asgi_app()
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_host", "message": "Invalid Host header"}
+
+
+class ReturnsView(WebSocketView):
+    """Handlers returning each kind of value views.md says a handler may return."""
+
+    ALLOWED_HANDLERS = {"as_list", "as_dict", "as_nothing"}
+
+    async def as_list(self, request: HttpRequest, *args: Any, **kwargs: Any) -> list[Any]:
+        return [1, "two", None]
+
+    def as_dict(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"sync": True}
+
+    async def as_nothing(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+#: This module is the URLconf of the test below (``@pytest.mark.urls``).
+urlpatterns = [path("ws/<slug:route>", ReturnsView.as_view())]
+
+
+@pytest.mark.urls("tests.test_docs_promises")
+@pytest.mark.django_db(transaction=True)
+async def test_handler_return_values_become_the_documented_responses(
+    ws_settings: Any, gateway: Any, browser: Browser
+) -> None:
+    """views.md, "Writing a view": "A handler may return an ``HttpResponse``, a
+    JSON-serialisable ``dict``/``list`` (sent as JSON), or nothing (200 ``{}``)"."""
+    cid = new_connection_id()
+    assert (await connect(browser, cid)).status_code == 200
+    answers = {}
+    for action in ("as_list", "as_dict", "as_nothing"):
+        response = await post("/ws/default", gateway_headers(cid), f'{{"action": "{action}"}}')
+        assert response.status_code == 200, response.content
+        assert response.headers["content-type"].startswith("application/json")
+        answers[action] = response.json()
+    assert answers == {"as_list": [1, "two", None], "as_dict": {"sync": True}, "as_nothing": {}}
 
 
 # --- the admin --------------------------------------------------------------------------
