@@ -78,6 +78,11 @@ class ShardTrace:
         lowest = fields["ws_lowest_concurrency"]
         self._lowest = lowest if not self._lowest else min(self._lowest, lowest)
 
+    def posted(self, report: ReportLike | None, gateway_id: int | None = None) -> None:
+        """A page's posts are done with ``report`` (None: not counted); no span (the page's
+        read already had one from :meth:`page` with ``report=None``)."""
+        self.page(None, 0, report, gateway_id)
+
     def fields(self) -> dict[str, Any]:
         """The flat ``ws_*`` fields so far (the same keys as a broadcast's summary record)."""
         return {
