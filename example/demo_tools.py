@@ -72,7 +72,7 @@ def broadcast(args: argparse.Namespace) -> int:
     count = round(args.rate * args.seconds)
     start = time.monotonic()
     seqs: list[int | None] = []
-    delivered = 0
+    delivered = gone = 0
     for n in range(1, count + 1):
         # A steady schedule (not sleep-per-message): a slow publish does not stretch the run.
         pause = start + (n - 1) / args.rate - time.monotonic()
@@ -89,12 +89,16 @@ def broadcast(args: argparse.Namespace) -> int:
         )
         seqs.append(report.seq)
         delivered += report.delivery.delivered_count
+        gone += len(report.delivery.gone)
     summary = {
         "channel": args.channel,
         "published": count,
         "first_seq": seqs[0] if seqs else None,
         "last_seq": seqs[-1] if seqs else None,
         "delivered": delivered,
+        # Posts answered 410: the rows were marked disconnected (a socket still in $connect
+        # answers 410 too, see docs/client.md).
+        "gone": gone,
         "seconds": round(time.monotonic() - start, 2),
     }
     print(json.dumps(summary), flush=True)

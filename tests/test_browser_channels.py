@@ -104,6 +104,8 @@ def demo() -> Iterator[tuple[Demo, list[str]]]:
                 ["--db", db, "--gateway-port", str(gateway_port)],
             )
         finally:
+            SCREENSHOTS.mkdir(exist_ok=True)
+            (SCREENSHOTS / "browser-channels-demo.log").write_text("".join(output))
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
                 try:
@@ -170,7 +172,7 @@ def page_log(driver: Any) -> dict[str, Any]:
         driver.execute_script(
             "const c = window.demoChat; return {closes: c.closes, opens: c.opens, gaps: c.gaps,"
             " stats: c.client.stats, presence: c.presence, state: c.client.state,"
-            " welcomes: c.welcomes.map(w => w.connection_id)};"
+            " welcomes: c.welcomes.map(w => w.connection_id), timeline: c.timeline};"
         )
     )
 
@@ -311,7 +313,8 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
             f"\npage: {len(got)} messages exactly once; closes {reasons}; "
             f"rotations {log['stats']['rotations']}; duplicates dropped "
             f"{log['stats']['duplicates']}; held {log['stats']['held']}; "
-            f"watcher rotations {page_log(watcher)['stats']['rotations']}"
+            f"watcher rotations {page_log(watcher)['stats']['rotations']}; "
+            f"broadcaster {summary}"
         )
 
         # Screenshots of the demo with presence (alice's page: both online).

@@ -39,6 +39,7 @@ test("reconnect delays grow with failures and reset after a healthy period", asy
   assert.deepEqual(delays(), [500, 1000, 2000, 4000]);
   await clock.advance(4000);
   sockets[4].open();
+  sockets[4].frame({ type: "subscribed", channel: "room", seq: 0 });
   await clock.advance(client.options.healthyMs); // stays up: the attempt count resets
   sockets[4].drop(1001, "Going away");
   await clock.advance(0);
@@ -268,5 +269,43 @@ test("presence and gateway error frames become events; connect() twice opens one
   assert.deepEqual(events.find(([t]) => t === "presence")[1], snapshot);
   assert.equal(events.find(([t]) => t === "error")[1].kind, "gateway");
   assert.deepEqual(events.find(([t]) => t === "frame")[1].frame, { type: "welcome", channel: "room" });
+  client.close();
+});
+
+test("no subscribed for the first channel: the socket is useless, close 4000 and reconnect", async () => {
+  const { client, clock, sockets, events } = await connected({ client: { maxAgeMs: 0 } });
+  // The server lost this connection's session (e.g. marked gone by a post during $connect):
+  // it never answers the subscribe.
+  await clock.advance(client.options.subscribeTimeoutMs - 1);
+  assert.equal(sockets[0].closedWith, null);
+  await clock.advance(1);
+  assert.deepEqual(sockets[0].closedWith, { code: 4000, reason: "no answer to subscribe" });
+  const error = events.find(([t]) => t === "error")[1];
+  assert.equal(error.kind, "subscribe");
+  await clock.advance(1000);
+  assert.equal(sockets.length, 2);
+  sockets[1].open();
+  sockets[1].frame({ type: "subscribed", channel: "room", seq: 4 });
+  await clock.advance(client.options.subscribeTimeoutMs * 2);
+  assert.equal(sockets[1].closedWith, null, "a confirmed socket stays");
+  assert.equal(events.filter(([t]) => t === "close")[0][1].code, 4000);
+  client.close();
+});
+
+test("a rotation whose new socket is never confirmed keeps the old socket", async () => {
+  const { client, clock, sockets, messages } = await connected({ client: { maxAgeMs: 5000 } });
+  sockets[0].frame({ type: "subscribed", channel: "room", seq: 1 });
+  await clock.advance(5000);
+  sockets[1].open();
+  await clock.advance(client.options.subscribeTimeoutMs);
+  assert.deepEqual(sockets[1].closedWith, { code: 4000, reason: "no answer to subscribe" });
+  assert.equal(sockets[0].readyState, 1, "the old socket stays in use");
+  sockets[0].frame(msg(2));
+  assert.deepEqual(messages(), [2]);
+  assert.equal(client.send({ action: "x" }), true);
+  assert.equal(sockets[0].sent.at(-1).action, "x");
+  // The rotation is tried again later, on a third socket.
+  await clock.advance(client.options.maxDelayMs);
+  assert.equal(sockets.length, 3);
   client.close();
 });

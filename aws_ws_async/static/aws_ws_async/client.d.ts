@@ -33,8 +33,9 @@ export interface ChannelsClientOptions {
   pingIntervalMs?: number;
   /** How long an early frame waits for the hole before a re-subscribe, then a gap; default 3000. */
   holdMs?: number;
-  /** How long a rotation waits for the new socket's "subscribed" frames; default 10000. */
-  rotateTimeoutMs?: number;
+  /** A socket whose first channel gets no "subscribed" this long after opening is closed
+   * (4000) and replaced; a rotation's new socket is dropped instead. Default 10000. */
+  subscribeTimeoutMs?: number;
   /** Held frames per channel beyond which the hole is given up at once; default 1000. */
   maxHeld?: number;
   /** Test seams: a WebSocket class, fetch, a random source and a clock. */
@@ -96,7 +97,7 @@ export type PresenceDetail =
   | { type: "presence"; channel: string; event: "snapshot"; users: PresenceUser[]; count: number };
 
 export interface ErrorDetail {
-  kind: "token" | "unauthorized" | "unreachable" | "socket" | "gateway";
+  kind: "token" | "unauthorized" | "unreachable" | "socket" | "gateway" | "subscribe";
   message: string;
   status?: number;
   /** true: the client stopped (e.g. 401/403 from the token URL: log in again). */

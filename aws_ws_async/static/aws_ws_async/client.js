@@ -28,7 +28,9 @@ const DEFAULTS = Object.freeze({
   // Under the 10-minute idle timeout with a wide margin.
   pingIntervalMs: 5 * 60 * 1000,
   holdMs: 3000,
-  rotateTimeoutMs: 10000,
+  // A socket whose first channel is not confirmed ("subscribed") this long after opening is
+  // useless (e.g. the server dropped its session): close it and connect again.
+  subscribeTimeoutMs: 10000,
   maxHeld: 1000,
 });
 
@@ -91,7 +93,7 @@ export class ChannelsClient extends EventTarget {
     this._next = null; // a rotation's new socket, until its subscriptions are confirmed
     this._attempt = 0;
     this._stopped = true;
-    this._timers = { reconnect: null, ping: null, age: null, healthy: null, rotate: null };
+    this._timers = { reconnect: null, ping: null, age: null, healthy: null, rotate: null, ack: null };
     this._connectCount = 0;
     this._generation = 0;
     this.stats = { received: 0, delivered: 0, duplicates: 0, held: 0, gaps: 0, reconnects: 0, rotations: 0, pings: 0 };
@@ -253,7 +255,7 @@ export class ChannelsClient extends EventTarget {
       url.searchParams.set(this.options.channelParam, first);
     }
     url.searchParams.set(this.options.tokenParam, token);
-    return url.toString();
+    return [url.toString(), first];
   }
 
   /** Fetch a token and open a socket; rotating = the current socket stays until this one is ready. */
@@ -280,7 +282,10 @@ export class ChannelsClient extends EventTarget {
     if (this._stopped || generation !== this._generation) {
       return;
     }
-    const ws = new this._WebSocket(this._url(token));
+    const [url, first] = this._url(token);
+    const ws = new this._WebSocket(url);
+    // The channel named on $connect: its "subscribed" proves the server knows this socket.
+    ws._awsFirst = first;
     ws._awsOpened = false;
     ws._awsLastSent = 0;
     ws._awsPending = new Set();
@@ -311,7 +316,7 @@ export class ChannelsClient extends EventTarget {
       this._sendSubscribe(ws, channel, state);
     }
     if (rotating) {
-      this._later("rotate", this.options.rotateTimeoutMs, () => this._finishRotation(ws));
+      this._later("rotate", this.options.subscribeTimeoutMs, () => this._rotationTimedOut(ws));
       if (ws._awsPending.size === 0) {
         this._finishRotation(ws);
       }
@@ -320,12 +325,44 @@ export class ChannelsClient extends EventTarget {
     this._becameCurrent(ws, false);
   }
 
+  _confirmed(ws) {
+    return ws._awsFirst === undefined || !ws._awsPending.has(ws._awsFirst);
+  }
+
+  /** The current socket's first channel was never confirmed: the server does not know it. */
+  _ackTimedOut(ws) {
+    if (ws !== this._socket || this._confirmed(ws)) {
+      return;
+    }
+    this._emit("error", { kind: "subscribe", message: `no "subscribed" for ${ws._awsFirst}: reconnecting`, fatal: false });
+    ws.close(4000, "no answer to subscribe");
+  }
+
+  /** A rotation's socket: keep it if its first channel is confirmed, else keep the old one. */
+  _rotationTimedOut(ws) {
+    if (ws !== this._next) {
+      return;
+    }
+    if (this._confirmed(ws)) {
+      this._finishRotation(ws); // only other channels unanswered (refused): rotate anyway
+      return;
+    }
+    this._next = null;
+    ws._awsDiscard = true;
+    ws.close(4000, "no answer to subscribe");
+    this._emit("error", { kind: "subscribe", message: `no "subscribed" for ${ws._awsFirst} on the new socket`, fatal: false });
+    this._scheduleRotationRetry();
+  }
+
   _becameCurrent(ws, rotated) {
     this._later("healthy", this.options.healthyMs, () => {
       this._attempt = 0;
     });
     this._schedulePing();
     this._scheduleRotation(ws);
+    if (!this._confirmed(ws)) {
+      this._later("ack", this.options.subscribeTimeoutMs, () => this._ackTimedOut(ws));
+    }
     const reconnect = this._connectCount > 1;
     this._emit("open", { reconnect, rotated });
   }
@@ -395,6 +432,7 @@ export class ChannelsClient extends EventTarget {
     this._socket = null;
     this._clear("ping");
     this._clear("healthy");
+    this._clear("ack");
     if (this._next) {
       // Closed by the gateway while its successor is on the way: the successor takes over.
       const next = this._next;

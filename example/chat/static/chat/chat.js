@@ -29,6 +29,7 @@ function start(root) {
   let lastNotice = "";
   let announceJoin = true; // the next "subscribed" of the room follows a (re)connect
   let joinedBefore = false;
+  let recheck = null;
 
   function notice(text) {
     if (text !== lastNotice) {
@@ -106,8 +107,15 @@ function start(root) {
   if (data.maxAgeMs) options.maxAgeMs = Number(data.maxAgeMs);
   if (data.pingIntervalMs) options.pingIntervalMs = Number(data.pingIntervalMs);
   const client = new ChannelsClient(options);
-  const log = { client, received, gaps: [], closes: [], opens: [], welcomes: [], presence: [] };
+  const log = { client, received, gaps: [], closes: [], opens: [], welcomes: [], presence: [], timeline: [] };
   window.demoChat = log;
+  for (const type of ["open", "close", "subscribed", "reconnecting", "gap", "error"]) {
+    // What happened when (ms since the page loaded): the first thing to read when debugging.
+    client.addEventListener(type, ({ detail }) => {
+      log.timeline.push([Math.round(performance.now()), type, JSON.stringify(detail)]);
+      if (log.timeline.length > 500) log.timeline.shift();
+    });
+  }
 
   client.addEventListener("message", ({ detail }) => {
     received.push({ channel: detail.channel, seq: detail.seq, data: detail.data });
@@ -175,6 +183,9 @@ function start(root) {
     } else if (detail.event === "leave") {
       online.delete(detail.user);
       addLine("system presence", "", detail.user + " left");
+      // Events are hints (a tab reconnecting can race its own leave): confirm with a snapshot.
+      clearTimeout(recheck);
+      recheck = setTimeout(() => client.presence(channel), 1000);
     }
     renderOnline(detail.count);
   });
