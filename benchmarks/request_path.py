@@ -48,7 +48,9 @@ SECRET = "bench-gateway-secret-0123456789abcdefghij"
 SCENARIOS = ("baseline", "message", "message_write", "connect", "disconnect")
 
 
-def configure(db: str, workdir: str, pool: bool) -> None:
+def configure(db: str, workdir: str, pool: bool, conn_max_age: int = 0) -> None:
+    """Settings for every benchmark of the request path; ``conn_max_age`` for the sync
+    baseline (persistent connections, as the predecessor was deployed)."""
     import django
     from django.conf import settings
 
@@ -62,6 +64,8 @@ def configure(db: str, workdir: str, pool: bool) -> None:
         }
         if pool:  # Django's psycopg pool: ASGI requests stop paying a connection each
             database["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20}}
+        else:
+            database["CONN_MAX_AGE"] = conn_max_age
     else:
         database = {
             "ENGINE": "django.db.backends.sqlite3",
@@ -131,6 +135,15 @@ def build_urls() -> None:
         path("ok", baseline),
         path("ws/<slug:route>", bench_view),
     ]
+
+
+def build_sync_urls() -> None:
+    """The baseline's URLs: the predecessor-style sync view and a trivial sync view."""
+    from django.urls import path
+
+    from benchmarks.predecessor_view import predecessor_view, trivial_view
+
+    urlpatterns[:] = [path("ok", trivial_view), path("ws/<slug:route>", predecessor_view)]
 
 
 # --- fixtures in the database ---------------------------------------------------------------

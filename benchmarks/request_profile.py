@@ -2,11 +2,12 @@
 
 ``python -m benchmarks.request_server --profile DIR`` records every mode's server with py-spy
 (``--format raw``: one collapsed stack per line with its sample count; idle threads are not
-sampled, so the counts are CPU, GIL-holding or not) for the first round of each scenario, then
-prints, per route, the share of samples in each component below. A sample is charged to the
-first component in ``COMPONENTS`` that any of its frames belongs to, so the ORM's own
-``sync_to_async`` thread is charged to the ORM, and "thread hops" is what the hop itself costs
-(executor, futures, thread wake-ups, context copies) outside any query.
+sampled, and with ``--gil`` only the thread holding the GIL: Python CPU) in one extra round
+of each scenario, then prints, per route, the share of samples in
+each component below. A sample is charged to the component of its innermost frame that has
+one (self time by component): a query's psycopg frames are the ORM's even inside a
+``sync_to_async`` thread, and "thread hops" is what the hop itself costs (executor, futures,
+thread start/join and wake-ups, asgiref's context copies).
 
 py-spy is a separate binary (``pip install py-spy``); without it ``--profile`` says so and the
 benchmark runs unprofiled.
@@ -53,7 +54,7 @@ def start(pid: int, output: Path) -> subprocess.Popen[bytes]:
     """Attach py-spy to ``pid`` (all threads, subprocesses for gunicorn's worker)."""
     command = [
         executable() or "py-spy", "record", "--pid", str(pid), "--rate", "500", "--format", "raw",
-        "--subprocesses", "--nonblocking", "--output", str(output),
+        "--subprocesses", "--nonblocking", "--gil", "--output", str(output),
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -67,9 +68,11 @@ def stop(recorder: subprocess.Popen[bytes]) -> None:
 
 
 def component_of(stack: str) -> str:
-    for name, needles in COMPONENTS:
-        if any(needle in stack for needle in needles):
-            return name
+    """The component of the innermost frame that belongs to one (the sample's own code)."""
+    for frame in reversed(stack.split(";")[1:]):
+        for name, needles in COMPONENTS:
+            if any(needle in frame for needle in needles):
+                return name
     return OTHER
 
 

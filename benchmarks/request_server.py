@@ -12,12 +12,19 @@ scenario at ``--concurrency`` over keep-alive connections, after a warm-up. Meas
 
 Modes (before/after side by side): ``full`` (the views in ``urls.py`` behind the seven
 ``startproject`` middleware), ``fast`` (``GatewayASGIHandler``: ``/ws/`` straight to the view),
-``bare`` (no middleware at all: the floor). Scenarios: ``baseline`` (a trivial async view:
-``/ok``), ``message`` (one handler doing nothing), ``connect`` (with a one-time token) and
-``disconnect``. The table prints ``x floor``: CPU per request over the trivial view's of the
-``bare`` mode in the same run. All servers run at once and the scenarios are interleaved
-across modes ``--repeat`` times (medians shown), so the machine's load hits every mode alike.
-``--json PATH`` writes everything, each repeat included.
+``bare`` (no middleware at all: the floor), ``sync`` (the baseline: gunicorn's sync worker
+serving ``benchmarks.predecessor_view``, the same checks and statements with the sync ORM,
+``CONN_MAX_AGE=600``; its ``/ok`` is a trivial sync view, the sync floor).
+
+Scenarios: ``baseline`` (a trivial view: ``/ok``), ``message`` (one handler doing nothing),
+``connect`` (with a one-time token) and ``disconnect``. The table prints ``x floor``: CPU per
+request over the trivial view's of the ``bare`` mode in the same run. All servers run at once
+and the scenarios are interleaved across modes ``--repeat`` times (medians shown), so the
+machine's load hits every mode alike.
+A summary then sets the fast entry point against issue 15's targets (CPU per route, the
+message's per-core rate over the sync baseline's) and every floor. ``--json PATH`` writes
+everything, each repeat included; ``--profile DIR`` adds a py-spy breakdown per route
+(``benchmarks.request_profile``).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from typing import Any
 from benchmarks import request_path, request_profile
 from benchmarks._postgres import ensure_postgres_database
 
-MODES = ("full", "fast", "bare")
+MODES = ("full", "fast", "bare", "sync")
 SCENARIOS = ("baseline", "message", "connect", "disconnect")
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -51,9 +58,14 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """``utime + stime`` of the process (every thread), in seconds."""
+    """``utime + stime`` of the process (every thread) and its live children (gunicorn's
+    worker under its arbiter), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    total = (int(fields[11]) + int(fields[12])) / TICKS
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        total += sum(cpu_seconds(int(child)) for child in children)
+    return total
 
 
 class Plans:
@@ -109,11 +121,19 @@ def load(url: str, requests: list[list[Any]], concurrency: int) -> dict[str, Any
 
 def start_server(mode: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", f"benchmarks.server_app:{mode}",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--ws", "none", "--no-access-log", "--log-level", "warning", "--lifespan", "off",
-    ]  # fmt: skip
+    if mode == "sync":  # the baseline: gunicorn's sync worker, as the predecessor ran
+        env = {**env, "BENCH_SERVER_SYNC": "1"}
+        command = [
+            sys.executable, "-m", "gunicorn", "benchmarks.server_app:sync", "--workers", "1",
+            "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+        ]  # fmt: skip
+    else:
+        command = [
+            sys.executable, "-m", "uvicorn", f"benchmarks.server_app:{mode}",
+            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http",
+            "httptools", "--ws", "none", "--no-access-log", "--log-level", "warning",
+            "--lifespan", "off",
+        ]  # fmt: skip
     server = subprocess.Popen(command, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -197,7 +217,8 @@ def profile_round(
         for mode, (server, url) in servers.items():
             if scenario in wanted[mode]:
                 requests = plans.make(scenario, args.requests)
-                recorder = request_profile.start(server.pid, args.profile / f"{mode}-{scenario}.txt")
+                output = args.profile / f"{mode}-{scenario}.txt"
+                recorder = request_profile.start(server.pid, output)
                 time.sleep(1.0)  # py-spy attaches
                 load(url, requests, args.concurrency)
                 request_profile.stop(recorder)
@@ -225,6 +246,67 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Na
                 f"{row['cpu_ms_per_request']:>12.2f}{ratio:>9.2f}{row['p50_ms']:>9.2f}"
                 f"{row['p99_ms']:>9.2f}{row['non_200']:>9}"
             )
+
+
+#: Issue 15's targets: server CPU per request of the fast entry point, in ms.
+TARGETS_MS = {"message": 1.5, "connect": 4.0, "disconnect": 1.5}
+#: ... and the message route's per-core rate over the sync baseline's, at least.
+TARGET_RATE_RATIO = 2.5
+
+
+def summarize(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Per route of ``fast``: CPU against its target, the per-core rate over the sync
+    baseline's (``sync`` CPU / ``fast`` CPU), and CPU over each floor of the same run."""
+
+    def cpu(mode: str, scenario: str) -> float | None:
+        row = results.get(mode, {}).get(scenario)
+        return None if row is None else float(row["cpu_ms_per_request"])
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    summary: dict[str, Any] = {}
+    for scenario, target in TARGETS_MS.items():
+        ours = cpu("fast", scenario)
+        if ours is None:
+            continue
+        summary[scenario] = {
+            "cpu_ms": ours,
+            "target_ms": target,
+            "meets_target": ours <= target,
+            "per_core_rate_vs_sync": ratio(cpu("sync", scenario), ours),
+            "vs_full_middleware": ratio(cpu("full", scenario), ours),
+            "x_async_floor_no_middleware": ratio(ours, cpu("bare", "baseline")),
+            "x_async_floor_middleware": ratio(ours, cpu("full", "baseline")),
+            "x_sync_floor_middleware": ratio(ours, cpu("sync", "baseline")),
+        }
+    message = summary.get("message")
+    if message and message["per_core_rate_vs_sync"] is not None:
+        message["meets_rate_target"] = message["per_core_rate_vs_sync"] >= TARGET_RATE_RATIO
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    print(
+        f"\nfast entry point against the targets (CPU ms; rate = per-core requests/s over the "
+        f"sync baseline's, target >= {TARGET_RATE_RATIO} for message)"
+    )
+    header = (
+        f"{'route':<12}{'CPU ms':>8}{'target':>8}{'met':>5}{'rate':>7}"
+        f"{'x bare':>8}{'x full/ok':>10}{'x sync/ok':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for route, row in summary.items():
+        print(
+            f"{route:<12}{row['cpu_ms']:>8.2f}{row['target_ms']:>8.2f}"
+            f"{'yes' if row['meets_target'] else 'no':>5}{fmt(row['per_core_rate_vs_sync']):>7}"
+            f"{fmt(row['x_async_floor_no_middleware']):>8}"
+            f"{fmt(row['x_async_floor_middleware']):>10}{fmt(row['x_sync_floor_middleware']):>10}"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -270,12 +352,15 @@ def main(argv: list[str] | None = None) -> None:
         plans = Plans(world)
         results = run_all(env, plans, args)
     print_table(results, args)
+    summary = summarize(results)
+    print_summary(summary)
     if args.profile:
         request_profile.report(args.profile)
     bad = sum(row["non_200"] for rows in results.values() for row in rows.values())
     if args.json:
         params = vars(args) | {"json": str(args.json)}
-        args.json.write_text(json.dumps({"params": params, "results": results}, indent=2) + "\n")
+        document = {"params": params, "summary": summary, "results": results}
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
         print(f"\nJSON written to {args.json}")
     if bad:
         raise SystemExit(f"{bad} non-200 responses: the numbers above are not of the routes")

@@ -253,7 +253,11 @@ async def test_connect_message_disconnect(server: dict[str, Any], endpoint: Faul
         ) as r:
             assert r.status == 200, await r.text()
             assert (await r.json())["delivered"] == 1
-        broadcast = json.loads(endpoint.received[cid][-1])
+        # The demo publishes through channels.apublish: the channel envelope around the data.
+        frame = json.loads(endpoint.received[cid][-1])
+        assert frame["type"] == "message"
+        assert frame["channel"] == "room-e2e"
+        broadcast = frame["data"]
         assert broadcast["message"] == "hello over HTTP"
         assert broadcast["author"] == "e2e-user"
 

@@ -28,7 +28,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -36,7 +35,6 @@ from aws_ws_async.conf import get_settings
 from aws_ws_async.hashing import hash_session_key, hash_user_auth
 from aws_ws_async.models import (
     ChannelPermission,
-    ChannelSubscription,
     ConnectionRateLimit,
     WebSocketSession,
     WebSocketToken,
@@ -45,6 +43,7 @@ from aws_ws_async.security import client_ip, host_allowed, origin_allowed, rate_
 from aws_ws_async.validators import TOKEN_RE, is_valid_connection_id
 from aws_ws_async.views import reasons
 from aws_ws_async.views.access import AccessMixin
+from aws_ws_async.views.connect_db import read_token, spend_and_insert
 from aws_ws_async.views.gateways import aget_gateway
 
 logger = logging.getLogger("aws_ws_async.views")
@@ -142,8 +141,9 @@ class ConnectMixin(AccessMixin):
         self.channel_name = channel
 
         token: WebSocketToken | None = None
+        checked: tuple[bool, ConnectionRateLimit] | None = None
         if self.USE_WS_TOKEN:
-            token, why, live = await self._load_token(request, channel)
+            token, why, live, checked = await self._load_token(request, channel)
             if token is None:
                 return await self._refuse(
                     reasons.INVALID_TOKEN, await self.invalid_token(request), why
@@ -161,9 +161,11 @@ class ConnectMixin(AccessMixin):
 
         if self.RATE_LIMIT_ENABLED:
             attempts, window = self.rate_limit_settings()
-            allowed, self._attempt = await ConnectionRateLimit.arecord_and_check(
-                self.rate_limit_ip, user, max_attempts=attempts, window=window
-            )
+            if checked is None:  # with a token it ran in the token's thread hop
+                checked = await ConnectionRateLimit.arecord_and_check(
+                    self.rate_limit_ip, user, max_attempts=attempts, window=window
+                )
+            allowed, self._attempt = checked
             if not allowed:
                 retry = int(window.total_seconds())
                 return await self._refuse(
@@ -245,20 +247,22 @@ class ConnectMixin(AccessMixin):
 
     async def _load_token(
         self, request: HttpRequest, channel: str
-    ) -> tuple[WebSocketToken | None, str, bool]:
-        """``(token, "", live)``: the unspent token bound to this browser session, with its user
-        and channel policy, and whether that session still authenticates the user; ``(None,
-        why, False)`` when there is none (``why`` is the refusal's cause). Both reads run in one
-        thread hop (a hop costs about as much CPU as a simple query)."""
+    ) -> tuple[WebSocketToken | None, str, bool, tuple[bool, ConnectionRateLimit] | None]:
+        """``(token, "", live, checked)``: the unspent token bound to this browser session,
+        with its user and channel policy, whether that session still authenticates the user,
+        and, for a live token with the rate limit on, the rate limit's ``(allowed, attempt)``;
+        ``(None, why, False, None)`` when there is none (``why`` is the refusal's cause). The
+        reads and the rate limit's two statements run in one thread hop (a hop costs about as
+        much CPU as a simple query), in the order the checks are made."""
         raw = request.GET.get(self.token_query_param, "")
         session_key = self._session_key(request)
         if not raw:
-            return None, f"no {self.token_query_param} query parameter", False
+            return None, f"no {self.token_query_param} query parameter", False, None
         if TOKEN_RE.fullmatch(raw) is None:
-            return None, f"the {self.token_query_param} parameter is malformed", False
+            return None, f"the {self.token_query_param} parameter is malformed", False, None
         if not session_key:
             cookie = settings.SESSION_COOKIE_NAME
-            return None, f"no {cookie} cookie to bind the token to", False
+            return None, f"no {cookie} cookie to bind the token to", False, None
         queryset = WebSocketToken.unspent(raw, session_key).select_related("user")
         if channel:
             rows = ChannelPermission.objects.filter(channel_name=channel)
@@ -266,11 +270,14 @@ class ConnectMixin(AccessMixin):
                 _channel_access=Subquery(rows.values("access")[:1]),
                 _channel_permission_id=Subquery(rows.values("pk")[:1]),
             )
-        token, live = await sync_to_async(read_token)(queryset, session_key)
+        rate = None
+        if self.RATE_LIMIT_ENABLED:
+            rate = (self.rate_limit_ip, *self.rate_limit_settings())
+        token, live, checked = await sync_to_async(read_token)(queryset, session_key, rate)
         if token is None:
-            return None, "token unknown, expired, spent or of another browser session", False
+            return None, "token unknown, expired, spent or of another browser session", False, None
         if not token.user.is_active:
-            return None, "the token's user is inactive", False
+            return None, "the token's user is inactive", False, None
         if channel:
             access = getattr(token, "_channel_access", None)
             pk = getattr(token, "_channel_permission_id", None)
@@ -280,7 +287,7 @@ class ConnectMixin(AccessMixin):
                 else None
             )
             self._channel_policy = (channel, policy)
-        return token, "", live
+        return token, "", live, checked
 
     @staticmethod
     def _session_key(request: HttpRequest) -> str:
@@ -342,55 +349,3 @@ class ConnectMixin(AccessMixin):
             else:
                 await ConnectionRateLimit.arecord_refusal(self.rate_limit_ip, None, reason)
         return response
-
-
-def read_token(queryset: Any, session_key: str) -> tuple[WebSocketToken | None, bool]:
-    """The token row and, for an active user's token, whether its browser session is live
-    (sync: both reads in the caller's one thread hop)."""
-    token: WebSocketToken | None = queryset.first()
-    if token is None or not token.user.is_active:
-        return token, False
-    return token, token.session_is_live(session_key)
-
-
-def spend_and_insert(token: WebSocketToken | None, row: WebSocketSession) -> str:
-    """Spend the token, then INSERT the session (sync: one thread hop for both writes).
-
-    ``""`` when both happened; ``reasons.TOKEN_SPENT`` when a concurrent ``$connect`` spent the
-    token first (nothing inserted); ``reasons.DUPLICATE`` when the connection id exists (the
-    token is given back: a refusal never burns it).
-    """
-    if token is not None and not token.spend():
-        return reasons.TOKEN_SPENT
-    try:
-        insert_in_savepoint(row)
-    except IntegrityError:
-        if token is not None:
-            token.unspend()
-        return reasons.DUPLICATE
-    return ""
-
-
-def insert_in_savepoint(row: WebSocketSession) -> None:
-    """``row.save()`` as an INSERT, in a savepoint only when a transaction is already open.
-
-    Without the savepoint an IntegrityError inside the caller's ``atomic()`` (``ATOMIC_REQUESTS``
-    on a wrapping view, a ``TestCase``) poisons the transaction and the refusal's own write
-    fails with a 500; in autocommit mode the savepoint would only add statements.
-    """
-    using = router.db_for_write(type(row), instance=row)
-    if connections[using].in_atomic_block or row.channel_name:
-        # The session and its first channel's subscription land together or not at all.
-        with transaction.atomic(using=using):
-            row.save(force_insert=True, using=using)
-            subscribe_first_channel(row, using)
-    else:
-        row.save(force_insert=True, using=using)
-
-
-def subscribe_first_channel(row: WebSocketSession, using: str) -> None:
-    """The subscription row of the connection's first channel (none without a channel)."""
-    if row.channel_name:
-        ChannelSubscription.objects.using(using).create(
-            session=row, channel_name=row.channel_name, subscribed_at=row.connected_at
-        )

@@ -10,7 +10,7 @@ costs no database work.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -163,18 +163,17 @@ class MessagesMixin(AccessMixin):
     # --- $disconnect ---------------------------------------------------------------------
 
     async def disconnect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """Mark the session disconnected (two queries: read it, flag it) and run the hook."""
-        session = await self.load_session()
+        """Mark the session disconnected (two queries in one thread hop: read it, flag it)
+        and run the hook."""
+        now = timezone.now()
+        session, changed = None, 0
+        if is_valid_connection_id(self.connection_id):
+            session, changed = await sync_to_async(load_and_disconnect)(
+                self.model, self.api_id, self.connection_id, bool(self.aws_api_gateway_id), now
+            )
         if session is None:
             self.refuse_because(reasons.UNKNOWN_CONNECTION, self.unknown_connection_cause())
             return await self.session_not_found(request)
-        now = timezone.now()
-        changed = await self.model.objects.filter(pk=session.pk, connected=True).aupdate(
-            connected=False,
-            disconnected_at=now,
-            disconnect_reason=DisconnectReason.CLIENT,
-            updated_on=now,
-        )
         if not changed:  # a concurrent close won the race
             self.refuse_because(
                 reasons.UNKNOWN_CONNECTION, "the session was closed by a concurrent request"
@@ -191,3 +190,21 @@ class MessagesMixin(AccessMixin):
 
     async def after_disconnect(self, session: WebSocketSession) -> None:
         """Override for clean-up or presence broadcasts after a client left."""
+
+
+def load_and_disconnect(
+    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool, now: datetime
+) -> tuple[WebSocketSession | None, int]:
+    """``$disconnect``'s two statements in the caller's one thread hop: the session, then the
+    conditional UPDATE whose row count says whether this request closed it (0: a concurrent
+    close won). No session: nothing updated."""
+    session = load_session(model, api_id, connection_id, pinned)
+    if session is None:
+        return None, 0
+    changed = model.objects.filter(pk=session.pk, connected=True).update(
+        connected=False,
+        disconnected_at=now,
+        disconnect_reason=DisconnectReason.CLIENT,
+        updated_on=now,
+    )
+    return session, changed

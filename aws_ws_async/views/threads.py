@@ -58,7 +58,9 @@ class RequestThreads:
             if self._idle:
                 return self._idle.pop(), True
             self._created += 1
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="aws-ws-request"), False
+            number = self._created
+        name = f"aws-ws-request-{number}"  # unique: a thread dump tells the requests apart
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name), False
 
     def _give_back(self, executor: ThreadPoolExecutor) -> None:
         with self._lock:
