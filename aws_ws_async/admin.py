@@ -31,6 +31,7 @@ from aws_ws_async import (
     admin_channels,  # noqa: F401 (registers the channel history pages)
     admin_dashboard,
     admin_sessions,
+    admin_subscriptions,
 )
 from aws_ws_async.admin_actions import GATEWAY_ACTIONS
 from aws_ws_async.models import (
@@ -205,6 +206,7 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
     list_display = (
         "connection_id",
         "channel_name",
+        admin_subscriptions.channels_column,
         "user",
         "api_gateway",
         "connected",
@@ -212,7 +214,13 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
         "last_seen_at",
         "disconnect_reason",
     )
-    list_filter = ("connected", "disconnect_reason", "api_gateway")
+    list_filter = (
+        "connected",
+        "disconnect_reason",
+        "api_gateway",
+        admin_subscriptions.SubscribedChannelFilter,
+    )
+    inlines = (admin_subscriptions.SubscriptionInline,)
     search_fields = ("connection_id", "channel_name")
     list_select_related = ("user", "api_gateway")
     # request_count is kept for compatibility but no longer maintained (no write per message).
@@ -222,6 +230,10 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
     actions: list[Any] = list(admin_sessions.SESSION_ACTIONS)
     #: Total deadline (seconds) of one disconnect or send started from the admin.
     operation_timeout_seconds = admin_sessions.DEFAULT_TIMEOUT_SECONDS
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebSocketSession]:
+        """Every channel of each listed row comes from one prefetch query per page."""
+        return admin_subscriptions.with_channels(super().get_queryset(request))
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         """Closing and messaging connections needs ``change_websocketsession``."""

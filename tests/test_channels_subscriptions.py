@@ -314,3 +314,45 @@ async def test_a_join_over_subscriptions_still_posts_once(
     report = await joined.asend_message({"once": True})
     assert report.delivered == [cid]  # ... the broadcast does not
     assert network.posts_to(cid) == [b'{"once":true}']
+
+
+# --- the session admin shows every channel ---------------------------------------------------
+
+
+def _subscribed(cid: str, gateway: Any, *channels: str) -> WebSocketSession:
+    session = WebSocketSession.objects.create(
+        connection_id=cid, channel_name=channels[0], api_gateway=gateway
+    )
+    for channel in channels:
+        ChannelSubscription.objects.create(session=session, channel_name=channel)
+    return session
+
+
+@pytest.mark.urls("tests.urls")
+def test_admin_lists_filters_and_shows_all_channels(admin_client: Any, gateway: Any) -> None:
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    changelist = reverse("admin:aws_ws_async_websocketsession_changelist")
+    first = _subscribed("adm1AAAAAAAA=", gateway, "room", "news")
+    _subscribed("adm2AAAAAAAA=", gateway, "room")
+
+    with CaptureQueriesContext(connection) as few:
+        page = admin_client.get(changelist)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "news, room" in html
+    filtered = admin_client.get(changelist, {"subscribed_to": "news"})
+    assert [s.connection_id for s in filtered.context["cl"].result_list] == [first.connection_id]
+    assert ">news</a>" in filtered.content.decode()  # offered in the sidebar
+    for i in range(10):
+        _subscribed(f"more{i}AAAAAAA=", gateway, "room", f"c{i}", "news")
+    with CaptureQueriesContext(connection) as many:
+        assert admin_client.get(changelist).status_code == 200
+    assert len(many) == len(few)  # one prefetch per page, not one query per row
+
+    detail = admin_client.get(
+        reverse("admin:aws_ws_async_websocketsession_change", args=[first.pk])
+    ).content.decode()
+    assert "channel subscription" in detail.lower()
+    assert "news" in detail

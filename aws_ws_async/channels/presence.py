@@ -160,14 +160,24 @@ async def apresence(
     return build(channel, rows, display_field)
 
 
+def _user_counts(user_id: Any) -> dict[str, Any]:
+    return {
+        "mine": Count("id", filter=Q(session__user_id=user_id)),
+        "count": Count("session__user_id", distinct=True),
+    }
+
+
+def user_presence(channel: str, user_id: Any, using: str | None = None) -> tuple[int, int]:
+    """Sync twin of :func:`auser_presence`."""
+    counts = live_subscriptions(channel, using).aggregate(**_user_counts(user_id))
+    return int(counts["mine"] or 0), int(counts["count"] or 0)
+
+
 async def auser_presence(channel: str, user_id: Any, using: str | None = None) -> tuple[int, int]:
     """``(that user's live connections in channel, users online)`` in one aggregate query.
 
     What a join/leave event needs: the event is sent when the first connection of a user
     appears (1 after subscribing) or the last goes (0 after leaving).
     """
-    counts = await live_subscriptions(channel, using).aaggregate(
-        mine=Count("id", filter=Q(session__user_id=user_id)),
-        count=Count("session__user_id", distinct=True),
-    )
+    counts = await live_subscriptions(channel, using).aaggregate(**_user_counts(user_id))
     return int(counts["mine"] or 0), int(counts["count"] or 0)
