@@ -1,7 +1,9 @@
 """The scrape view (cached connected gauge per gateway) and the package without the extras.
 
 "Without the extras" is made real by hiding the modules (``sys.modules[name] = None`` makes
-``import name`` raise ImportError, exactly as when the package is not installed).
+``import name`` raise ImportError, exactly as when the package is not installed); this module
+also runs with the extras really unimportable (``tests/test_telemetry_without_extras.py``), so
+only the scrape test asks for ``prometheus_client``.
 """
 
 from __future__ import annotations
@@ -14,17 +16,17 @@ from asgiref.sync import sync_to_async
 from django.test import RequestFactory
 
 from aws_ws_async import metrics_view as view_module
+from aws_ws_async import telemetry
 from aws_ws_async.models import WebSocketSession
 from aws_ws_async.telemetry import metrics as metrics_module
 from aws_ws_async.telemetry import recent, tracing
 from aws_ws_async.testing import FaultEndpoint
 from tests.fixtures_delivery import make_gateway, make_sessions
 
-prometheus_client = pytest.importorskip("prometheus_client")
-
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Any:
+    prometheus_client = pytest.importorskip("prometheus_client")
     monkeypatch.setattr(metrics_module, "_metrics", metrics_module._UNSET)
     monkeypatch.setattr(view_module, "_refreshed", {})
     registry = prometheus_client.CollectorRegistry()
@@ -64,6 +66,7 @@ def no_extras(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("opentelemetry", "opentelemetry.trace", "prometheus_client"):
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setattr(tracing, "_trace", tracing._UNSET)
+    monkeypatch.setattr(tracing, "_cached", None)
     monkeypatch.setattr(metrics_module, "_metrics", metrics_module._UNSET)
 
 
@@ -80,6 +83,7 @@ async def test_without_the_extras_broadcasts_work_and_the_view_says_why(
     assert (report.delivered_count, len(report.gone)) == (4, 1)
     assert tracing._api() is None
     assert metrics_module.get_metrics() is None
+    assert telemetry.post_observer("post") is None  # the engine's per-attempt hook: off
     [kept] = recent.recent_reports()  # the dashboard still has it
     assert kept["ws_gone"] == 1
     response = view_module.metrics_view(RequestFactory().get("/metrics"))
