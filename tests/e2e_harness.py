@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example"
@@ -174,6 +174,19 @@ class E2EProject:
         """Drop the PostgreSQL database (a SQLite file goes with the temporary directory)."""
         if _postgres():
             _pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+
+    def __enter__(self) -> Self:
+        """``with E2EProject(...) as project:`` sets up, and always closes again: also when the
+        migration fails after the PostgreSQL database was created, so no database is left."""
+        try:
+            self.setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def manage(self, *args: str, timeout: float = 180) -> str:
         """Run a management command of the project in a subprocess; returns its stdout."""

@@ -38,16 +38,12 @@ def e2e_project(
     tmp_path_factory: pytest.TempPathFactory, e2e_endpoint: FaultEndpoint, moto_server: str
 ) -> Iterator[E2EProject]:
     """The e2e project, migrated, with provisioning pointed at the moto server."""
-    project = E2EProject(
+    with E2EProject(
         tmp_path_factory.mktemp("e2e"),
         management_endpoint_url=e2e_endpoint.url,
         aws_endpoint_url=moto_server,
-    )
-    project.setup()
-    try:
+    ) as project:
         yield project
-    finally:
-        project.close()
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +52,10 @@ def e2e_demo_project(
 ) -> Iterator[DemoProject]:
     """The example project, migrated (SQLite file or its own PostgreSQL database), posting its
     ``@connections`` calls to ``e2e_endpoint``."""
-    project = DemoProject(tmp_path_factory.mktemp("demo"), management_endpoint_url=e2e_endpoint.url)
-    project.setup()
-    try:
+    with DemoProject(
+        tmp_path_factory.mktemp("demo"), management_endpoint_url=e2e_endpoint.url
+    ) as project:
         yield project
-    finally:
-        project.close()
 
 
 def _served(

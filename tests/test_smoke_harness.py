@@ -13,8 +13,11 @@ from tests.e2e_harness import (
     DEMO_LAYOUT,
     EXAMPLE,
     DemoProject,
+    E2EProject,
     RunningServer,
     _command,
+    _pg_params,
+    _postgres,
     wait_until,
 )
 
@@ -72,3 +75,22 @@ def test_demo_project_under_a_real_server(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 405  # the token view answers POST only
+
+
+def test_a_failed_setup_leaves_no_database_behind(tmp_path: Path) -> None:
+    """``with E2EProject(...)``: a migration that fails still drops the PostgreSQL database."""
+    broken = E2EProject(
+        tmp_path,
+        management_endpoint_url="http://127.0.0.1:9",
+        extra_env={"DJANGO_SETTINGS_MODULE": "tests.no_such_settings"},
+    )
+    with pytest.raises(RuntimeError, match="manage migrate"), broken:
+        pytest.fail("the block must not run")
+    if _postgres():
+        import psycopg
+
+        with psycopg.connect(dbname="postgres", autocommit=True, **_pg_params()) as conn:
+            rows = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (broken.db_name,)
+            ).fetchall()
+        assert rows == []
