@@ -30,8 +30,10 @@ ratio of the medians and as the median of the per-repeat ratios (each pair ran b
 and writes every repeat to the JSON. Then, because a shared machine's load drifts by more than
 5 % between whole runs, it toggles telemetry every block *inside one loop* (``--alt-blocks``
 blocks of ``--alt-block`` single sends, then of broadcasts to ten times as many) and prints the
-CPU per message of the "off" and "on" blocks added up (:mod:`benchmarks._telemetry`). "Off" is
-always no telemetry at all: no tracer provider, no metrics.
+CPU per message of the "off" and "on" blocks added up (:mod:`benchmarks._telemetry`), once more
+for single sends with the SDK sampling 10 % of the traces (``ParentBased(TraceIdRatioBased)``,
+the usual production sampler; metrics still count every send). "Off" is always no telemetry at
+all: no tracer provider, no metrics.
 
 ``--sync`` measures the sync twins instead (``--recipients`` default 1,000, ``--latency-ms``
 default 0, so the cost measured is ours, not the endpoint's):
@@ -310,6 +312,10 @@ class Bench:
             ),
             "asend_message": alternating(
                 lambda: self.runner.run(broadcast()), blocks, "aws_ws_async.broadcast"
+            ),
+            # the SDK's ParentBased(TraceIdRatioBased(0.1)): a chat's usual production setting
+            "session_loop_sampled_10pct": alternating(
+                lambda: self.runner.run(sends()), blocks, "aws_ws_async.session_send", 0.1
             ),
         }
 

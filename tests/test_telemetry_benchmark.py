@@ -42,7 +42,7 @@ def test_telemetry_benchmark_smoke_run(tmp_path: Path) -> None:
     assert all(len(runs) == 1 for runs in data["runs"].values())
     assert "on/off, paired" in completed.stdout
     assert "(target <= 1.05)" in completed.stdout
-    for name in ("session_loop", "asend_message"):
+    for name in ("session_loop", "asend_message", "session_loop_sampled_10pct"):
         alt = data["alternating"][name]
         assert alt["messages"]["off"] == alt["messages"]["on"] > 0
         assert len(alt["per_block_us"]["on"]) == 2
