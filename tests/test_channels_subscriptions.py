@@ -356,3 +356,41 @@ def test_admin_lists_filters_and_shows_all_channels(admin_client: Any, gateway: 
     ).content.decode()
     assert "channel subscription" in detail.lower()
     assert "news" in detail
+
+
+# --- resume: replay, then "subscribed" -------------------------------------------------------
+
+
+async def test_subscribe_with_since_replays_then_confirms(
+    memory: Any, gateway: Any, browser: Any
+) -> None:
+    from aws_ws_async.channels import apublish
+    from aws_ws_async.models.history import ChannelHistory
+
+    await ChannelHistory.objects.acreate(channel_name="news", enabled=True)
+    cid = await open_session(browser, "room")
+    for n in range(1, 4):
+        assert (await apublish("news", {"n": n})).seq == n  # nobody subscribed yet
+    network.reset()
+
+    response = await send(cid, {"action": "subscribe", "channel": "news", "since": 1})
+    assert response.status_code == 200
+    await wait_for_background_tasks()
+    assert frames(cid) == [
+        {"type": "message", "channel": "news", "seq": 2, "data": {"n": 2}},
+        {"type": "message", "channel": "news", "seq": 3, "data": {"n": 3}},
+        {"type": "subscribed", "channel": "news", "seq": 3},
+    ]
+    # Without since: no replay, the baseline only; a channel without history has no seq.
+    network.reset()
+    for channel in ("news", "plain"):
+        assert (await send(cid, {"action": "subscribe", "channel": channel})).status_code == 200
+        await wait_for_background_tasks()  # two subscribes' tasks would race each other
+    assert frames(cid) == [
+        {"type": "subscribed", "channel": "news", "seq": 3},
+        {"type": "subscribed", "channel": "plain"},
+    ]
+    # The live broadcast reaches the new subscriber with the next seq.
+    network.reset()
+    assert (await apublish("news", {"n": 4})).seq == 4
+    assert frames(cid) == [{"type": "message", "channel": "news", "seq": 4, "data": {"n": 4}}]

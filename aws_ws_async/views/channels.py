@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from aws_ws_async.channels import subscriptions
+from aws_ws_async.channels import history, subscriptions
 from aws_ws_async.channels.events import Event, aannounce
 from aws_ws_async.channels.presence import apresence
 from aws_ws_async.models import WebSocketSession
@@ -271,16 +271,12 @@ class ChannelsMixin(ConnectMixin, MessagesMixin):
 async def areplay_or_latest(
     session: WebSocketSession, channel: str, since: int | None
 ) -> int | None:
-    """Replay history after ``since`` (B13's ``areplay``); the channel's latest seq or None.
+    """Replay history after ``since``; the channel's latest seq, or None with history off.
 
-    Imported lazily: the history module is optional for this handler (no history, no seq).
+    Without ``since`` the client wants no replay, only the baseline (``latest_seq``) its next
+    resume will ask from.
     """
-    try:
-        from aws_ws_async.channels import history
-    except ImportError:
-        return None
     if since is None:
-        latest = getattr(history, "alatest_seq", None)
-        return None if latest is None else await latest(channel, using=session._state.db)
+        return await history.alatest_seq(channel, using=session._state.db)
     result = await history.areplay(session, channel, since)
-    return getattr(result, "latest_seq", None)
+    return result.latest_seq
