@@ -208,8 +208,8 @@ _COMMAND = re.compile(
 _FLAG = re.compile(r"(?<![\w-])--[a-z](?:[a-z-]*[a-z])?(?![\w>-])")
 
 
-def documented_flags() -> dict[tuple[str, str], set[str]]:
-    """(command, --flag) -> pages, for every flag the docs give one of our commands.
+def documented_flags(command_re: re.Pattern[str] = _COMMAND) -> dict[tuple[str, str], set[str]]:
+    """(command, --flag) -> pages, for every flag the docs give a command ``command_re`` names.
 
     A flag belongs to the command named before it on the same line; in a paragraph or bullet
     that names exactly one command, to that command on every line.
@@ -217,9 +217,9 @@ def documented_flags() -> dict[tuple[str, str], set[str]]:
     found: dict[tuple[str, str], set[str]] = {}
     for page in [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]:
         for block in re.split(r"\n\s*\n|\n(?=- )|\n(?=\| )", page.read_text()):
-            named = set(_COMMAND.findall(block))
+            named = set(command_re.findall(block))
             for line in block.splitlines():
-                hits = list(_COMMAND.finditer(line))
+                hits = list(command_re.finditer(line))
                 if hits:
                     ends = [h.start() for h in hits[1:]] + [len(line)]
                     spans = [
@@ -248,6 +248,30 @@ def test_every_documented_command_flag_exists() -> None:
     unknown = {
         key: sorted(pages) for key, pages in found.items() if key[1] not in options_of(key[0])
     }
+    assert unknown == {}
+
+
+def test_every_documented_benchmark_flag_exists() -> None:
+    """Every ``python -m benchmarks.<name> --flag`` in the docs and README is in that
+    benchmark's ``--help`` (the commands the README promises to work)."""
+    found = documented_flags(re.compile(r"python -m (benchmarks\.[a-z_]+)"))
+    assert len(found) >= 8, found
+    unknown = {}
+    for module in sorted({module for module, _ in found}):
+        usage = subprocess.run(
+            [sys.executable, "-m", module, "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        known = set(_FLAG.findall(usage))
+        unknown |= {
+            key: sorted(pages)
+            for key, pages in found.items()
+            if key[0] == module and key[1] not in known
+        }
     assert unknown == {}
 
 
