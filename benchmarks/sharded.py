@@ -106,7 +106,11 @@ def sql(project: E2EProject, query: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(query).fetchall())  # type: ignore[arg-type]
 
 
-def seed_and_enqueue(project: E2EProject, channel: str, count: int) -> int:
+def seed_and_enqueue(
+    project: E2EProject, channel: str, count: int, env: dict[str, str] | None = None
+) -> int:
+    """Seed ``count`` sessions and enqueue; ``env`` as the workers' (the shard size and the
+    checkpoint interval are written into the Broadcast row here, at enqueue time)."""
     code = f"""
 from aws_ws_async.models import ApiGateway, WebSocketSession
 g, _ = ApiGateway.objects.get_or_create(
@@ -120,7 +124,12 @@ WebSocketSession.objects.bulk_create(
 )
 print(WebSocketSession.objects.for_channel("{channel}").enqueue_message({{"hi": 1}}).pk)
 """
-    return int(project.shell(code, timeout=600).strip().splitlines()[-1])
+    saved = project.env
+    project.env = {**saved, **(env or {})}
+    try:
+        return int(project.shell(code, timeout=600).strip().splitlines()[-1])
+    finally:
+        project.env = saved
 
 
 def start_workers(project: E2EProject, k: int, env: dict[str, str], logs: Path) -> list[Any]:
@@ -185,7 +194,7 @@ def scenario(
     *,
     kill: bool = False,
 ) -> dict[str, Any]:
-    broadcast_id = seed_and_enqueue(project, name, count)
+    broadcast_id = seed_and_enqueue(project, name, count, env)
     before, since = endpoint.server.requests, time.monotonic()
     workers = start_workers(project, k, env, logs)
     try:

@@ -191,6 +191,27 @@ def test_dead_worker_resumes_from_checkpoint_and_zombie_cannot_count(
 
 
 @pytest.mark.django_db
+def test_queued_shards_are_not_re_enqueued_while_another_shard_runs(small_shards: Any) -> None:
+    """A thousand shards queued behind two workers wait their turn: no duplicate per lease."""
+    small_shards.TASKS = backend("Dummy")
+    sessions(30)
+    broadcast = store.store(WebSocketSession.objects.for_channel("room"), "hi")
+    runner.coordinate(broadcast.pk, "default")
+    first, *queued = BroadcastShard.objects.filter(broadcast=broadcast).order_by("index")
+    assert runner._claim(first.pk, "default") is not None  # a worker is on shard 0
+    past = "2000-01-01T00:00:00Z"
+    BroadcastShard.objects.filter(pk__in=[q.pk for q in queued]).update(lease_until=past)
+    before = len(recorded())
+    assert runner.reap(broadcast.pk, "default") == 0  # the queued ones wait their turn
+    assert len(recorded()) == before
+    BroadcastShard.objects.filter(pk=first.pk).update(lease_until=past)  # its worker died
+    assert runner.reap(broadcast.pk, "default") == 3  # nothing runs: every shard re-enqueued
+    assert sorted(args[0] for _, args in recorded()[before:]) == sorted(
+        [first.pk, *(q.pk for q in queued)]
+    )
+
+
+@pytest.mark.django_db
 def test_reaper_enqueues_a_coordinator_that_never_ran(small_shards: Any) -> None:
     small_shards.TASKS = backend("Dummy")
     sessions(2)

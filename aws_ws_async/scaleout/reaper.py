@@ -1,8 +1,9 @@
 """Reap, linger, watch and finish an enqueued broadcast (split from :mod:`.runner`).
 
 * :func:`reap` gives shards whose lease expired (their worker died) to a new task, and the
-  coordinator too if it never ran. One reaper wins each expired lease (the update matches the
-  lease it saw).
+  coordinator too if it never ran. A queued shard (pending) is re-enqueued only while no shard
+  of the broadcast runs (its task may have been lost), never while it merely waits its turn.
+  One reaper wins each expired lease (the update matches the lease it saw).
 * :func:`linger` keeps a worker that finished its shard watching the others' leases while only
   they remain (no waiter, no deferred watcher needed to resume a dead worker's shard).
 * :func:`watch` / :func:`schedule_watch`: the deferred in-cluster reaper, on backends that can
@@ -51,6 +52,11 @@ def reap(broadcast_id: int, db: str) -> int:
         return 1
     shards = BroadcastShard.objects.using(db).filter(broadcast_id=broadcast_id)
     expired = shards.exclude(status__in=FINAL).filter(lease_until__lt=now)
+    if shards.filter(status=BroadcastStatus.RUNNING, lease_until__gte=now).exists():
+        # Workers are on this broadcast: a pending shard waits its turn in the queue, it is not
+        # lost. Re-enqueuing it every lease would flood the queue with no-op duplicates (a
+        # thousand queued shards behind two workers); it is reaped once nothing runs.
+        expired = expired.filter(status=BroadcastStatus.RUNNING)
     count = 0
     for shard_id, lease_until in expired.values_list("pk", "lease_until"):
         # Only one reaper wins a shard: the update matches the lease it saw.
