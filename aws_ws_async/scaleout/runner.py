@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -36,7 +37,7 @@ from django.db import connections, models, transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
-from aws_ws_async import sync
+from aws_ws_async import sync, telemetry
 from aws_ws_async.conf import get_settings
 from aws_ws_async.delivery import DeliveryReport
 from aws_ws_async.delivery.budget import use_budgets
@@ -209,6 +210,7 @@ def _post_page(
     shard: BroadcastShard,
     db: str,
     token: str,
+    trace: telemetry.ShardTrace,
 ) -> DeliveryReport | None:
     """Post one page on the portal, renewing the lease every third of it meanwhile.
 
@@ -222,7 +224,7 @@ def _post_page(
         with use_budgets(cluster_budgets):  # every shard worker shares the account's budget
             return await fan.run()
 
-    future = sync.submit(run_budgeted)
+    future = sync.submit(trace.bind(run_budgeted))  # the shard's span current on the portal
     beat = get_settings().broadcast_lease_seconds / 3
     while True:
         try:
@@ -236,7 +238,7 @@ def _post_page(
             return None
 
 
-def _post_range(shard: BroadcastShard, db: str, token: str) -> bool:
+def _post_range(shard: BroadcastShard, db: str, token: str, trace: telemetry.ShardTrace) -> bool:
     """Post the shard's range from its checkpoint; False if the lease was lost on the way."""
     broadcast = shard.broadcast
     op = operation_of(broadcast)
@@ -247,15 +249,19 @@ def _post_range(shard: BroadcastShard, db: str, token: str) -> bool:
     if start is not None:
         base = base.filter(pk__gt=start)
     fields = ("connection_id", "api_gateway_id")
+    began = time.perf_counter()
     for page in pages(base, fields, broadcast.checkpoint_every):
+        trace.page(began, len(page), None)  # the read: a db_page child span
         groups: dict[int | None, list[str]] = {}
         for _, connection_id, gateway_id in page:
             groups.setdefault(gateway_id, []).append(connection_id)
         endpoints = ApiGateway.objects.using(db).endpoints(list(groups))
-        report = _post_page(op, groups, endpoints, policy, shard, db, token)
+        report = _post_page(op, groups, endpoints, policy, shard, db, token, trace)
+        trace.posted(report)  # the page's counters, at once (None: lease lost, not counted)
         if report is None or not _checkpoint(shard, db, token, page[-1][0], report, op):
             logger.warning("shard %s: lease lost to another worker, stopping", shard.pk)
             return False
+        began = time.perf_counter()
     return True
 
 
@@ -265,12 +271,16 @@ def run_shard(shard_id: int, db: str) -> None:
     if token is None:
         return  # finished, or another worker holds a live lease
     shard = BroadcastShard.objects.using(db).select_related("broadcast").get(pk=shard_id)
+    trace = telemetry.start_shard(shard.broadcast_id, shard_id, attempt=shard.attempts, db=db)
     try:
-        if not _post_range(shard, db, token):
+        if not _post_range(shard, db, token, trace):
+            trace.end(error="LeaseLost")
             return
     except Exception as exc:
+        trace.end(error=type(exc).__name__)
         _release(shard, db, token, exc)
         raise
+    trace.end()
     done = (
         BroadcastShard.objects.using(db)
         .filter(pk=shard_id, lease_token=token)
