@@ -221,11 +221,11 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_hop_budgets(
     ws_settings: Any, gateway: Any, browser: Browser, fast_app: Any, hops: list[str]
 ) -> None:
-    """Through the fast entry point: a message costs 3 hops (request_started, the session
-    lookup, request_finished), ``$connect`` 4 (the token with its browser session and the rate
-    limit's INSERT and COUNT; the spend with the session INSERT; the two signals), with the
-    gateway cached (a cold cache adds its one lookup), ``$disconnect`` 3 (its read and UPDATE
-    share one). Before: 3, 8 and 4."""
+    """Through the fast entry point: a message costs 2 hops (the session lookup, with the
+    request_started receivers run first in it; request_finished), ``$connect`` 3 (the token
+    with its browser session and the rate limit's INSERT and COUNT; the spend with the session
+    INSERT; request_finished), with the gateway cached (a cold cache adds its one lookup),
+    ``$disconnect`` 2 (its read and UPDATE share one). Before: 3, 8 and 4."""
     assert (await connect(browser, new_connection_id())).status_code == 200  # gateway cached
     cid = new_connection_id()
     token = await browser.anew_token()
@@ -240,6 +240,6 @@ async def test_hop_budgets(
     hops.clear()
     assert (await post("/ws/disconnect", gateway_headers(cid), b"")).status_code == 200
     disconnect_hops = list(hops)
-    assert len(message_hops) <= 3, message_hops
-    assert len(connect_hops) <= 4, connect_hops
-    assert len(disconnect_hops) <= 3, disconnect_hops
+    assert len(message_hops) <= 2, message_hops
+    assert len(connect_hops) <= 3, connect_hops
+    assert len(disconnect_hops) <= 2, disconnect_hops

@@ -37,6 +37,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 _barrier: threading.Barrier | None = None
 #: Thread names seen by background tasks that outlived their request.
 _late: list[str] = []
+#: Logs that ``where`` appends ``("where", thread)`` to (see ``started_log``).
+_events: list[list[tuple[str, str]]] = []
 
 
 class ThreadView(EchoView):
@@ -46,6 +48,8 @@ class ThreadView(EchoView):
         # A plain ``def`` handler: thread-sensitive, so it runs in the request's thread.
         if _barrier is not None:
             _barrier.wait()  # a thread shared by two requests at once would never get here
+        for log in _events:
+            log.append(("where", threading.current_thread().name))
         return JsonResponse({"thread": threading.current_thread().name})
 
     async def outlive(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
@@ -148,6 +152,87 @@ async def test_a_task_that_outlives_its_request_gets_its_own_thread(
     assert len(_late) == 1  # it ran (no "context has exited" error) ...
     assert _late[0] != lent  # ... and not on the thread the pool lends to the next request
     assert (await message(cid, "where"))["thread"] == lent
+
+
+@pytest.fixture
+def started_log() -> Iterator[list[tuple[str, str]]]:
+    """``(event, thread)`` for every request_started (sync receiver) and ``where`` handler."""
+    from django.core.signals import request_started
+
+    log: list[tuple[str, str]] = []
+    _events.append(log)
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        assert "scope" in kwargs  # Django's own keyword arguments are passed through
+        log.append(("started", threading.current_thread().name))
+
+    request_started.connect(receiver, dispatch_uid="test_views_threads")
+    yield log
+    request_started.disconnect(dispatch_uid="test_views_threads")
+    _events.remove(log)
+
+
+async def test_request_started_runs_first_in_the_request_thread_without_a_hop(
+    ws_settings: Any,
+    gateway: Any,
+    browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+    handlers: list[GatewayASGIHandler],
+    started_log: list[tuple[str, str]],
+) -> None:
+    from asgiref.sync import SyncToAsync
+
+    handlers.append(app_with(monkeypatch, threads=2))
+    cid = new_connection_id()
+    assert (await connect(browser, cid)).status_code == 200
+    hops: list[str] = []
+    original = SyncToAsync.__call__
+
+    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(self.func, "__qualname__", type(self.func).__name__))
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", spy)
+    started_log.clear()
+    thread = (await message(cid, "where"))["thread"]
+    # Once, in the request's thread, before the handler (and the session lookup before it).
+    assert started_log == [("started", thread), ("where", thread)]
+    # The session lookup, the sync handler, response.close: no hop for request_started.
+    assert len(hops) == 3, hops
+    # A refusal with no sync work still runs the receivers once (in the close hop).
+    started_log.clear()
+    refused = await post("/ws/default", gateway_headers(cid, secret="wrong"), b"{}")
+    assert refused.status_code == 403
+    assert [event for event, _ in started_log] == ["started"]
+
+
+async def test_async_request_started_receivers_keep_djangos_asend(
+    ws_settings: Any,
+    gateway: Any,
+    browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+    handlers: list[GatewayASGIHandler],
+    started_log: list[tuple[str, str]],
+) -> None:
+    from django.core.signals import request_started
+
+    seen: list[str] = []
+
+    async def areceiver(sender: Any, **kwargs: Any) -> None:
+        seen.append("async")
+
+    request_started.connect(areceiver, dispatch_uid="test_views_threads_async")
+    try:
+        handlers.append(app_with(monkeypatch, threads=2))
+        cid = new_connection_id()
+        assert (await connect(browser, cid)).status_code == 200
+        started_log.clear()
+        seen.clear()
+        thread = (await message(cid, "where"))["thread"]
+    finally:
+        request_started.disconnect(dispatch_uid="test_views_threads_async")
+    assert seen == ["async"]
+    assert started_log == [("started", thread), ("where", thread)]
 
 
 def test_size_must_not_be_negative() -> None:

@@ -32,20 +32,25 @@ session and auth middleware: it is refused here (``ImproperlyConfigured``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import DisallowedHost, ImproperlyConfigured
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured, RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import response_for_exception
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
 
 import aws_ws_async.views.reasons as reasons
 from aws_ws_async.views.responses import error_response
-from aws_ws_async.views.threads import DEFAULT_SIZE, RequestThreads
+from aws_ws_async.views.threads import DEFAULT_SIZE, RequestExecutor, RequestThreads
 
 #: A route name after the prefix: what ``<slug:route>`` matches.
 ROUTE_RE = re.compile(r"[-a-zA-Z0-9_]+")
@@ -89,10 +94,66 @@ class GatewayASGIHandler(ASGIHandler):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Gateway paths on a reused request thread; everything else exactly as Django."""
         if scope.get("type") == "http" and self.match(_path_info(scope)) is not None:
-            async with self.threads.context():
-                await self.handle(scope, receive, send)
+            async with self.threads.context() as executor:
+                await self.handle_gateway(scope, receive, send, executor)
             return
         await super().__call__(scope, receive, send)
+
+    async def handle_gateway(
+        self, scope: Any, receive: Any, send: Any, executor: RequestExecutor | None
+    ) -> None:
+        """Django's ``ASGIHandler.handle`` with ``request_started``'s sync receivers moved into
+        the request's first thread hop (``RequestExecutor.first``): they run in the request's
+        thread before any of its sync work, as before, without a hop of their own. Async
+        receivers, or no borrowed thread, keep Django's own ``asend``. The rest is Django's:
+        body, request, disconnect listening, response, ``request_finished`` on close."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        started = signals.request_started
+        if executor is not None and not started._live_receivers(self.__class__)[1]:
+            executor.first = partial(started.send, sender=self.__class__, scope=scope)
+        else:
+            await started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None  # Django returns one or the other
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request() -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # client gone while sending
+                await self.send_response(response, send)
+            return response
+
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        processor = asyncio.create_task(process_request())
+        await asyncio.wait([listener, processor], return_when=asyncio.FIRST_COMPLETED)
+        for task in (listener, processor):
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            response = processor.result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            await sync_to_async(response.close)()
+        body_file.close()
 
     def match(self, path: str) -> tuple[Callable[..., Any], str] | None:
         """``(view, route)`` when ``path`` is ``<prefix><route>`` of a gateway prefix."""

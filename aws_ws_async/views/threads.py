@@ -28,13 +28,36 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 
 #: Threads kept by default: one per request in flight up to this many.
 DEFAULT_SIZE = 16
+
+
+class RequestExecutor(ThreadPoolExecutor):
+    """One request's thread; ``first`` (if set) runs in it just before its next work item.
+
+    ``GatewayASGIHandler`` puts the ``request_started`` receivers there: they then run in the
+    request's thread, before any of its sync work (``close_old_connections`` still precedes
+    every query), inside the request's first thread hop instead of a hop of their own.
+    """
+
+    first: Callable[[], object] | None = None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        first, self.first = self.first, None
+        if first is None:
+            return super().submit(fn, *args, **kwargs)
+        return super().submit(_after, first, fn, *args, **kwargs)
+
+
+def _after(first: Callable[[], object], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    first()
+    return fn(*args, **kwargs)
 
 
 class RequestThreads:
@@ -44,7 +67,7 @@ class RequestThreads:
         if size < 0:
             raise ValueError("size must be >= 0")
         self.size = size
-        self._idle: list[ThreadPoolExecutor] = []
+        self._idle: list[RequestExecutor] = []
         self._lock = threading.Lock()
         self._created = 0
 
@@ -53,16 +76,17 @@ class RequestThreads:
         """Executors (threads) made so far, pooled or not: a test's measure of reuse."""
         return self._created
 
-    def _borrow(self) -> tuple[ThreadPoolExecutor, bool]:
+    def _borrow(self) -> tuple[RequestExecutor, bool]:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
             self._created += 1
             number = self._created
         name = f"aws-ws-request-{number}"  # unique: a thread dump tells the requests apart
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name), False
+        return RequestExecutor(max_workers=1, thread_name_prefix=name), False
 
-    def _give_back(self, executor: ThreadPoolExecutor) -> None:
+    def _give_back(self, executor: RequestExecutor) -> None:
+        executor.first = None
         with self._lock:
             if len(self._idle) < self.size:
                 self._idle.append(executor)
@@ -70,21 +94,21 @@ class RequestThreads:
         executor.shutdown(wait=False)  # over the pool's size: the thread ends once idle
 
     @contextlib.asynccontextmanager
-    async def context(self) -> AsyncIterator[None]:
-        """The request's thread-sensitive context, on a borrowed thread.
+    async def context(self) -> AsyncIterator[RequestExecutor | None]:
+        """The request's thread-sensitive context, on a borrowed thread (yielded).
 
         Inside an enclosing context (a caller already chose the request's thread) nothing
-        changes, as with a nested ``ThreadSensitiveContext``.
+        changes, as with a nested ``ThreadSensitiveContext``, and None is yielded.
         """
         if SyncToAsync.thread_sensitive_context.get(None) is not None:
-            yield
+            yield None
             return
         marker = ThreadSensitiveContext()  # never entered: only the key asgiref looks up
         executor, _reused = self._borrow()
         SyncToAsync.context_to_thread_executor[marker] = executor
         token = SyncToAsync.thread_sensitive_context.set(marker)
         try:
-            yield
+            yield executor
         finally:
             SyncToAsync.thread_sensitive_context.reset(token)
             SyncToAsync.context_to_thread_executor.pop(marker, None)
