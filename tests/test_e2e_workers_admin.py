@@ -1,4 +1,4 @@
-"""The admin's slow actions on a real ``db_worker`` process (issue 12.6), SQLite or PostgreSQL.
+"""The admin's slow actions on a real ``db_worker`` process (issue 12.6), on PostgreSQL.
 
 A Django shell of the e2e project (django-tasks-db as its task backend) plays the admin user:
 it posts the action through the real admin (Django's test client, logged in as a superuser)
@@ -20,11 +20,18 @@ from typing import Any
 import pytest
 
 from aws_ws_async.testing import FaultEndpoint
-from tests.e2e_harness import E2EProject
+from tests.e2e_harness import E2EProject, _postgres
 from tests.fixtures_provisioning import LocalApiGateway
 from tests.fixtures_workers import finished_in_db, rows, start_db_workers, stop_workers, worker_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(150),
+    pytest.mark.skipif(
+        not _postgres(),
+        reason="PostgreSQL only (CI time); test_scaleout_admin_tasks.py runs the path on SQLite",
+    ),
+]
 
 ADMIN = """
 import json

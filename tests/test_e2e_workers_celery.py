@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from aws_ws_async.testing import FaultEndpoint
-from tests.e2e_harness import ROOT, E2EProject
+from tests.e2e_harness import ROOT, E2EProject, _postgres
 from tests.fixtures_workers import (
     CHECKPOINT_EVERY,
     SHARD_SIZE,
@@ -38,7 +38,14 @@ from tests.fixtures_workers import (
     worker_env,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(150),
+    pytest.mark.skipif(
+        not _postgres(),
+        reason="PostgreSQL only (CI time); the db_worker and RQ e2e run on SQLite too",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
