@@ -282,3 +282,21 @@ async def test_presence_action_posts_a_snapshot(memory: Any, gateway: Any) -> No
     assert (response.status_code, response.json()["error"]) == (403, "permission_denied")
     response = await send(cid, {"action": "presence", "channel": "a b"}, prefix="/ws-named")
     assert response.status_code == 400
+
+
+def test_a_huge_snapshot_is_cut_to_fit_one_post() -> None:
+    from aws_ws_async.delivery import encode_payload
+
+    users = [PresenceUser(f"{'x' * 200}{i:05d}@example.com", 1) for i in range(5000)]
+    big = Presence("room", users, connections=5000, count=5000)
+    frame = big.frame()
+    assert frame["truncated"] is True
+    assert frame["count"] == 5000
+    assert 500 < len(frame["users"]) < 5000
+    assert len(encode_payload(frame)) <= 131072  # would raise PayloadTooLarge otherwise
+    assert (
+        frame["users"] == [{"user": u.user, "connections": 1} for u in users][: len(frame["users"])]
+    )
+    small = Presence("room", users[:3], connections=3, count=3).frame()
+    assert "truncated" not in small
+    assert len(small["users"]) == 3

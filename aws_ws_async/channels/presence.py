@@ -20,6 +20,7 @@ another field or lookup (``"email"``, ``"profile__nickname"``), read in the same
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from aws_ws_async.conf import get_settings
+from aws_ws_async.delivery.payload import MAX_PAYLOAD_BYTES
 from aws_ws_async.models import ChannelSubscription
 from aws_ws_async.models.sessions import IDLE_TIMEOUT, MAX_CONNECTION_AGE
 from aws_ws_async.validators import is_valid_channel_name
@@ -57,15 +59,33 @@ class Presence:
     #: Live connections without a user.
     anonymous: int = 0
 
-    def frame(self) -> dict[str, Any]:
-        """The ``presence`` snapshot frame of the wire protocol (``docs/channels.md``)."""
-        return {
+    def frame(self, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+        """The ``presence`` snapshot frame of the wire protocol (``docs/channels.md``).
+
+        It must fit one ``@connections`` post (128 KiB): a channel of thousands of users is
+        listed as far as it fits, in name order, with ``"truncated": true`` (``count`` stays
+        the full number of users online).
+        """
+        frame: dict[str, Any] = {
             "type": "presence",
             "channel": self.channel,
             "event": "snapshot",
-            "users": [{"user": u.user, "connections": u.connections} for u in self.users],
+            "users": [],
             "count": self.count,
         }
+        budget = max_bytes - len(_dumps(frame)) - len(',"truncated":true')
+        for u in self.users:
+            item = {"user": u.user, "connections": u.connections}
+            budget -= len(_dumps(item)) + 1  # the comma
+            if budget < 0:
+                frame["truncated"] = True
+                break
+            frame["users"].append(item)
+        return frame
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def live_cutoffs(now: datetime | None = None) -> Q:
