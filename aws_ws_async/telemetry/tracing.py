@@ -129,17 +129,27 @@ def annotate_request(**attributes: str) -> None:
             span.set_attribute(PREFIX + key, value)
 
 
-#: Always 1 for a single session's send or close: left off its span.
-_CONSTANT_FOR_ONE = frozenset(("ws_recipients", "ws_concurrency", "ws_lowest_concurrency"))
+#: Left off a single session's send or close span: always 1 for one connection, or already
+#: the span's name (operation) and its own start and end (duration).
+_IMPLIED_FOR_ONE = frozenset(
+    (
+        "ws_recipients",
+        "ws_concurrency",
+        "ws_lowest_concurrency",
+        "ws_gateways",
+        "ws_operation",
+        "ws_duration",
+    )
+)
 
 
 def _attributes(fields: dict[str, Any], *, compact: bool = False) -> dict[str, Any]:
     """Span attributes of report fields. ``compact`` (a single send or close): without the
-    fields that are always 1 and without zero counts (the SDK pays about 2 us per attribute,
-    and a chat sends one message at a time)."""
+    fields its name, its times or the single connection imply, and without zero counts (the
+    SDK pays about 1-2 us per attribute, and a chat sends one message at a time)."""
     attributes: dict[str, Any] = {}
     for key, value in fields.items():
-        if compact and (key in _CONSTANT_FOR_ONE or key == "ws_gateways" or value == 0):
+        if compact and (key in _IMPLIED_FOR_ONE or not value):
             continue
         if isinstance(value, dict):
             for reason, count in value.items():
