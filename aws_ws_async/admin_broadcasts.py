@@ -1,7 +1,9 @@
 """Admin pages of enqueued broadcasts: status, totals, rate, duration and every shard.
 
 Registered by importing this module from ``admin.py``. Read-only: a ``Broadcast`` is made by
-``enqueue_message`` and changed only by its workers, so the admin can watch it, not edit it.
+``enqueue_message`` (or the admin's bulk actions when a task backend is configured: a send, or a
+close whose operation is ``disconnect``) and changed only by its workers, so the admin can watch
+it, not edit it.
 """
 
 from __future__ import annotations
@@ -43,13 +45,22 @@ def _seconds(broadcast: Broadcast) -> float | None:
 @admin.register(Broadcast)
 class BroadcastAdmin(admin.ModelAdmin):
     list_display = (
-        *("id", "status", "created", "recipients", "delivered", "gone", "failed"),
+        *("id", "operation", "status", "created", "recipients", "delivered", "gone", "failed"),
         *("shards_total", "duration", "rate"),
     )
-    list_filter = ("status",)
+    list_filter = ("status", "operation")
     date_hierarchy = "created"
     fields = (
-        *("status", "created", "started_at", "finished_at", "duration", "rate"),
+        *(
+            "operation",
+            "close_reason",
+            "status",
+            "created",
+            "started_at",
+            "finished_at",
+            "duration",
+            "rate",
+        ),
         *("recipients", "delivered", "gone", "failed", "shards_total", "shard_size"),
         *("checkpoint_every", "error"),
     )

@@ -81,6 +81,8 @@ def test_with_tasks_disconnect_is_a_broadcast_row_closing_exactly_the_selection(
     assert {state[r.connection_id] for r in chosen} == {"server"}  # closed and the 410 alike
     assert {state[r.connection_id] for r in kept} == {""}
     assert WebSocketSession.objects.filter(connected=True).count() == len(kept)
+    page = admin_client.get(reverse("admin:aws_ws_async_broadcast_changelist"))
+    assert "Close server-side" in page.content.decode()  # the row says what it did
 
 
 def test_with_tasks_send_to_selected_and_to_a_channel_enqueue_broadcasts(
