@@ -140,3 +140,49 @@ def alternating(
         "ratio": round(on_us / off_us, 3),
         "per_block_us": {k: [round(v, 1) for v in vs] for k, vs in per_block.items()},
     }
+
+
+def hook_costs(repeats: int = 15, calls: int = 2000) -> dict[str, float]:
+    """CPU of the telemetry hooks themselves, in us: the best of ``repeats`` loops of
+    ``calls`` (load only ever adds time, so the minimum is the cost). A single send's hooks
+    (post observer, one attempt, ``delivery_finished``) off and on, one attempt inside a
+    traced broadcast off and on (histogram + 1 % sampled span), and a bare SDK span."""
+    from aws_ws_async.delivery import DeliveryReport
+    from aws_ws_async.telemetry import hooks, posts
+
+    switch = Switch()
+    report = DeliveryReport(delivered_count=1, delivered=["x"], concurrency=1, duration=0.001)
+    tracer = switch.provider.get_tracer("bench")
+
+    def single() -> None:
+        observer = posts.post_observer("post")
+        if observer is not None:
+            observer.attempt(0.001, "delivered", 200, 1)
+        hooks.delivery_finished(report, "session_send", started=time.perf_counter(), gateways=1)
+
+    def best(fn: Callable[[], object]) -> float:
+        runs = []
+        for _ in range(repeats):
+            cpu0 = time.process_time()
+            for _ in range(calls):
+                fn()
+            runs.append((time.process_time() - cpu0) / calls * 1e6)
+        return round(min(runs), 2)
+
+    costs: dict[str, float] = {}
+    try:
+        off()
+        costs["single_send_off_us"] = best(single)
+        attempt = posts.post_observer("post")
+        costs["attempt_off_us"] = best(lambda: attempt and attempt.attempt(0.001, "ok", 200, 1))
+        with switch.on():
+            costs["single_send_on_us"] = best(single)
+            costs["bare_sdk_span_us"] = best(lambda: tracer.start_span("x").end())
+            with tracer.start_as_current_span("broadcast"):
+                traced = posts.post_observer("post")
+                assert traced is not None
+                costs["attempt_on_us"] = best(lambda: traced.attempt(0.001, "ok", 200, 1))
+    finally:
+        switch.close()
+        off()
+    return costs

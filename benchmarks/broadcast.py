@@ -77,7 +77,7 @@ from typing import Any
 from urllib.parse import quote
 
 from benchmarks._postgres import ensure_postgres_database
-from benchmarks._telemetry import POST_SPAN_RATE, alternating, with_telemetry
+from benchmarks._telemetry import POST_SPAN_RATE, alternating, hook_costs, with_telemetry
 from benchmarks._telemetry import off as telemetry_off
 
 CHANNEL = "bench"
@@ -620,8 +620,16 @@ def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
             f"CPU per message, {name}: {alt['cpu_us_per_msg_off']} us off, "
             f"{alt['cpu_us_per_msg_on']} us on: {alt['ratio']}x (target <= 1.05)"
         )
+    costs = hook_costs()
+    print("\nthe hooks themselves, best of 15 x 2000 calls (us of CPU):")
+    print(
+        f"single send: {costs['single_send_off_us']} off, {costs['single_send_on_us']} on "
+        f"(a bare SDK span: {costs['bare_sdk_span_us']}); one attempt in a broadcast: "
+        f"{costs['attempt_off_us']} off, {costs['attempt_on_us']} on"
+    )
     return {
         "params": {**params(args), "machine": machine(), "post_span_rate": POST_SPAN_RATE},
+        "hook_costs_us": costs,
         "results": results,
         "ratios": rat,
         "paired_ratios": paired,

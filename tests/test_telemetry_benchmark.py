@@ -48,3 +48,6 @@ def test_telemetry_benchmark_smoke_run(tmp_path: Path) -> None:
         assert len(alt["per_block_us"]["on"]) == 2
         assert alt["ratio"] > 0
     assert "toggled every block" in completed.stdout
+    costs = data["hook_costs_us"]
+    assert costs["single_send_on_us"] > costs["single_send_off_us"] > 0
+    assert costs["attempt_on_us"] > costs["attempt_off_us"]
