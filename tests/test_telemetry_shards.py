@@ -8,7 +8,6 @@ on the framework's ImmediateBackend (tasks inline) against the threaded FaultEnd
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +18,12 @@ pytest.importorskip("prometheus_client")
 from aws_ws_async import aws, sync, telemetry
 from aws_ws_async.delivery import DeliveryReport, Engine, Failure
 from aws_ws_async.models import BroadcastStatus, WebSocketSession
-from aws_ws_async.scaleout import runner
 from aws_ws_async.testing import FaultEndpoint
 from tests.fixtures_scaleout import backend, sessions
 from tests.fixtures_telemetry import sample
 
 SHARD = "aws_ws_async.broadcast_shard"
-#: The runner is another engineer's module: until it calls the API, its test says so.
-WIRED = "start_shard" in Path(runner.__file__).read_text()
+
 POSTS = "aws_ws_async_posts_total"
 
 
@@ -38,7 +35,6 @@ def attrs(span: Any) -> dict[str, Any]:
     return dict(span.attributes or {})
 
 
-@pytest.mark.skipif(not WIRED, reason="scaleout.runner does not call telemetry.start_shard yet")
 @pytest.mark.django_db(transaction=True)
 def test_enqueued_shards_spans_and_counters_match_the_broadcast(
     small_shards: Any,
