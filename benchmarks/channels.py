@@ -15,6 +15,8 @@ scenarios run interleaved, ``--repeat`` times each:
 
 It prints CPU per message (this process, all threads) and the on/off ratio (target <= 1.2x),
 both the ratio of the medians and the median of per-repeat ratios, and ``--json`` writes it all.
+Then ``replay``: ``areplay`` of ``--replay`` kept frames to one connection (one post after the
+other, so each costs a round trip: the wall time is about ``--replay`` x the latency).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from benchmarks.broadcast import (
     summarise,
 )
 
-OFF, ON = "bench-off", "bench-on"
+OFF, ON, REPLAY = "bench-off", "bench-on", "bench-replay"
 SCENARIOS = ("publish_history_off", "publish_history_on", "for_channel_asend_message")
 
 
@@ -102,6 +104,50 @@ class ChannelBench:
 
         return measure(len(self.ids), lambda: self.runner.run(run()))
 
+    def replay(self, frames: int) -> Run:
+        """``areplay`` of ``frames`` kept messages to one connection, after they were published."""
+        from aws_ws_async.channels import apublish, areplay
+        from aws_ws_async.models import ChannelHistory, WebSocketSession
+
+        ChannelHistory.objects.get_or_create(channel_name=REPLAY, defaults={"max_messages": frames})
+        session = WebSocketSession.objects.get(connection_id=self.ids[0])
+
+        async def fill_and_replay() -> Any:
+            latest = 0
+            for n in range(frames):  # no subscribers: only the history rows are written
+                latest = (await apublish(REPLAY, {"n": n})).seq or 0
+            return latest
+
+        latest = self.runner.run(fill_and_replay())
+
+        async def run() -> int:
+            result = await areplay(session, REPLAY, latest - frames, limit=frames)
+            if not result.complete or result.gap:
+                raise RuntimeError(f"replay: {result}")
+            return result.replayed
+
+        return measure(frames, lambda: self.runner.run(run()))
+
+    def record_cost(self, calls: int) -> dict[str, float]:
+        """CPU per call of the database part alone (history on vs off), ``calls`` each, in turn.
+
+        The broadcast figures above carry the noise of thousands of posts on a shared machine;
+        this isolates what history adds to a broadcast, a fixed cost per broadcast.
+        """
+        import time
+
+        from aws_ws_async.channels.frames import encode_data
+        from aws_ws_async.channels.publish import database, record
+
+        db, data = database(None), encode_data(PAYLOAD)
+        spent = {OFF: 0.0, ON: 0.0}
+        for _ in range(calls):
+            for channel in (OFF, ON):
+                started = time.process_time()
+                record(channel, data, db)
+                spent[channel] += time.process_time() - started
+        return {name: round(cpu / calls * 1e6, 1) for name, cpu in spent.items()}
+
     def close(self) -> None:
         from aws_ws_async import aws
 
@@ -124,9 +170,16 @@ def run(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
                     f"{result.cpu_us:6.1f} us CPU/msg",
                     file=sys.stderr,
                 )
+        replays = [bench.replay(args.replay) for _ in range(args.repeat)]
+        cost = bench.record_cost(200)
     finally:
         bench.close()
     results = summarise(runs)
+    replay = {
+        "frames": args.replay,
+        "wall_ms": round(statistics.median(r.wall for r in replays) * 1000, 1),
+        "cpu_us_per_frame": round(statistics.median(r.cpu_us for r in replays), 1),
+    }
     off, on = results["publish_history_off"], results["publish_history_on"]
     ratio = round(on["cpu_us_per_msg"] / off["cpu_us_per_msg"], 3)
     per_repeat = [
@@ -148,6 +201,16 @@ def run(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
             f"{r['peak_rss_mb']:>13.1f}"
         )
     print(f"\nCPU per message, history on vs off: {ratio}x, paired {paired}x (target <= 1.2)")
+    added = round((cost[ON] - cost[OFF]) / args.recipients, 3)
+    estimate = round((off["cpu_us_per_msg"] + added) / off["cpu_us_per_msg"], 4)
+    print(
+        f"history's database work per broadcast: {cost[ON]} us CPU on, {cost[OFF]} us off "
+        f"(+{added} us per message at {args.recipients} subscribers: {estimate}x)"
+    )
+    print(
+        f"replay of {args.replay} frames to one connection: {replay['wall_ms']} ms wall, "
+        f"{replay['cpu_us_per_frame']} us CPU per frame (one post after the other)"
+    )
     return {
         "params": {
             "recipients": args.recipients,
@@ -155,10 +218,15 @@ def run(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
             "repeat": args.repeat,
             "concurrency": args.concurrency,
             "db": args.db,
+            "replay_frames": args.replay,
             "machine": machine(),
         },
         "results": results,
         "ratios": {"history_on_cpu_vs_off": ratio, "history_on_cpu_vs_off_paired": paired},
+        "replay": replay,
+        "record_cpu_us": {"history_off": cost[OFF], "history_on": cost[ON]},
+        "history_added_us_per_msg": added,
+        "history_on_vs_off_from_record_cost": estimate,
         "runs": {
             name: [
                 {"msgs_per_s": round(r.rate, 1), "cpu_us_per_msg": round(r.cpu_us, 2)} for r in rs
@@ -177,10 +245,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5, help="repeats per scenario (5)")
     parser.add_argument("--concurrency", type=int, default=100, help="posts in flight (100)")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--replay", type=int, default=100, help="frames replayed (100)")
     parser.add_argument("--json", type=Path, default=None, help="write results as JSON here")
     args = parser.parse_args(argv)
-    if args.recipients < 1 or args.concurrency < 1 or args.repeat < 1:
-        parser.error("--recipients, --concurrency and --repeat must be positive")
+    if min(args.recipients, args.concurrency, args.repeat, args.replay) < 1:
+        parser.error("--recipients, --concurrency, --repeat and --replay must be positive")
     return args
 
 

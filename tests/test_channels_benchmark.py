@@ -19,14 +19,15 @@ def test_channels_benchmark_smoke_run_writes_the_documented_json(tmp_path: Path)
     env = {**os.environ, "BENCH_SQLITE_PATH": str(tmp_path / "bench.sqlite3")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     command = [sys.executable, "-m", "benchmarks.channels", "--recipients", "60"]
-    command += ["--repeat", "2", "--latency-ms", "1", "--json", str(out)]
+    command += ["--repeat", "2", "--latency-ms", "1", "--replay", "5", "--json", str(out)]
     completed = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "history on vs off" in completed.stdout
     data = json.loads(out.read_text())
-    assert set(data) == {"params", "results", "ratios", "runs"}
+    assert set(data) >= {"params", "results", "ratios", "runs", "replay", "record_cpu_us"}
+    assert data["replay"]["frames"] == 5
     assert set(data["results"]) == {
         "publish_history_off",
         "publish_history_on",
