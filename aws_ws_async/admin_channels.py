@@ -3,7 +3,9 @@
 Registered by importing this module from ``admin.py``. A ``ChannelHistory`` row is editable
 (turn history on or off, change ``max_messages`` / ``max_age``; ``last_seq`` is the counter and
 never editable, and the channel name is fixed once the row exists, since its seqs belong to
-it). Kept messages are read-only: they are what was posted, and only the cleanup command
+it). A history row cannot be deleted here: a new row would restart the channel's seqs at 1 and
+a client whose ``since`` the new run has passed could not tell (untick ``enabled`` instead).
+Kept messages are read-only: they are what was posted, and only the cleanup command
 prunes them. They are a separate list (filtered by channel) rather than an inline, because a
 channel may keep thousands.
 """
@@ -35,6 +37,9 @@ class ChannelHistoryAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         fixed = ("last_seq", "created_at")
         return fixed if obj is None else ("channel_name", *fixed)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     @admin.display(description="kept messages")
     def messages(self, obj: ChannelHistory) -> str:

@@ -236,6 +236,9 @@ def test_admin_lists_histories_and_kept_messages(
     assert b"&quot;seq&quot;:2" in messages.content or b'"seq":2' in messages.content
     add = admin_client.get("/admin/aws_ws_async/channelmessage/add/")
     assert add.status_code == 403
+    # the counter row is never deleted from the admin (seqs would restart)
+    delete = admin_client.get(f"/admin/aws_ws_async/channelhistory/{history.pk}/delete/")
+    assert delete.status_code == 403
 
 
 async def test_latest_seq_is_the_baseline_of_a_subscribe_without_since(
