@@ -300,3 +300,25 @@ def test_a_huge_snapshot_is_cut_to_fit_one_post() -> None:
     small = Presence("room", users[:3], connections=3, count=3).frame()
     assert "truncated" not in small
     assert len(small["users"]) == 3
+
+
+async def test_a_second_tab_costs_one_small_query(memory: Any, query_log: QueryLog) -> None:
+    """The decision reads only the user's own connections; the channel-wide count of users
+    online is read only when an event is due."""
+    from aws_ws_async.channels.events import aannounce
+
+    await sync_to_async(scene)()  # alice has two live connections in "room"
+    alice_tab = await WebSocketSession.objects.filter(
+        user__email="alice@example.com", channel_name="room"
+    ).afirst()
+    assert alice_tab is not None
+    await sync_to_async(query_log.install_here)()
+    with query_log.recording() as queries:
+        assert await aannounce(alice_tab, "room", "join", "alice@example.com") is None
+    assert len(queries) == 1, queries
+    assert "COUNT(DISTINCT" not in queries[0].upper()
+    carol = await WebSocketSession.objects.filter(
+        user__email="carol@example.com", channel_name="lobby"
+    ).aget()
+    report = await aannounce(carol, "lobby", "join", "carol@example.com")
+    assert report is not None  # her only live connection in lobby: a join is due

@@ -2,8 +2,9 @@
 
 A user with three tabs joins once (their first live connection in the channel) and leaves once
 (their last one goes), so the decision needs that user's live connections in the channel after
-the change: one aggregate query (:func:`~aws_ws_async.channels.presence.auser_presence`), which
-also gives the number of users online for the frame. The event is then an ordinary broadcast to
+the change: one indexed query through the user's sessions, cheap whatever the channel's size.
+Only when an event is due is the number of users online counted for the frame (one aggregate
+over the channel). The event is then an ordinary broadcast to
 the channel's audience (``subscribed_to``), *except* the connection that caused it: on
 ``$connect`` that socket is not open yet (a post would get 410 and mark it gone), and a client
 learns its own state from the ``subscribed`` frame or a ``presence`` snapshot.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from aws_ws_async.channels.presence import auser_presence
+from aws_ws_async.channels.presence import auser_connections, ausers_online
 from aws_ws_async.delivery import DeliveryReport
 from aws_ws_async.models import WebSocketSession
 
@@ -49,9 +50,10 @@ async def aannounce(
     if session.user_id is None:
         return None
     db = session._state.db
-    mine, count = await auser_presence(channel, session.user_id, using=db)
+    mine = await auser_connections(channel, session.user_id, using=db)
     if (event == "join" and mine != 1) or (event == "leave" and mine != 0):
-        return None
+        return None  # another tab of the user is (still) there: no event, and no big count
+    count = await ausers_online(channel, using=db)
     audience = WebSocketSession.objects.db_manager(db).subscribed_to(channel).exclude(pk=session.pk)
     return await audience.asend_message(
         event_frame(channel, event, user, mine, count), collect_delivered=False
