@@ -146,7 +146,8 @@ def hook_costs(repeats: int = 15, calls: int = 2000) -> dict[str, float]:
     """CPU of the telemetry hooks themselves, in us: the best of ``repeats`` loops of
     ``calls`` (load only ever adds time, so the minimum is the cost). A single send's hooks
     (post observer, one attempt, ``delivery_finished``) off and on, one attempt inside a
-    traced broadcast off and on (histogram + 1 % sampled span), and a bare SDK span."""
+    traced broadcast off and on (histogram + 1 % sampled span), a bare SDK span, and the single
+    send with the SDK sampling 10 % of traces."""
     from aws_ws_async.delivery import DeliveryReport
     from aws_ws_async.telemetry import hooks, posts
 
@@ -182,6 +183,12 @@ def hook_costs(repeats: int = 15, calls: int = 2000) -> dict[str, float]:
                 traced = posts.post_observer("post")
                 assert traced is not None
                 costs["attempt_on_us"] = best(lambda: traced.attempt(0.001, "ok", 200, 1))
+        sampled = Switch(trace_ratio=0.1)  # the SDK keeps one trace in ten
+        try:
+            with sampled.on():
+                costs["single_send_sampled_10pct_us"] = best(single)
+        finally:
+            sampled.close()
     finally:
         switch.close()
         off()

@@ -624,7 +624,9 @@ def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     print("\nthe hooks themselves, best of 15 x 2000 calls (us of CPU):")
     print(
         f"single send: {costs['single_send_off_us']} off, {costs['single_send_on_us']} on "
-        f"(a bare SDK span: {costs['bare_sdk_span_us']}); one attempt in a broadcast: "
+        f"(a bare SDK span: {costs['bare_sdk_span_us']}; "
+        f"{costs['single_send_sampled_10pct_us']} with 10 % of traces sampled); "
+        "one attempt in a broadcast: "
         f"{costs['attempt_off_us']} off, {costs['attempt_on_us']} on"
     )
     return {

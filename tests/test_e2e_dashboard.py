@@ -16,23 +16,21 @@ from __future__ import annotations
 import html
 import json
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from aws_ws_async.testing import FaultEndpoint
 from tests.e2e_harness import DemoProject, RunningServer, gateway_headers, serve, wait_until
+from tests.fixtures_chromium import headless_chromium
 from tests.fixtures_views import new_connection_id
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 DASHBOARD = "/admin/aws_ws_async/websocketsession/dashboard/"
 API_ID = "dashe2e001"
 ADMIN, PASSWORD = "dash-admin", "dash-admin-password-123"
@@ -185,47 +183,26 @@ async def test_dashboard_under_uvicorn_shows_real_traffic(
 
 def screenshot_in_chromium(server: RunningServer) -> None:
     """Log in through the admin form in a real browser, open the dashboard, save a PNG."""
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip("no /usr/bin/chromium + chromedriver for the screenshot")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--window-size=1280,1000",
-            f"--user-data-dir={profile}",
-        ):
-            options.add_argument(flag)
-        driver: Any = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-        try:
-            driver.get(server.url + DASHBOARD)  # redirected to the login form
-            driver.find_element(By.NAME, "username").send_keys(ADMIN)
-            driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-            driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-            WebDriverWait(driver, 20).until(expected_conditions.url_contains("/dashboard/"))
-            main = driver.find_element(By.ID, "content-main")
-            assert "connections online" in main.text
-            assert "invalid_token" in main.text
-            svg = driver.find_element(By.CSS_SELECTOR, "svg.ws-chart")
-            assert svg.size["width"] > 300
-            # the admin's stylesheet was served and applied (not an unstyled page)
-            header = driver.find_element(By.ID, "header")
-            assert header.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)"
-            ARTIFACTS.mkdir(exist_ok=True)
-            out = ARTIFACTS / "dashboard.png"
-            out.unlink(missing_ok=True)
-            assert driver.save_screenshot(str(out))
-            assert out.stat().st_size > 20_000
-        finally:
-            driver.quit()
+    with headless_chromium("1280,1000") as driver:
+        driver.get(server.url + DASHBOARD)  # redirected to the login form
+        driver.find_element(By.NAME, "username").send_keys(ADMIN)
+        driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        WebDriverWait(driver, 20).until(expected_conditions.url_contains("/dashboard/"))
+        main = driver.find_element(By.ID, "content-main")
+        assert "connections online" in main.text
+        assert "invalid_token" in main.text
+        svg = driver.find_element(By.CSS_SELECTOR, "svg.ws-chart")
+        assert svg.size["width"] > 300
+        # the admin's stylesheet was served and applied (not an unstyled page)
+        header = driver.find_element(By.ID, "header")
+        assert header.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)"
+        ARTIFACTS.mkdir(exist_ok=True)
+        out = ARTIFACTS / "dashboard.png"
+        out.unlink(missing_ok=True)
+        assert driver.save_screenshot(str(out))
+        assert out.stat().st_size > 20_000
