@@ -281,3 +281,47 @@ def test_a_subscriber_joining_mid_race_misses_nothing_after_its_since(
     got = {f["seq"] for f in frames(threaded_fault_endpoint, late)}
     assert since[0] >= 20
     assert set(range(since[0] + 1, 201)) <= got  # at least once: never zero times
+
+
+def test_enqueue_publish_numbers_then_hands_the_frame_to_task_workers(
+    small_shards: Any, threaded_fault_endpoint: FaultEndpoint
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from aws_ws_async.channels.publish import enqueue_publish
+    from aws_ws_async.models import BroadcastStatus
+    from tests.fixtures_scaleout import backend
+
+    ids = subscribers(25)
+    ChannelHistory.objects.create(channel_name="room", last_seq=4)
+    with pytest.raises(ImproperlyConfigured, match="TASKS"):
+        enqueue_publish("room", "no backend")
+    assert seq_state() == (4, [])  # refused before anything was written
+
+    small_shards.TASKS = backend("Immediate")
+    enqueued = enqueue_publish("room", {"big": True})
+    result = enqueued.broadcast.wait_result(timeout=30)
+    assert enqueued.seq == 5
+    assert (result.status, result.delivered, result.shards_total) == (
+        BroadcastStatus.FINISHED,
+        25,
+        3,
+    )
+    assert all(
+        frames(threaded_fault_endpoint, cid)
+        == [{"type": "message", "channel": "room", "seq": 5, "data": {"big": True}}]
+        for cid in ids
+    )
+    assert seq_state() == (5, [5])
+
+
+async def test_aenqueue_publish(small_shards: Any, threaded_fault_endpoint: FaultEndpoint) -> None:
+    from aws_ws_async.channels.publish import aenqueue_publish
+    from tests.fixtures_scaleout import backend
+
+    ids = await sync_to_async(subscribers)(3)
+    await ChannelHistory.objects.acreate(channel_name="room")
+    small_shards.TASKS = backend("Immediate")
+    enqueued = await aenqueue_publish("room", "x")
+    assert enqueued.seq == 1
+    assert [f["seq"] for f in frames(threaded_fault_endpoint, ids[2])] == [1]

@@ -11,16 +11,26 @@ from __future__ import annotations
 
 from aws_ws_async.channels.history import ReplayResult, areplay, replay
 from aws_ws_async.channels.presence import Presence, PresenceUser, apresence, presence
-from aws_ws_async.channels.publish import PublishReport, apublish, publish
+from aws_ws_async.channels.publish import (
+    EnqueuedPublish,
+    PublishReport,
+    aenqueue_publish,
+    apublish,
+    enqueue_publish,
+    publish,
+)
 
 __all__ = [
+    "EnqueuedPublish",
     "Presence",
     "PresenceUser",
     "PublishReport",
     "ReplayResult",
+    "aenqueue_publish",
     "apresence",
     "apublish",
     "areplay",
+    "enqueue_publish",
     "presence",
     "publish",
     "replay",

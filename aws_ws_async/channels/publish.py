@@ -42,6 +42,7 @@ from aws_ws_async.models.sessions import WebSocketSession, WebSocketSessionQuery
 
 if TYPE_CHECKING:
     from aws_ws_async.delivery import DeliveryReport
+    from aws_ws_async.models.broadcasts import Broadcast
 
 #: The keyword arguments ``publish`` passes on to ``asend_message`` / ``send_message``.
 SEND_OPTIONS = frozenset(
@@ -142,3 +143,42 @@ def publish(
     seq, frame = record(name, data_json, db)
     report = rows.send_message(frame, **send_kwargs)
     return PublishReport(name, seq, report)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueuedPublish:
+    """An enqueued publish: its seq (None with history off) and the ``Broadcast`` row to watch."""
+
+    channel: str
+    seq: int | None
+    broadcast: Broadcast
+
+
+def enqueue_publish(channel: str, data: Any, *, using: str | None = None) -> EnqueuedPublish:
+    """:func:`publish` for channels too large for one process: the posts run on task workers.
+
+    The seq and the kept frame are committed here, as in :func:`publish`; the frame is then
+    handed to ``enqueue_message`` on the channel's audience (sharded, resumable, one rate budget;
+    ``docs/scaling.md``). A task backend is required before anything is written.
+    """
+    from aws_ws_async.scaleout.framework import check_backend
+
+    sync.check_not_on_loop()
+    name, data_json, db, rows = _prepare(channel, data, using, {})
+    check_backend()
+    seq, frame = record(name, data_json, db)
+    return EnqueuedPublish(name, seq, rows.enqueue_message(frame))
+
+
+async def aenqueue_publish(channel: str, data: Any, *, using: str | None = None) -> EnqueuedPublish:
+    """Async twin of :func:`enqueue_publish` (the rows written in one thread hop)."""
+    from aws_ws_async.scaleout.framework import check_backend
+
+    name, data_json, db, rows = _prepare(channel, data, using, {})
+    check_backend()
+
+    def write() -> EnqueuedPublish:
+        seq, frame = record(name, data_json, db)
+        return EnqueuedPublish(name, seq, rows.enqueue_message(frame))
+
+    return await sync_to_async(write)()
