@@ -143,7 +143,8 @@ async def test_replay_stops_at_a_gone_connection(
 
 
 @pytest.mark.parametrize(
-    ("since", "error"), [(-1, ValueError), ("3", TypeError), (True, TypeError), (None, TypeError)]
+    ("since", "error"),
+    [(-1, ValueError), (2**63, ValueError), ("3", TypeError), (True, TypeError), (None, TypeError)],
 )
 async def test_invalid_since_is_refused_before_anything_is_read(
     fault_settings: Any, fault_endpoint: FaultEndpoint, since: Any, error: type[Exception]

@@ -31,6 +31,8 @@ from aws_ws_async.models.sessions import WebSocketSession
 
 #: At most this many frames are replayed per subscribe; beyond it the client gets ``gap``.
 MAX_REPLAY = 500
+#: The largest seq a channel can reach (``last_seq`` is a 64-bit signed column).
+MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,8 @@ def check_since(since: Any) -> int:
     """``since``: an int >= 0 (the last seq the client saw); anything else is refused."""
     if isinstance(since, bool) or not isinstance(since, int):
         raise TypeError(f"since must be an int >= 0, not {type(since).__name__}")
-    if since < 0:
-        raise ValueError(f"since must be 0 or more, not {since}")
+    if not 0 <= since <= MAX_SEQ:
+        raise ValueError(f"since must be from 0 to {MAX_SEQ}, not {since}")
     return since
 
 
