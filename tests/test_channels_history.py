@@ -257,3 +257,14 @@ async def test_latest_seq_is_the_baseline_of_a_subscribe_without_since(
     assert await sync_to_async(latest_seq)("room") == 3
     with pytest.raises(ValueError, match="channel"):
         await alatest_seq("bad name")
+
+
+async def test_the_replay_bound_defaults_to_the_setting(
+    fault_settings: Any, fault_endpoint: FaultEndpoint
+) -> None:
+    fault_settings.AWS_WS_ASYNC = {**fault_settings.AWS_WS_ASYNC, "channel_replay_limit": 2}
+    session = await sync_to_async(room)(6)
+    assert await areplay(session, "room", 0) == ReplayResult(6, 2, True)
+    assert seqs(got(fault_endpoint, session)) == [5, 6]
+    with pytest.raises(ValueError, match="limit"):
+        await areplay(session, "room", 0, limit=0)

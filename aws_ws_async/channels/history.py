@@ -5,7 +5,8 @@ subscription row has committed (the ordering rule in ``docs/channels.md``). It r
 frames with ``seq > since`` (two queries, one thread hop) and posts them one by one, each after
 the previous one was accepted, so they arrive in seq order. One post per frame, not a batch: a
 replay frame is an ordinary ``message`` frame, so the client has one code path, and a replay is
-bounded (:data:`MAX_REPLAY`) so it stays a few round-trips.
+bounded (``limit``, default the ``channel_replay_limit`` setting, 500) so it stays a few
+round-trips.
 
 A ``gap`` frame comes first when the client cannot be made whole from history:
 
@@ -26,11 +27,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from aws_ws_async.channels.frames import check_channel, gap_frame
+from aws_ws_async.conf import get_settings
 from aws_ws_async.models.history import ChannelHistory, ChannelMessage
 from aws_ws_async.models.sessions import WebSocketSession
 
-#: At most this many frames are replayed per subscribe; beyond it the client gets ``gap``.
-MAX_REPLAY = 500
 #: The largest seq a channel can reach (``last_seq`` is a 64-bit signed column).
 MAX_SEQ = 2**63 - 1
 
@@ -63,6 +63,9 @@ def check_since(since: Any) -> int:
 
 
 def check_limit(limit: Any) -> int:
+    """``limit``: a positive int, or None for the ``channel_replay_limit`` setting."""
+    if limit is None:
+        return get_settings().channel_replay_limit
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive int, not {limit!r}")
     return limit
@@ -128,7 +131,7 @@ async def areplay(
     channel: str,
     since: Any,
     *,
-    limit: int = MAX_REPLAY,
+    limit: int | None = None,
     gone_retry_seconds: float = 0.0,
 ) -> ReplayResult:
     """Post ``gap`` (if needed) and the missed frames of ``channel`` to ``session``, in order.
@@ -154,7 +157,7 @@ def replay(
     channel: str,
     since: Any,
     *,
-    limit: int = MAX_REPLAY,
+    limit: int | None = None,
     gone_retry_seconds: float = 0.0,
 ) -> ReplayResult:
     """Sync twin of :func:`areplay` (reads here, each post on the portal loop)."""

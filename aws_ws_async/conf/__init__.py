@@ -142,6 +142,13 @@ class AppSettings(RequestKeys):
     rate_budget_redis_url: str | None = setting(None, "optstr", "Budget Redis; none: per process.")
     rate_budget_in_send: bool = setting(False, "bool", "asend_message takes budget permits too.")
     rate_budget_account: str = setting("default", "str", "Account label in the budget's key.")
+    # --- channels (docs/channels.md) ---
+    channel_replay_limit: int = setting(
+        500,
+        "posint",
+        "Frames replayed at most to a connection that resubscribes with 'since'; when it missed "
+        "more, it gets a 'gap' frame and the newest this many.",
+    )
     #: Where each value came from ("default", "AWS_WS_ASYNC", "WEBSOCKETS", a legacy setting name).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: Every bad value of the winning source, by key (or container name), as safe messages.
