@@ -194,3 +194,57 @@ async def test_the_emulator_answers_410_for_a_lost_connection(ws_client: Any) ->
         lost_row = await WebSocketSession.objects.aget(pk=lost.pk)
         assert (lost_row.connected, lost_row.disconnect_reason) == (False, "gone")
         assert (await WebSocketSession.objects.aget(pk=live.pk)).connected
+
+
+def _watched(gateway: ApiGateway) -> tuple[WebSocketSession, WebSocketSession, WebSocketSession]:
+    from django.contrib.auth import get_user_model
+
+    manager = get_user_model()._default_manager
+    alice = manager.create_user(email="alice@example.com", password="pw-reap-2!")
+    bob = manager.create_user(email="bob@example.com", password="pw-reap-3!")
+    quiet = timezone.now() - timedelta(minutes=6)
+    made = []
+    for cid, user, seen in (("aliceGoneAAA=", alice, quiet), ("aliceTabAAAA=", alice, quiet)):
+        made.append(
+            WebSocketSession.objects.create(
+                connection_id=cid, user=user, api_gateway=gateway, last_seen_at=seen
+            )
+        )
+    watcher = WebSocketSession.objects.create(
+        connection_id="bobWatchAAAA=", user=bob, api_gateway=gateway
+    )
+    for session in (*made, watcher):
+        ChannelSubscription.objects.create(session=session, channel_name="room")
+    return made[0], made[1], watcher
+
+
+def _leaves(cid: str) -> list[tuple[str, int, int]]:
+    import json
+
+    frames = [json.loads(body) for body in network.posts_to(cid)]
+    return [(f["user"], f["connections"], f["count"]) for f in frames if f.get("event") == "leave"]
+
+
+def test_announce_leaves_for_the_last_gone_connection(memory: Any, gateway: Any) -> None:
+    gone, other_tab, watcher = _watched(gateway)
+    network.script(gone.connection_id, "gone")
+    confirm(doubtful(), announce_leaves=True)
+    assert _leaves(watcher.connection_id) == []  # alice still has her other tab
+    network.script(other_tab.connection_id, "gone")
+    report = confirm(doubtful(), announce_leaves=True)
+    assert report.gone == [other_tab.connection_id]
+    assert _leaves(watcher.connection_id) == [("alice@example.com", 0, 1)]
+    assert network.posts_to(gone.connection_id) == []  # the gone are never posted to
+
+
+async def test_aconfirm_announces_leaves_too(memory: Any, gateway: Any) -> None:
+    gone, other_tab, watcher = await sync_to_async(_watched)(gateway)
+    for session in (gone, other_tab):
+        network.script(session.connection_id, "gone")
+    report = await aconfirm(doubtful(), announce_leaves=True)
+    assert sorted(report.gone) == sorted([gone.connection_id, other_tab.connection_id])
+    assert _leaves(watcher.connection_id) == [("alice@example.com", 0, 1)]
+    # Both of alice's tabs went in one run: one leave, not two. Nothing left to probe after.
+    network.reset()
+    assert (await aconfirm(doubtful(), announce_leaves=True)).total == 0
+    assert network.calls == []

@@ -89,14 +89,41 @@ async def aconfirm(
     db_chunk_size: int | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 (the whole call's deadline)
     progress: ProgressFn | None = None,
+    announce_leaves: bool = False,
 ) -> DeliveryReport:
     """Probe every connected session of ``queryset``; 410 ones end ``gone``.
 
     The report's ``delivered`` are the connections API Gateway still has open, ``gone`` the
     ones it does not (their rows are now disconnected), ``failed`` those it could not say.
+    ``announce_leaves``: tell each gone user's channels (presence ``leave`` events) when that
+    was their last live connection there, as a ``$disconnect`` would have.
     """
     call = _call(queryset, concurrency, db_chunk_size, timeout, progress)
-    return await arun_bulk(queryset, call)
+    report = await arun_bulk(queryset, call)
+    if announce_leaves and report.gone:
+        await aannounce_leaves(queryset.db, report.gone)
+    return report
+
+
+async def aannounce_leaves(db: str, connection_ids: list[str]) -> int:
+    """Presence ``leave`` events for these (now disconnected) sessions; returns how many."""
+    from aws_ws_async.channels.events import aannounce
+
+    sent = 0
+    done: set[tuple[Any, str]] = set()  # two tabs of one user gone together: one leave
+    rows = WebSocketSession.objects.using(db).filter(
+        connection_id__in=connection_ids, user__isnull=False
+    )
+    async for session in rows.select_related("user").prefetch_related("subscriptions"):
+        name = str(session.user.get_username())  # type: ignore[union-attr]
+        for subscription in session.subscriptions.all():
+            key = (session.user_id, subscription.channel_name)
+            if key in done:
+                continue
+            done.add(key)
+            if await aannounce(session, subscription.channel_name, "leave", name) is not None:
+                sent += 1
+    return sent
 
 
 def confirm(
@@ -106,10 +133,17 @@ def confirm(
     db_chunk_size: int | None = None,
     timeout: float | None = None,
     progress: ProgressFn | None = None,
+    announce_leaves: bool = False,
 ) -> DeliveryReport:
     """Sync twin of :func:`aconfirm` (queries and marks here, the GETs on the portal loop)."""
     call = _call(queryset, concurrency, db_chunk_size, timeout, progress)
-    return run_bulk(queryset, call)
+    report = run_bulk(queryset, call)
+    if announce_leaves and report.gone:
+        from aws_ws_async import sync
+
+        db, gone = queryset.db, list(report.gone)
+        sync.run(lambda: aannounce_leaves(db, gone), orm=True)
+    return report
 
 
 def _call(queryset: Any, concurrency: Any, db_chunk_size: Any, timeout: Any, progress: Any) -> Any:

@@ -41,6 +41,12 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="Stop probing after SECONDS (what was learned is still written).",
         )
+        parser.add_argument(
+            "--announce-leaves",
+            action="store_true",
+            help="Send presence 'leave' events to the channels of the gone users (when it was "
+            "their last live connection there), as their $disconnect would have.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Only count; probe nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -57,7 +63,12 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write(f"Would probe {rows.count()} session(s) idle over {idle} s.")
             return
-        report = confirm(rows, concurrency=concurrency, timeout=timeout)
+        report = confirm(
+            rows,
+            concurrency=concurrency,
+            timeout=timeout,
+            announce_leaves=options["announce_leaves"],
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Probed {report.total} "
