@@ -354,12 +354,13 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results, args)
     summary = summarize(results)
     print_summary(summary)
-    if args.profile:
-        request_profile.report(args.profile)
+    profile = request_profile.report(args.profile) if args.profile else None
     bad = sum(row["non_200"] for rows in results.values() for row in rows.values())
     if args.json:
-        params = vars(args) | {"json": str(args.json)}
+        params = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         document = {"params": params, "summary": summary, "results": results}
+        if profile is not None:
+            document["profile_percent"] = profile
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         print(f"\nJSON written to {args.json}")
     if bad:
