@@ -33,7 +33,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("middleware", ("django/middleware/", "django/contrib/")),
     ("response building/sending", ("django/http/response.py",)),
     ("signals", ("django/dispatch/",)),
-    ("ASGI handler + request building", ("django/core/handlers/", "django/http/", "django/urls/")),
+    ("Django handler + request", ("django/core/handlers/", "django/http/", "django/urls/")),
     ("WSGI server (gunicorn)", ("gunicorn/",)),
     ("HTTP server (uvicorn)", ("uvicorn/", "httptools", "h11")),
     ("event loop", ("asyncio/", "uvloop")),
