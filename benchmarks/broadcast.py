@@ -597,8 +597,32 @@ def interleaved(
     return runs, alternated
 
 
+def run_alternating(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
+    """``--telemetry --alt-only``: only the toggled loops and the hooks' own CPU."""
+    telemetry_off()
+    bench = Bench(args, endpoint, fill(args.recipients))
+    try:
+        alternated = bench.alternating()
+    finally:
+        bench.close()
+    costs = hook_costs()
+    for name, alt in alternated.items():
+        print(
+            f"CPU per message, {name}: {alt['cpu_us_per_msg_off']} us off, "
+            f"{alt['cpu_us_per_msg_on']} us on: {alt['ratio']}x (target <= 1.05)"
+        )
+    print(f"the hooks themselves (us of CPU, best of 15 x 2000 calls): {costs}")
+    return {
+        "params": {**params(args), "machine": machine(), "post_span_rate": POST_SPAN_RATE},
+        "hook_costs_us": costs,
+        "alternating": alternated,
+    }
+
+
 def run_telemetry(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
     """``--telemetry``: telemetry on vs off, a broadcast and a loop of single sends, interleaved."""
+    if args.alt_only:
+        return run_alternating(args, endpoint)
     runs, alternated = interleaved(args, endpoint, TELEMETRY_SCENARIOS, alternate=True)
     results = summarise(runs)
     rat, paired = {}, {}
@@ -914,6 +938,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--alt-block", type=int, default=25, help="--telemetry: single sends per toggled block"
+    )
+    parser.add_argument(
+        "--alt-only", action="store_true", help="--telemetry: only the toggled loops"
     )
     parser.add_argument(
         "--no-loop", action="store_true", help="--sync: skip the one-by-one loop scenarios"
