@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     timers.add_argument("--client-max-age-ms", type=int, help="Page client's rotation age.")
     timers.add_argument("--client-ping-ms", type=int, help="Page client's ping interval.")
+    timers.add_argument(
+        "--client-subscribe-timeout-ms",
+        type=int,
+        help="Page client's wait for its first channel's 'subscribed' before replacing a socket.",
+    )
     return parser.parse_args(argv)
 
 
@@ -90,6 +95,7 @@ def demo_env(args: argparse.Namespace, secret: str) -> dict[str, str]:
     for name, value in (
         ("DEMO_CLIENT_MAX_AGE_MS", getattr(args, "client_max_age_ms", None)),
         ("DEMO_CLIENT_PING_MS", getattr(args, "client_ping_ms", None)),
+        ("DEMO_CLIENT_SUBSCRIBE_TIMEOUT_MS", getattr(args, "client_subscribe_timeout_ms", None)),
     ):
         if value is not None:
             env[name] = str(value)

@@ -41,14 +41,18 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 RATE, SECONDS = 10, 30
 TIMERS = [
-    "--idle-timeout", "4", "--idle-inbound-only", "--max-age", "9",
-    "--client-max-age-ms", "6000", "--client-ping-ms", "1000",
+    "--idle-timeout", "3", "--idle-inbound-only", "--max-age", "8",
+    "--client-max-age-ms", "5000", "--client-ping-ms", "800",
+    # A socket whose first channel is never confirmed is replaced after 2 s, not 10: see
+    # /work/team/G13-findings.md 2 (a publish during $connect marks the new session gone).
+    "--client-subscribe-timeout-ms", "2000",
 ]  # fmt: skip
-#: What the page recorded of the broadcaster's messages: [seq, n] in delivery order.
+#: What the page recorded of #lobby, in delivery order: [seq, author, n or the text].
 RECEIVED = (
-    "return window.demoChat.received.filter(m => m.channel === 'lobby' && m.data"
-    " && m.data.author === 'broadcaster').map(m => [m.seq, m.data.n]);"
+    "return window.demoChat.received.filter(m => m.channel === 'lobby')"
+    ".map(m => [m.seq, m.data.author, m.data.n || m.data.message]);"
 )
+HELLO = "hello alice, 300 ticks here too"
 
 
 def _tools(demo_args: list[str], *command: str) -> subprocess.Popen[str]:
@@ -154,7 +158,8 @@ def wait_for(driver: Any, condition: Any, timeout: float = 20, what: str = "") -
 def log_in_to_lobby(driver: Any, url: str, username: str, password: str) -> None:
     from selenium.webdriver.common.by import By
 
-    driver.get(url + "?channel=lobby")
+    # since=0: the page resumes after seq 0, so what was published before it joined is replayed.
+    driver.get(url + "?channel=lobby&since=0")
     wait_for(driver, lambda d: "/accounts/login/" in d.current_url)
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(password)
@@ -221,26 +226,33 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
 ) -> None:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run does)")
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
 
     server, tool_args = demo
-    adduser = _tools(tool_args, "adduser", "alice", "alice-password")
-    assert adduser.wait(timeout=60) == 0, adduser.communicate()[0]
+    started = time.monotonic()
+    marks: list[tuple[str, float]] = []
 
+    def mark(what: str) -> None:
+        marks.append((what, round(time.monotonic() - started, 1)))
+
+    adduser = _tools(tool_args, "adduser", "alice", "alice-password")  # while Chromium starts
     with chromium() as watcher, chromium() as page:
+        mark("browsers")
+        assert adduser.wait(timeout=60) == 0, adduser.communicate()[0]
         # Alice watches #lobby first; demo's join must then show up in her page.
         log_in_to_lobby(watcher, server.url, "alice", "alice-password")
         log_in_to_lobby(page, server.url, "demo", "demo-password")
         wait_for(watcher, lambda d: "demo" in online(d), what="demo online in alice's page")
         assert "demo joined" in watcher.find_element(By.ID, "messages").text
         wait_for(page, lambda d: sorted(online(d)) == ["alice", "demo"], what="both online")
-
+        mark("logged in")
         broadcaster = _tools(
             tool_args, "broadcast", "--channel", "lobby", "--rate", str(RATE),
             "--seconds", str(SECONDS),
         )  # fmt: skip
         try:
-            # 1. Ahead of the maximum age (6 s of 9): a new socket, resume, the old one closed.
+            # 1. Ahead of the maximum age (5 s of 8): a new socket, resume, the old one closed.
             wait_for(
                 page,
                 lambda d: page_log(d)["stats"]["rotations"] >= 1,
@@ -255,7 +267,7 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
             assert 204 in statuses, statuses
             wait_for(page, lambda d: new_close(d, seen, 1000, ""), what="the DELETE's close")
             wait_for(page, lambda d: page_log(d)["state"] == "open", what="reopened")
-            # 3. Idle: no pings (nor rotation) for a while; the gateway closes after 4 s.
+            # 3. Idle: no pings (nor rotation) for a while; the gateway closes after 3 s.
             seen = len(closes(page))
             page.execute_script(
                 "window.demoChat.client.configure({pingIntervalMs: 0, maxAgeMs: 0});"
@@ -266,7 +278,7 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
                 timeout=20,
                 what="an idle close",
             )
-            # 4. Pings back, rotation still off: the gateway's own 9 s cap closes it.
+            # 4. Pings back, rotation still off: the gateway's own 8 s cap closes it.
             seen = len(closes(page))
             page.execute_script("window.demoChat.client.configure({pingIntervalMs: 1000});")
             wait_for(
@@ -275,8 +287,45 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
                 timeout=25,
                 what="the maximum-age close",
             )
-            page.execute_script("window.demoChat.client.configure({maxAgeMs: 6000});")
+            page.execute_script("window.demoChat.client.configure({maxAgeMs: 5000});")
+            mark("phases")
+            # Every forced reconnect happened while the broadcaster was still publishing.
+            assert broadcaster.poll() is None, "the reconnects outlasted the broadcast"
+            # Screenshots of the demo with presence (alice's page: both online), a word from demo.
+            say_hello = (
+                "return window.demoChat.client.send({action: 'send_message',"
+                f" channel: 'lobby', message: '{HELLO}'}});"
+            )
+            for _ in range(3):  # through the client: the input is disabled while it reconnects
+                wait_for(page, lambda d: d.execute_script(say_hello), what="hello sent")
+                try:
+                    wait_for(
+                        watcher,
+                        lambda d: HELLO in d.find_element(By.ID, "messages").text,
+                        timeout=5,
+                        what="demo's hello in alice's page",
+                    )
+                    break
+                except TimeoutException:  # sent on a socket the server had dropped: again
+                    continue
+            wait_for(
+                watcher,
+                lambda d: sorted(online(d)) == ["alice", "demo"],
+                timeout=30,
+                what="both online for the screenshots",
+            )
+            SCREENSHOTS.mkdir(exist_ok=True)
+            assert watcher.save_screenshot(str(SCREENSHOTS / "browser-presence.png"))
+            watcher.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+            )
+            wait_for(watcher, lambda d: d.execute_script("return window.innerWidth") == 390)
+            assert watcher.execute_script("return document.documentElement.scrollWidth") <= 390
+            assert watcher.save_screenshot(str(SCREENSHOTS / "browser-presence-phone.png"))
+            watcher.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
             summary_text, _ = broadcaster.communicate(timeout=SECONDS + 30)
+            mark("broadcast")
         finally:
             if broadcaster.poll() is None:
                 broadcaster.kill()
@@ -285,28 +334,33 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
         summary = json.loads(summary_text.strip().splitlines()[-1])
         expected = RATE * SECONDS
         assert summary["published"] == expected
-        first_seq = summary["first_seq"]
-        assert summary["last_seq"] == first_seq + expected - 1
+        # The channel's whole history: the broadcaster's messages and demo's hello(s), seq 1 ...
+        hellos = "return window.demoChat.received.filter(m => m.data.author === 'demo').length;"
+        total = expected + int(page.execute_script(hellos))
 
         for driver in (page, watcher):
             try:
                 wait_for(
                     driver,
-                    lambda d: len(d.execute_script(RECEIVED)) >= expected,
+                    lambda d: (
+                        len(d.execute_script(RECEIVED)) >= total
+                        and d.execute_script(RECEIVED)[-1][0] >= summary["last_seq"]
+                    ),
                     timeout=20,
                     what="every message",
                 )
             finally:
                 got = driver.execute_script(RECEIVED)
-                numbers = [n for _, n in got]
-                missing = sorted(set(range(1, expected + 1)) - set(numbers))
+                missing = sorted(set(range(1, total + 1)) - {seq for seq, _, _ in got})
                 print(
                     f"\n{'page' if driver is page else 'watcher'}: {len(got)} received, "
                     f"missing {missing[:50]}, log {json.dumps(page_log(driver))[:3000]}"
                 )
-            # Exactly once, in order: the seqs and the broadcaster's numbers, no hole, no repeat.
-            assert [n for _, n in got] == list(range(1, expected + 1))
-            assert [seq for seq, _ in got] == list(range(first_seq, first_seq + expected))
+            # Exactly once, in order: every seq of the channel, no hole, no repeat; the
+            # broadcaster's numbers in order; demo's hello once.
+            assert [seq for seq, _, _ in got] == list(range(1, total + 1))
+            assert [n for _, who, n in got if who == "broadcaster"] == list(range(1, expected + 1))
+            assert {n for _, who, n in got if who == "demo"} == {HELLO}
             assert page_log(driver)["gaps"] == []
 
         log = page_log(page)
@@ -326,29 +380,11 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
             f"broadcaster {summary}"
         )
 
-        # Screenshots of the demo with presence (alice's page: both online), a word from demo.
-        page.find_element(By.ID, "message-input").send_keys("hello alice, 300 ticks here too")
-        page.find_element(By.ID, "send-button").click()
-        wait_for(
-            watcher,
-            lambda d: "hello alice" in d.find_element(By.ID, "messages").text,
-            what="demo's message in alice's page",
-        )
-        wait_for(watcher, lambda d: sorted(online(d)) == ["alice", "demo"], what="both online")
-        SCREENSHOTS.mkdir(exist_ok=True)
-        assert watcher.save_screenshot(str(SCREENSHOTS / "browser-presence.png"))
-        watcher.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
-        )
-        wait_for(watcher, lambda d: d.execute_script("return window.innerWidth") == 390)
-        assert watcher.execute_script("return document.documentElement.scrollWidth") <= 390
-        assert watcher.save_screenshot(str(SCREENSHOTS / "browser-presence-phone.png"))
-        watcher.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-
         # Demo's page goes away: alice sees the leave.
         page.get("about:blank")
         wait_for(watcher, lambda d: online(d) == ["alice"], what="demo left")
+        mark("left")
+        print(f"timings (s): {marks}")
         events = [p for p in page_log(watcher)["presence"] if p.get("user") == "demo"]
         assert events[0]["event"] == "join"
         assert events[-1]["event"] == "leave"

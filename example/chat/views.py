@@ -48,5 +48,6 @@ class RoomView(LoginRequiredMixin, TemplateView):
             # run_demo.py --client-max-age-ms / --client-ping-ms: empty = the client's defaults.
             client_max_age_ms=os.environ.get("DEMO_CLIENT_MAX_AGE_MS", ""),
             client_ping_ms=os.environ.get("DEMO_CLIENT_PING_MS", ""),
+            client_subscribe_timeout_ms=os.environ.get("DEMO_CLIENT_SUBSCRIBE_TIMEOUT_MS", ""),
         )
         return context

@@ -106,6 +106,10 @@ function start(root) {
   // run_demo.py --client-max-age-ms / --client-ping-ms (short timers for tests).
   if (data.maxAgeMs) options.maxAgeMs = Number(data.maxAgeMs);
   if (data.pingIntervalMs) options.pingIntervalMs = Number(data.pingIntervalMs);
+  if (data.subscribeTimeoutMs) options.subscribeTimeoutMs = Number(data.subscribeTimeoutMs);
+  // ?since=0: resume the room after that seq (0: everything history still keeps).
+  const since = new URLSearchParams(location.search).get("since");
+  if (since !== null && /^\d+$/.test(since)) options.since = { [channel]: Number(since) };
   const client = new ChannelsClient(options);
   const log = { client, received, gaps: [], closes: [], opens: [], welcomes: [], presence: [], timeline: [] };
   window.demoChat = log;
@@ -183,6 +187,8 @@ function start(root) {
     } else if (detail.event === "leave") {
       online.delete(detail.user);
       addLine("system presence", "", detail.user + " left");
+    }
+    if (detail.event !== "snapshot") {
       // Events are hints (a tab reconnecting can race its own leave): confirm with a snapshot.
       clearTimeout(recheck);
       recheck = setTimeout(() => client.presence(channel), 1000);
@@ -214,6 +220,13 @@ function start(root) {
       client.connect();
     }
   });
+
+  // And a snapshot now and then (one query on the server), in case an event never came.
+  setInterval(() => {
+    if (client.state === "open" && document.visibilityState === "visible") {
+      client.presence(channel);
+    }
+  }, 10000);
 
   setStatus("connecting", "connecting…");
   client.connect();
