@@ -8,6 +8,7 @@ server; ``tests/test_e2e_dashboard.py`` makes ``dashboard.png`` under a real uvi
 
 from __future__ import annotations
 
+import datetime
 import re
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from aws_ws_async.models import Broadcast, WebSocketSession
 from aws_ws_async.telemetry import recent
@@ -52,7 +54,9 @@ def cells(html: str) -> list[list[str]]:
 async def make_traffic(fault_endpoint: FaultEndpoint, browser: Browser) -> None:
     recent.clear()
     lobby = await sync_to_async(make_gateway)("Lobby API", "lob0000001")
-    ids = await sync_to_async(make_sessions)(lobby, 12, channel="room")
+    # connected a minute ago: older than any gone grace, so the 410s mark their rows
+    ago = timezone.now() - datetime.timedelta(minutes=1)
+    ids = await sync_to_async(make_sessions)(lobby, 12, channel="room", connected_at=ago)
     await sync_to_async(make_sessions)(lobby, 3, channel="", prefix="nochan")
     fault_endpoint.plan.gone = set(ids[:2])
     fault_endpoint.plan.status_for = {ids[2]: 403}
@@ -148,3 +152,33 @@ def test_dashboard_needs_the_view_permission(db: None) -> None:
     assert client.get(reverse(URL)).status_code == 403
     anonymous = Client().get(reverse(URL))
     assert anonymous.status_code == 302  # to the admin login
+
+
+def test_connections_count_in_every_subscribed_channel(
+    db: None, django_assert_num_queries: Any
+) -> None:
+    """A connection subscribed to two channels is in both groups; one without subscription
+    rows is under its first channel; a disconnected one nowhere. Two queries, whatever N."""
+    from aws_ws_async.admin_dashboard import connection_groups
+    from aws_ws_async.models import ChannelSubscription
+
+    lobby = make_gateway("Lobby API", "lob0000001")
+    make_sessions(lobby, 3, channel="room", prefix="r")
+    make_sessions(lobby, 2, channel="old", prefix="o", connected=False)
+    subscribed = list(WebSocketSession.objects.filter(connection_id__startswith="r"))
+    ChannelSubscription.objects.bulk_create(
+        [ChannelSubscription(session=s, channel_name="room") for s in subscribed]
+        + [ChannelSubscription(session=subscribed[0], channel_name="lobby")]
+        + [
+            ChannelSubscription(session=s, channel_name="old")
+            for s in WebSocketSession.objects.filter(connected=False)
+        ]
+    )
+    make_sessions(lobby, 1, channel="legacy", prefix="l")  # no subscription rows
+    with django_assert_num_queries(2):
+        groups = connection_groups()
+    assert groups == [
+        {"gateway": "Lobby API", "channel": "room", "count": 3},
+        {"gateway": "Lobby API", "channel": "legacy", "count": 1},
+        {"gateway": "Lobby API", "channel": "lobby", "count": 1},
+    ]
