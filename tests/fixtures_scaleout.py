@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from aws_ws_async.scaleout.framework import task_api
 from tests.fixtures_delivery import make_gateway
@@ -22,13 +24,17 @@ def recorded() -> list[Any]:
 
 
 def sessions(count: int, channel: str = "room", gateway: Any = None) -> list[Any]:
-    """``count`` connected sessions of ``channel`` on one gateway, in pk order."""
+    """``count`` sessions of ``channel`` on one gateway, connected an hour ago, in pk order."""
     from aws_ws_async.models import WebSocketSession
 
     gateway = gateway or make_gateway()
+    since = timezone.now() - timedelta(hours=1)  # older than gone_grace_seconds: 410 marks
     rows = [
         WebSocketSession(
-            connection_id=f"{channel[:4]}{i:05d}=", channel_name=channel, api_gateway=gateway
+            connection_id=f"{channel[:4]}{i:05d}=",
+            channel_name=channel,
+            api_gateway=gateway,
+            connected_at=since,
         )
         for i in range(count)
     ]

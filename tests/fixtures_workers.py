@@ -117,14 +117,18 @@ def rows(project: E2EProject, sql: str) -> list[tuple[Any, ...]]:
 
 def enqueue(project: E2EProject, channel: str, count: int) -> int:
     code = f"""
+from datetime import timedelta
+from django.utils import timezone
 from aws_ws_async.models import ApiGateway, WebSocketSession
+# Connected an hour ago: a 410 to a session younger than gone_grace_seconds is not marked gone.
+since = timezone.now() - timedelta(hours=1)
 g, _ = ApiGateway.objects.get_or_create(
     api_id="wrk0000001",
     defaults=dict(api_name="Workers", stage_name="prod", api_created=True, deployment_id="d1"),
 )
 WebSocketSession.objects.bulk_create(
     [WebSocketSession(connection_id=f"{channel}{{i:05d}}=", channel_name="{channel}",
-     api_gateway=g) for i in range({count})],
+     api_gateway=g, connected_at=since) for i in range({count})],
     batch_size=500,
 )
 print(WebSocketSession.objects.for_channel("{channel}").enqueue_message({{"hi": 1}}).pk)
