@@ -1,15 +1,16 @@
 """Channels in a real browser: the shipped client in the demo, through forced reconnects.
 
-``example/run_demo.py`` runs with the gateway's timers shortened (idle 4 s, only the browser's
-frames count as activity; maximum age 9 s) and the page's client matching them (rotation at
-6 s, ping every second). Two headless Chromiums: ``demo`` and ``alice`` in ``#lobby`` (history
-on). While ``example/demo_tools.py broadcast`` publishes 10 messages a second for 30 s with
-``aws_ws_async.channels.publish``, demo's page goes through: a rotation ahead of the maximum
-age, a server-side ``DELETE @connections``, an idle close (its pings switched off for a while)
-and the gateway's own maximum-age close (its rotation switched off for a while). Each page must
-record every broadcast exactly once and in order, with no gap. Alice's page shows demo's join
-and, once demo's browser quits, demo's leave. Screenshots: ``browser-presence.png`` and
-``browser-presence-phone.png`` in ``test-artifacts/``.
+``example/run_demo.py`` runs with the gateway's timers shortened (idle 3 s, only the browser's
+frames count as activity; maximum age 8 s) and the page's client matching them (rotation at
+5 s, ping every 0.8 s, an unconfirmed socket replaced after 2 s). Two headless Chromiums:
+``demo`` and ``alice`` in ``#lobby`` (history on). While ``example/demo_tools.py broadcast``
+publishes 10 messages a second for 30 s with ``aws_ws_async.channels.publish``, demo's page goes
+through: a rotation ahead of the maximum age, a server-side ``DELETE @connections``, an idle
+close (its pings switched off for a while) and the gateway's own maximum-age close (its rotation
+switched off for a while), all while the broadcaster is still publishing. Each page must record
+every seq of the channel exactly once and in order (the pages open with ``?since=0``), with no
+gap. Alice's page shows demo's join and, once demo's page goes away, demo's leave.
+Screenshots: ``browser-presence.png`` and ``browser-presence-phone.png`` in ``test-artifacts/``.
 """
 
 from __future__ import annotations
