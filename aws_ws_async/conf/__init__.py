@@ -127,6 +127,12 @@ class AppSettings(RequestKeys):
         "posfloat",
         "How long a message queued during $connect keeps retrying 410 while the socket opens.",
     )
+    gone_grace_seconds: float = setting(
+        5.0,
+        "nonnegfloat",
+        "A 410 for a session younger than this does not mark it gone (API Gateway answers 410 "
+        "until $connect has returned); 0 marks every 410.",
+    )
     fast_signing: bool = setting(
         True,
         "bool",

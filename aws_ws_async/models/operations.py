@@ -48,6 +48,11 @@ class Operation:
     def closes(self) -> bool:
         return self.payload is None
 
+    @property
+    def mark_grace(self) -> float:
+        """Seconds a fresh row is spared a *gone* mark (posts only: see models/marks.py)."""
+        return 0.0 if self.payload is None else get_settings().gone_grace_seconds
+
     async def deliver(self, engine: Engine, recipients: Recipients) -> DeliveryReport:
         if self.payload is None:
             return await engine.delete(recipients)

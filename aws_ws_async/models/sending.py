@@ -101,7 +101,7 @@ async def arun_bulk(queryset: models.QuerySet[Any], call: BulkCall) -> DeliveryR
         g async for g in base.order_by().values_list("api_gateway_id", flat=True).distinct()
     ]
     endpoints = await ApiGateway.objects.using(db).aendpoints(gateway_ids)
-    marker = Marker(partial(amark_ids, model, db, reason=op.reason))
+    marker = Marker(partial(amark_ids, model, db, reason=op.reason, grace=op.mark_grace))
     fan: FanOut | None = None
 
     def page_read() -> None:
@@ -198,7 +198,7 @@ class _SyncRun:
 
     def _apply(self, part: DeliveryReport) -> None:
         op = self.call.op
-        mark_ids(self.model, self.db, op.to_mark(part), op.reason)
+        mark_ids(self.model, self.db, op.to_mark(part), op.reason, op.mark_grace)
         self.report.merge(part)
 
     def run(self) -> DeliveryReport:

@@ -192,7 +192,8 @@ def _checkpoint(
             gone=F("gone") + gone,
             failed=F("failed") + failed,
         )
-        mark_ids(apps.get_model(shard.broadcast.model_label), db, op.to_mark(report), op.reason)
+        model = apps.get_model(shard.broadcast.model_label)
+        mark_ids(model, db, op.to_mark(report), op.reason, op.mark_grace)
     return True
 
 
