@@ -6,22 +6,20 @@ never overwrites an earlier reason (a client's own ``$disconnect`` wins over a l
 A 410 is not proof of a dead connection while it is young: ``$connect`` inserts the session row
 before it answers, and API Gateway answers ``GoneException`` to every post until that answer
 has come back and the socket is open. A broadcast in that window would otherwise kill a session
-that is about to live for two hours. So the *gone* mark of a send (``Operation.mark_grace``) skips rows
-connected less than ``gone_grace_seconds`` ago (they are still reported gone: that post was not delivered); a real
-early close of such a row still arrives as its ``$disconnect``. Server-side closes are not
-graced: a close means close.
+that is about to live for two hours. So the *gone* mark of a send (``Operation.mark_grace``)
+skips rows connected less than ``gone_grace_seconds`` ago (they are still reported gone: that
+post was not delivered); a real early close of such a row still arrives as its ``$disconnect``.
+Server-side closes and the reaper's ``GET`` are not graced: a close means close.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
-
 
 #: Ids per UPDATE (keeps the ``IN (...)`` list well under every backend's parameter limit).
 GONE_BATCH = 500
@@ -56,9 +54,7 @@ def mark_ids(
 
     ``grace``: rows connected less than this many seconds ago are left alone (a post's 410).
     """
-    return sum(
-        rows.update(**disconnect_values(reason)) for rows in _batches(model, db, ids, grace)
-    )
+    return sum(rows.update(**disconnect_values(reason)) for rows in _batches(model, db, ids, grace))
 
 
 async def amark_ids(
