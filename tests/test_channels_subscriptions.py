@@ -127,7 +127,7 @@ async def test_subscribe_refuses_bad_channels_and_since(
         assert (response.status_code, response.json()["error"]) == (400, "invalid_channel")
     response = await send(cid, {"action": "subscribe", "channel": "admins"})
     assert (response.status_code, response.json()["error"]) == (403, "permission_denied")
-    for since in ["3", -1, True, 1.5, [1]]:
+    for since in ["3", -1, True, 1.5, [1], 2**63]:  # 2**63: past a bigint seq
         response = await send(cid, {"action": "subscribe", "channel": "news", "since": since})
         assert (response.status_code, response.json()["error"]) == (400, "invalid_since"), since
     assert await channels(cid) == ["room"]

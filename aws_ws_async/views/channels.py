@@ -161,7 +161,9 @@ class ChannelsMixin(ConnectMixin, MessagesMixin):
         """Add ``body["channel"]`` (checked like ``$connect``); replay after ``since``."""
         since = self.body.get("since")
         if since is not None and (
-            isinstance(since, bool) or not isinstance(since, int) or since < 0
+            isinstance(since, bool)
+            or not isinstance(since, int)
+            or not 0 <= since <= history.MAX_SEQ
         ):
             self.refuse_because(reasons.INVALID_BODY, f"since must be an int >= 0, not {since!r}")
             return error_response(400, "invalid_since", "since must be an integer >= 0")

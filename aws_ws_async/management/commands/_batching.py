@@ -55,7 +55,9 @@ def apply_in_batches(
     on) and return how many it handled; a batch smaller than ``batch_size`` ends the loop, so
     it always terminates.
     """
-    manager = queryset.model._default_manager
+    # On the queryset's database: a command run with --database (or a routed model) must not
+    # delete the matching ids of another database.
+    manager = queryset.model._default_manager.db_manager(queryset.db)
     in_database = connections[queryset.db].features.allow_sliced_subqueries_with_in
     total = 0
     while True:
