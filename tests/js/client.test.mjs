@@ -309,3 +309,26 @@ test("a rotation whose new socket is never confirmed keeps the old socket", asyn
   assert.equal(sockets.length, 3);
   client.close();
 });
+
+test("subscribe and unsubscribe during a rotation reach both sockets", async () => {
+  const { client, clock, sockets, messages } = await connected({ client: { maxAgeMs: 5000 } });
+  sockets[0].frame({ type: "subscribed", channel: "room", seq: 0 });
+  await clock.advance(5000);
+  sockets[1].open();
+  client.subscribe("news");
+  client.unsubscribe("room");
+  for (const ws of sockets) {
+    assert.deepEqual(ws.sent.slice(-2), [
+      { action: "subscribe", channel: "news" },
+      { action: "unsubscribe", channel: "room" },
+    ]);
+  }
+  sockets[1].frame({ type: "subscribed", channel: "news", seq: 9 });
+  await flush();
+  assert.deepEqual(sockets[0].closedWith, { code: 1000, reason: "rotated" });
+  sockets[1].frame(msg(10, "news"));
+  sockets[1].frame(msg(1, "room"));
+  assert.deepEqual(messages(), [10]);
+  assert.deepEqual(client.channels, ["news"]);
+  client.close();
+});

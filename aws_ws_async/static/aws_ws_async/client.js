@@ -158,6 +158,9 @@ export class ChannelsClient extends EventTarget {
       state.lastSeq = since;
     }
     this._sendSubscribe(this._socket, channel, state);
+    if (this._next && this._next._awsOpened) {
+      this._sendSubscribe(this._next, channel, state); // a rotation in progress: both sockets
+    }
   }
 
   unsubscribe(channel) {
@@ -165,6 +168,10 @@ export class ChannelsClient extends EventTarget {
     if (state) {
       this._stopHold(state);
       this._channels.delete(channel);
+    }
+    if (this._next) {
+      this._next._awsPending.delete(channel);
+      this._sendOn(this._next, { action: "unsubscribe", channel });
     }
     this.send({ action: "unsubscribe", channel });
   }
