@@ -332,3 +332,16 @@ test("subscribe and unsubscribe during a rotation reach both sockets", async () 
   assert.deepEqual(client.channels, ["news"]);
   client.close();
 });
+
+test("after unsubscribing the first channel, the next socket names the next one on $connect", async () => {
+  const { client, clock, sockets } = await connected({ client: { channels: ["room", "news"] } });
+  sockets[0].frame({ type: "subscribed", channel: "room", seq: 0 });
+  sockets[0].frame({ type: "subscribed", channel: "news", seq: 3 });
+  client.unsubscribe("room");
+  sockets[0].drop(1006, "");
+  await clock.advance(1000);
+  assert.equal(sockets[1].url.searchParams.get("channel"), "news");
+  sockets[1].open();
+  assert.deepEqual(sockets[1].sent, [{ action: "subscribe", channel: "news", since: 3 }]);
+  client.close();
+});
