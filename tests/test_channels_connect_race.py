@@ -1,0 +1,115 @@
+"""A channel broadcast that reaches a connection still inside ``$connect`` must not kill it.
+
+API Gateway (and the emulator) answers ``410 GoneException`` to a post for a connection whose
+``$connect`` has not returned yet. ``$connect`` commits the session and its first channel's
+subscription before returning, so a publish in that window posts to it, gets 410, and the
+broadcast marks the brand-new session gone: the socket opens, but every later frame is refused
+(401 unknown_connection) and nothing reaches it. The browser client survives it (no
+``subscribed`` within ``subscribeTimeoutMs``: it reconnects), but the server should not do it.
+Strict xfail until fixed (/work/team/G13-findings.md, 2): it turns red the day it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from aws_ws_async.channels import apublish
+from aws_ws_async.emulator import EmulatorConfig, GatewayEmulator
+from aws_ws_async.models import ApiGateway, WebSocketSession
+from aws_ws_async.views import WebSocketTokenView
+from tests.fixtures_emulator import DjangoServer
+from tests.test_demo_e2e import make_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
+
+from chat.websocket import ChatWebSocketView
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+API_ID = "racedemo"
+STAGE = "race"
+SECRET = "race-gateway-secret-" + "x" * 24
+#: How long $connect goes on after committing the session (a slow backend, a busy machine).
+CONNECT_TAIL_SECONDS = 1.0
+
+
+class SlowConnectView(ChatWebSocketView):
+    async def connect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = await super().connect(request, *args, **kwargs)
+        await asyncio.sleep(CONNECT_TAIL_SECONDS)  # the session row is committed meanwhile
+        return response
+
+
+urlpatterns = [
+    path("ws/<slug:route>", SlowConnectView.as_view()),
+    path("ws-token/", WebSocketTokenView.as_view()),
+]
+
+
+@pytest.fixture
+async def stack(
+    settings: Any, django_asgi_server: DjangoServer
+) -> AsyncIterator[tuple[GatewayEmulator, DjangoServer]]:
+    settings.ROOT_URLCONF = __name__
+    emulator = GatewayEmulator(
+        EmulatorConfig(
+            f"{django_asgi_server.url}/ws/", api_id=API_ID, stage=STAGE, gateway_secret=SECRET
+        )
+    )
+    await emulator.start()
+    settings.AWS_WS_ASYNC = {
+        **settings.AWS_WS_ASYNC,
+        "gateway_secret": SECRET,
+        "management_endpoint_url": emulator.management_url.replace(f"/{STAGE}", "/{stage}"),
+    }
+    await ApiGateway.objects.acreate(
+        api_name="Race",
+        api_id=API_ID,
+        stage_name=STAGE,
+        target_base_endpoint=f"{django_asgi_server.url}/ws/",
+    )
+    try:
+        yield emulator, django_asgi_server
+    finally:
+        await emulator.stop()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a publish during $connect marks the new session gone (G13-findings 2)"
+)
+async def test_a_publish_during_connect_leaves_the_new_session_connected(
+    stack: tuple[GatewayEmulator, DjangoServer],
+) -> None:
+    emulator, server = stack
+    async with aiohttp.ClientSession() as http:
+        alice = await make_client(http, server, "alice@example.com")
+        joining = asyncio.ensure_future(
+            http.ws_connect(
+                f"{emulator.url}?channel=room&ws_token={await alice.token()}",
+                headers={"Cookie": alice.cookie, "Origin": server.url},
+            )
+        )
+        for _ in range(200):  # the row is committed while $connect still runs
+            if await WebSocketSession.objects.filter(connected=True).aexists():
+                break
+            await asyncio.sleep(0.01)
+        assert not joining.done()
+        report = await apublish("room", {"message": "while you were connecting"})
+        ws = await joining
+        try:
+            # Not delivered is fine (it was not open yet; history would replay it), but the
+            # session must stay connected: today the 410 marks it gone.
+            assert report.delivery.delivered_count == 0
+            session = await WebSocketSession.objects.aget()
+            assert session.connected, session.disconnect_reason
+        finally:
+            await ws.close()
