@@ -6,7 +6,8 @@ subscription before returning, so a publish in that window posts to it, gets 410
 broadcast marks the brand-new session gone: the socket opens, but every later frame is refused
 (401 unknown_connection) and nothing reaches it. The browser client survives it (no
 ``subscribed`` within ``subscribeTimeoutMs``: it reconnects), but the server should not do it.
-Strict xfail until fixed (/work/team/G13-findings.md, 2): it turns red the day it passes.
+Fixed by ``gone_grace_seconds`` (a send's 410 for a row younger than that is reported, not
+marked); the suite runs with the grace at 0, so this test turns it on as production has it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ async def stack(
     settings.AWS_WS_ASYNC = {
         **settings.AWS_WS_ASYNC,
         "gateway_secret": SECRET,
+        "gone_grace_seconds": 5,
         "management_endpoint_url": emulator.management_url.replace(f"/{STAGE}", "/{stage}"),
     }
     await ApiGateway.objects.acreate(
@@ -83,9 +85,6 @@ async def stack(
         await emulator.stop()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a publish during $connect marks the new session gone (G13-findings 2)"
-)
 async def test_a_publish_during_connect_leaves_the_new_session_connected(
     stack: tuple[GatewayEmulator, DjangoServer],
 ) -> None:
@@ -107,9 +106,16 @@ async def test_a_publish_during_connect_leaves_the_new_session_connected(
         ws = await joining
         try:
             # Not delivered is fine (it was not open yet; history would replay it), but the
-            # session must stay connected: today the 410 marks it gone.
+            # session must stay connected, and the next publish must reach it.
             assert report.delivery.delivered_count == 0
+            assert report.delivery.gone_count == 1
             session = await WebSocketSession.objects.aget()
             assert session.connected, session.disconnect_reason
+            report = await apublish("room", {"message": "now you are here"})
+            assert report.delivery.delivered_count == 1
+            frame = await ws.receive_json(timeout=10)
+            while frame.get("type") != "message":  # presence frames of the demo view
+                frame = await ws.receive_json(timeout=10)
+            assert frame["data"] == {"message": "now you are here"}
         finally:
             await ws.close()
