@@ -198,6 +198,53 @@ async def test_compiled_lookup_equals_the_orm(
                     assert mine._state.db == using
 
 
+async def test_compiled_disconnect_update_equals_the_orm(
+    gateway: Any, user: Any, query_log: QueryLog
+) -> None:
+    """The compiled UPDATE writes what the ORM's ``update()`` wrote (one statement), changes a
+    connected row once and a closed row never."""
+    from datetime import UTC, datetime
+
+    from aws_ws_async.models import DisconnectReason
+
+    await sync_to_async(query_log.install_here)()
+    mine, theirs = [
+        await WebSocketSession.objects.acreate(
+            connection_id=new_connection_id(), channel_name="c", user=user, api_gateway=gateway
+        )
+        for _ in range(2)
+    ]
+    using = router.db_for_write(WebSocketSession)
+    plan = await sync_to_async(session_loader._compile_disconnect)(WebSocketSession, using)
+    assert (plan is None) is session_loader._FETCH_MODES
+    when = datetime(2026, 12, 1, 15, 30, 1, 234567, tzinfo=UTC)
+
+    def run() -> tuple[int, int, list[str]]:
+        with query_log.recording() as queries:
+            first = session_loader.mark_disconnected(WebSocketSession, mine.pk, when)
+        again = session_loader.mark_disconnected(WebSocketSession, mine.pk, when)
+        WebSocketSession.objects.filter(pk=theirs.pk, connected=True).update(
+            connected=False,
+            disconnected_at=when,
+            disconnect_reason=DisconnectReason.CLIENT,
+            updated_on=when,
+        )
+        return first, again, queries
+
+    first, again, queries = await sync_to_async(run)()
+    assert (first, again) == (1, 0)
+    assert len(queries) == 1
+    got = await WebSocketSession.objects.aget(pk=mine.pk)
+    expected = await WebSocketSession.objects.aget(pk=theirs.pk)
+    assert not got.connected
+    assert got.disconnected_at == got.updated_on == when
+    assert got.disconnect_reason == DisconnectReason.CLIENT
+    ignore = {"id", "connection_id", "connected_at", "last_seen_at", "created_on"}  # at creation
+    assert {k: v for k, v in fields_of(got).items() if k not in ignore} == {
+        k: v for k, v in fields_of(expected).items() if k not in ignore
+    }
+
+
 # --- thread-hop budgets (like the query budgets: a hop costs about what a query does) -------
 
 

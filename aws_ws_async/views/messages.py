@@ -27,7 +27,7 @@ from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.background import spawn
 from aws_ws_async.views.base import BodyError
 from aws_ws_async.views.handlers import bound_handler
-from aws_ws_async.views.session_loader import load_session
+from aws_ws_async.views.session_loader import load_session, mark_disconnected
 
 logger = logging.getLogger("aws_ws_async.views")
 
@@ -201,10 +201,4 @@ def load_and_disconnect(
     session = load_session(model, api_id, connection_id, pinned)
     if session is None:
         return None, 0
-    changed = model.objects.filter(pk=session.pk, connected=True).update(
-        connected=False,
-        disconnected_at=now,
-        disconnect_reason=DisconnectReason.CLIENT,
-        updated_on=now,
-    )
-    return session, changed
+    return session, mark_disconnected(model, session.pk, now)

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.db.models.query import get_related_populators
+from django.db.models.sql import UpdateQuery
 
-from aws_ws_async.models import WebSocketSession
+from aws_ws_async.models import DisconnectReason, WebSocketSession
 
 _API = "\x00aws-ws-async-api-id\x00"
 _CID = "\x00aws-ws-async-connection-id\x00"
@@ -135,3 +137,73 @@ def load_session(
     for populator in plan.populators:
         populator.populate(row, session)
     return session
+
+
+# --- $disconnect's UPDATE, compiled the same way ---------------------------------------------
+
+_PK = -7_394_212_117
+_WHEN = datetime(1901, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _UpdatePlan:
+    sql: str
+    params: tuple[Any, ...]
+    pk_positions: tuple[int, ...]
+    when_positions: tuple[int, ...]
+
+
+_update_plans: dict[tuple[type, str], _UpdatePlan | None] = {}
+
+
+def _disconnect_values(when: datetime) -> dict[str, Any]:
+    return {
+        "connected": False,
+        "disconnected_at": when,
+        "disconnect_reason": DisconnectReason.CLIENT,
+        "updated_on": when,
+    }
+
+
+def _disconnect_rows(model: type[WebSocketSession], using: str, pk: Any) -> Any:
+    return model.objects.using(using).filter(pk=pk, connected=True)
+
+
+def _compile_disconnect(model: type[WebSocketSession], using: str) -> _UpdatePlan | None:
+    if _FETCH_MODES:
+        return None
+    query = _disconnect_rows(model, using, _PK).query.chain(UpdateQuery)
+    query.add_update_values(_disconnect_values(_WHEN))
+    sql, params = query.get_compiler(using).as_sql()
+    params = tuple(params)
+    connection = connections[using]
+    when = model._meta.get_field("updated_on").get_db_prep_save(_WHEN, connection)
+    pk = model._meta.pk.get_db_prep_value(_PK, connection)
+    pk_positions = tuple(i for i, p in enumerate(params) if p == pk)
+    when_positions = tuple(i for i, p in enumerate(params) if p == when)
+    if len(pk_positions) != 1 or len(when_positions) != 2 or not sql.startswith("UPDATE"):
+        return None  # not the shape we know: the ORM handles it
+    return _UpdatePlan(sql, params, pk_positions, when_positions)
+
+
+def mark_disconnected(model: type[WebSocketSession], pk: Any, when: datetime) -> int:
+    """``$disconnect``'s conditional UPDATE (connected rows only), compiled once per model and
+    database: the rows it changed, 0 when a concurrent close won (sync: in a thread)."""
+    using = router.db_for_write(model)
+    key = (model, using)
+    if key not in _update_plans:
+        _update_plans[key] = _compile_disconnect(model, using)
+    plan = _update_plans[key]
+    if plan is None:
+        changed: int = _disconnect_rows(model, using, pk).update(**_disconnect_values(when))
+        return changed
+    connection = connections[using]
+    params = list(plan.params)
+    prepped_when = model._meta.get_field("updated_on").get_db_prep_save(when, connection)
+    for i in plan.when_positions:
+        params[i] = prepped_when
+    for i in plan.pk_positions:
+        params[i] = model._meta.pk.get_db_prep_value(pk, connection)
+    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+        cursor.execute(plan.sql, params)
+        return int(cursor.rowcount)
