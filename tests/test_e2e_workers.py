@@ -5,9 +5,10 @@ posts to a loopback FaultEndpoint served by this test process, which counts ever
 connection id received. A shell enqueues; two ``db_worker`` processes run the coordinator and
 the shards; another shell waits with ``Broadcast.wait_result`` (which runs the reaper). The
 second test ``kill -9``s the worker holding a shard after its first checkpoint and then only
-reads the rows (no waiter runs the reaper): the watcher task in the surviving worker hands the
-shard on, and the broadcast finishes with exact totals, every live connection delivered,
-duplicates at most one checkpoint interval.
+reads the rows (no waiter runs the reaper): the surviving worker (lingering on the broadcast
+after its shards, or running the deferred watcher) hands the shard on, and the broadcast
+finishes with exact totals, every live connection delivered, duplicates at most one checkpoint
+interval.
 """
 
 from __future__ import annotations
