@@ -13,6 +13,10 @@ connection id and API id, executes through Django's cursor (so query logging, ex
 and ``DEBUG`` query capture see it as before) and builds the instances with ``Model.from_db``
 exactly as ``ModelIterable`` does. Same SQL, same one query, same objects, same database
 (``router.db_for_read``); anything unexpected at compile time falls back to the ORM.
+
+``mark_disconnected`` does the same for ``$disconnect``'s conditional UPDATE (connected rows
+only; ``router.db_for_write``): compiled once with sentinel values, then the request's primary
+key and time, prepared by their fields for the backend, take their places.
 """
 
 from __future__ import annotations
