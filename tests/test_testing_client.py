@@ -71,9 +71,13 @@ async def test_a_user_connects_and_hears_its_broadcast(ws_client: Any) -> None:
         assert (await b.receive_json(timeout=10))["type"] == "welcome"
         await a.send_json({"action": "send_message", "message": "hello room"})
         for client in (a, b):
+            # The demo view announces joins (presence) and publishes the channel envelope.
             message = await client.receive_json(timeout=10)
-            assert (message["type"], message["message"]) == ("message", "hello room")
-            assert message["author"] == "a@example.com"
+            while message["type"] == "presence":
+                message = await client.receive_json(timeout=10)
+            assert (message["type"], message["channel"]) == ("message", "lobby")
+            assert message["data"]["message"] == "hello room"
+            assert message["data"]["author"] == "a@example.com"
     # The emulator's row made $connect accept it; both sessions were recorded.
     assert await ApiGateway.objects.filter(api_id="emulator").aexists()
     assert await WebSocketSession.objects.filter(channel_name="lobby").acount() == 2
