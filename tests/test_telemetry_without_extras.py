@@ -35,6 +35,10 @@ def test_telemetry_dashboard_and_delivery_tests_pass_without_the_extras() -> Non
         assert "ModuleNotFoundError" in blocked.stderr, blocked.stderr  # really unimportable
     env = {**os.environ}
     env.pop("PYTEST_ADDOPTS", None)
+    # A test database of its own: inheriting this run's id, the child would create, flush and
+    # finally drop *this* run's test database (tests/settings.py names it after the run id).
+    env["AWS_WS_ASYNC_TEST_RUN_ID"] = f"{os.getpid()}-no-extras"
+    env.pop("AWS_WS_ASYNC_PG_TEST_NAME", None)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "tests.no_extras_plugin", "-rs"]
     command += ["-p", "no:cacheprovider", *TESTS]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
