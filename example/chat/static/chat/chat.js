@@ -182,11 +182,16 @@ function start(root) {
         online.set(entry.user, entry.connections);
       }
     } else if (detail.event === "join") {
+      // A hint: a user already listed (a tab that reconnected) is not announced twice.
+      if (!online.has(detail.user)) {
+        addLine("system presence", "", detail.user + " joined");
+      }
       online.set(detail.user, detail.connections);
-      addLine("system presence", "", detail.user + " joined");
     } else if (detail.event === "leave") {
+      if (online.has(detail.user)) {
+        addLine("system presence", "", detail.user + " left");
+      }
       online.delete(detail.user);
-      addLine("system presence", "", detail.user + " left");
     }
     if (detail.event !== "snapshot") {
       // Events are hints (a tab reconnecting can race its own leave): confirm with a snapshot.
