@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -62,16 +62,21 @@ class ThreadView(EchoView):
         return JsonResponse({"thread": here})
 
 
-def app_with(monkeypatch: pytest.MonkeyPatch, threads: int) -> GatewayASGIHandler:
-    handler = GatewayASGIHandler({"/ws/": ThreadView.as_view()}, threads=threads)
-    monkeypatch.setattr(fixtures_views, "_application", handler)
-    return handler
-
-
 @pytest.fixture
-def handlers() -> Iterator[list[GatewayASGIHandler]]:
+def app_with(
+    ws_settings: Any, gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[int], GatewayASGIHandler]]:
+    """``app_with(threads)``: the request helpers served by a fast handler with that pool
+    (the settings and the gateway row in place; idle threads ended after the test)."""
     made: list[GatewayASGIHandler] = []
-    yield made
+
+    def make(threads: int) -> GatewayASGIHandler:
+        handler = GatewayASGIHandler({"/ws/": ThreadView.as_view()}, threads=threads)
+        monkeypatch.setattr(fixtures_views, "_application", handler)
+        made.append(handler)
+        return handler
+
+    yield make
     for handler in made:
         handler.threads.shutdown()
 
@@ -83,13 +88,10 @@ async def message(cid: str, handler: str) -> Any:
 
 
 async def test_one_thread_serves_request_after_request(
-    ws_settings: Any,
-    gateway: Any,
     browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-    handlers: list[GatewayASGIHandler],
+    app_with: Callable[[int], GatewayASGIHandler],
 ) -> None:
-    handlers.append(handler := app_with(monkeypatch, threads=4))
+    handler = app_with(4)
     cid = new_connection_id()
     assert (await connect(browser, cid)).status_code == 200
     seen = {(await message(cid, "where"))["thread"] for _ in range(5)}
@@ -98,14 +100,11 @@ async def test_one_thread_serves_request_after_request(
 
 
 async def test_concurrent_requests_never_share_a_thread(
-    ws_settings: Any,
-    gateway: Any,
     browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-    handlers: list[GatewayASGIHandler],
+    app_with: Callable[[int], GatewayASGIHandler],
 ) -> None:
     global _barrier
-    handlers.append(handler := app_with(monkeypatch, threads=2))
+    handler = app_with(2)
     cids = [new_connection_id() for _ in range(3)]
     for cid in cids:
         assert (await connect(browser, cid)).status_code == 200
@@ -121,13 +120,10 @@ async def test_concurrent_requests_never_share_a_thread(
 
 
 async def test_without_a_pool_every_request_has_a_new_thread(
-    ws_settings: Any,
-    gateway: Any,
     browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-    handlers: list[GatewayASGIHandler],
+    app_with: Callable[[int], GatewayASGIHandler],
 ) -> None:
-    handlers.append(handler := app_with(monkeypatch, threads=0))
+    handler = app_with(0)
     cid = new_connection_id()
     assert (await connect(browser, cid)).status_code == 200
     for _ in range(3):
@@ -137,13 +133,10 @@ async def test_without_a_pool_every_request_has_a_new_thread(
 
 
 async def test_a_task_that_outlives_its_request_gets_its_own_thread(
-    ws_settings: Any,
-    gateway: Any,
     browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-    handlers: list[GatewayASGIHandler],
+    app_with: Callable[[int], GatewayASGIHandler],
 ) -> None:
-    handlers.append(app_with(monkeypatch, threads=1))
+    app_with(1)
     cid = new_connection_id()
     assert (await connect(browser, cid)).status_code == 200
     _late.clear()
@@ -173,16 +166,14 @@ def started_log() -> Iterator[list[tuple[str, str]]]:
 
 
 async def test_request_started_runs_first_in_the_request_thread_without_a_hop(
-    ws_settings: Any,
-    gateway: Any,
     browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-    handlers: list[GatewayASGIHandler],
+    app_with: Callable[[int], GatewayASGIHandler],
     started_log: list[tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from asgiref.sync import SyncToAsync
 
-    handlers.append(app_with(monkeypatch, threads=2))
+    app_with(2)
     cid = new_connection_id()
     assert (await connect(browser, cid)).status_code == 200
     hops: list[str] = []
@@ -207,11 +198,8 @@ async def test_request_started_runs_first_in_the_request_thread_without_a_hop(
 
 
 async def test_async_request_started_receivers_keep_djangos_asend(
-    ws_settings: Any,
-    gateway: Any,
     browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-    handlers: list[GatewayASGIHandler],
+    app_with: Callable[[int], GatewayASGIHandler],
     started_log: list[tuple[str, str]],
 ) -> None:
     from django.core.signals import request_started
@@ -223,7 +211,7 @@ async def test_async_request_started_receivers_keep_djangos_asend(
 
     request_started.connect(areceiver, dispatch_uid="test_views_threads_async")
     try:
-        handlers.append(app_with(monkeypatch, threads=2))
+        app_with(2)
         cid = new_connection_id()
         assert (await connect(browser, cid)).status_code == 200
         started_log.clear()
