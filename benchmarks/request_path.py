@@ -419,17 +419,24 @@ def print_table(results: dict[str, dict[str, float]], args: argparse.Namespace) 
         )
 
 
+def add_common_arguments(
+    parser: argparse.ArgumentParser, *, requests: int, db: str, scenarios: tuple[str, ...]
+) -> None:
+    """The flags this benchmark and ``benchmarks.request_server`` share."""
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default=db)
+    parser.add_argument(
+        "--pool", action="store_true", help="PostgreSQL only: Django's psycopg pool"
+    )
+    parser.add_argument("--scenarios", nargs="+", choices=scenarios, default=list(scenarios))
+    parser.add_argument("--json", type=Path, default=None)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument(
-        "--pool", action="store_true", help="PostgreSQL only: Django's connection pool"
-    )
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
-    parser.add_argument("--json", type=Path, default=None)
+    add_common_arguments(parser, requests=300, db="sqlite", scenarios=SCENARIOS)
     return parser.parse_args(argv)
 
 

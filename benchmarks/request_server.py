@@ -311,18 +311,13 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
-    parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
-    parser.add_argument("--pool", action="store_true", help="Django's psycopg pool")
+    # 500 by default: the sync baseline serves $connect at about 10-20 req/s on a busy machine.
+    request_path.add_common_arguments(parser, requests=500, db="postgres", scenarios=SCENARIOS)
+    parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument(
         "--bare-all", action="store_true", help="run every scenario in bare mode too"
     )
-    parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy each server into this directory"
     )
