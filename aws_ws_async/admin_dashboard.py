@@ -101,7 +101,9 @@ def recent_broadcasts(now: datetime.datetime) -> tuple[str, list[Row], list[Row]
     everything = persisted + memory
     if persisted:
         return "persisted", persisted[:MAX_BROADCASTS], everything
-    bulk = [r for r in memory if not r.operation.startswith("session_")]
+    # Single sends and broadcasts that found nobody (presence hints to a room of one) would
+    # crowd the table out; the chart still counts them.
+    bulk = [r for r in memory if not r.operation.startswith("session_") and r.recipients]
     return "memory", bulk[:MAX_BROADCASTS], everything
 
 

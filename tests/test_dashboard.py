@@ -62,6 +62,8 @@ async def make_traffic(fault_endpoint: FaultEndpoint, browser: Browser) -> None:
     fault_endpoint.plan.status_for = {ids[2]: 403}
     report = await WebSocketSession.objects.for_channel("room").asend_message({"n": 1})
     assert (report.delivered_count, len(report.gone), len(report.failed)) == (9, 2, 1)
+    # A broadcast that found nobody (a presence hint to a room of one) is not listed.
+    await WebSocketSession.objects.for_channel("nobody-here").asend_message({"n": 0})
     for _ in range(2):
         response = await connect(browser, new_connection_id(), origin=None)
         assert response.status_code == 400
