@@ -49,10 +49,7 @@ DOCS = ROOT / "docs"
 HEADER = reasons.REASON_HEADER.lower()
 
 #: (page, key) -> the documented text known to be stale; see the module docstring.
-KNOWN_STALE: dict[tuple[str, str], str] = {
-    # Issue 13 added subscribe/unsubscribe/ping/presence to the exposable base handlers.
-    ("views.md", "BASE_HANDLERS"): '{"default", "change_channel"}',
-}
+KNOWN_STALE: dict[tuple[str, str], str] = {}
 
 
 def section(page: str, heading: str) -> str:
