@@ -16,7 +16,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from aws_ws_async.emulator.config import EmulatorConfig, Faults, Limits
+from aws_ws_async.emulator.config import (
+    MAX_IN_FLIGHT_PER_CONNECTION,
+    MAX_QUEUED_PER_CONNECTION,
+    EmulatorConfig,
+    Faults,
+    Limits,
+)
 from aws_ws_async.emulator.server import GatewayEmulator
 
 DEFAULT_PORT = 8001
@@ -71,13 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bounds.add_argument(
         "--max-in-flight",
         type=int,
-        help="Message posts of one connection waiting for the backend at once (default 10).",
+        help="Message posts of one connection waiting for the backend at once "
+        f"(default {MAX_IN_FLIGHT_PER_CONNECTION}).",
     )
     bounds.add_argument(
         "--max-queued",
         type=int,
         help="Frames of one connection waiting behind them; more get 'Too Many Requests' "
-        "(default 100).",
+        f"(default {MAX_QUEUED_PER_CONNECTION}).",
     )
     bounds.add_argument(
         "--shutdown-grace",
