@@ -77,7 +77,10 @@ class Endpoint:
             while points[left][0] < t - 1.0:
                 left += 1
             highest = max(highest, n - points[left][1])
-        first, last = moving[0], moving[-1]
+        # The last post is the first sample that reached the final count: the samples after it
+        # (the broadcast's end being noticed, the workers stopping) are no part of the run.
+        final = moving[-1][1]
+        first, last = moving[0], next(p for p in moving if p[1] == final)
         posts = last[1] - points[0][1]
         per_second = [  # posts in each whole second from the first post on: where gaps are
             self._count_between(points, first[0] + i, first[0] + i + 1)

@@ -37,7 +37,7 @@ COOLDOWN_SECONDS = 1.0
 #: The window holds this share of the rate: a post starts a little after its permit (loop
 #: scheduling, a slot to wait for), which would otherwise let a one-second window at the
 #: endpoint see a few percent more than the budget.
-WINDOW_SHARE = 0.95
+WINDOW_SHARE = 0.97
 
 _DECREASE_LUA = """
 local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[2])
