@@ -19,6 +19,7 @@ from django.urls import path
 from aws_ws_async.emulator import EmulatorConfig
 from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import WebSocketTokenView
+from tests.fixtures_channels import serve_urlconf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
 
@@ -35,15 +36,7 @@ urlpatterns = [
 
 @pytest.fixture
 def ws_gateway_emulator_config(asgi_server_factory: Any, settings: Any) -> EmulatorConfig:
-    from django.core.asgi import get_asgi_application
-    from django.db import connections
-
-    settings.ROOT_URLCONF = __name__
-    settings.LOGIN_URL = "/accounts/login/"
-    server = asgi_server_factory(
-        get_asgi_application(), before_stop=sync_to_async(connections.close_all)
-    )
-    return EmulatorConfig(f"{server.url}/ws/", stage="test")
+    return serve_urlconf(asgi_server_factory, settings, __name__)
 
 
 async def make_user(email: str) -> Any:

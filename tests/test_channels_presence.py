@@ -22,13 +22,12 @@ from aws_ws_async.channels import Presence, PresenceUser, apresence, presence
 from aws_ws_async.models import ChannelSubscription, WebSocketSession
 from aws_ws_async.testing import network
 from aws_ws_async.views.background import wait_for_background_tasks
+from tests.fixtures_channels import open_session, send
 from tests.fixtures_views import (
     EchoView,
     QueryLog,
-    connect,
     gateway_headers,
     login_browser,
-    new_connection_id,
     post,
 )
 
@@ -44,21 +43,10 @@ class NamedPresenceView(PresenceView):
 
 
 urlpatterns = [
-    path("ws/<slug:route>", EchoView.as_view()),
-    path("ws-presence/<slug:route>", PresenceView.as_view()),
+    path("ws/<slug:route>", PresenceView.as_view()),  # the shared helpers' default prefix
+    path("ws-plain/<slug:route>", EchoView.as_view()),
     path("ws-named/<slug:route>", NamedPresenceView.as_view()),
 ]
-
-
-@pytest.fixture
-def memory(ws_settings: Any) -> Any:
-    ws_settings.AWS_WS_ASYNC = {
-        **ws_settings.AWS_WS_ASYNC,
-        "management_endpoint_url": "https://{api_id}.execute-api.us-east-1.amazonaws.com/{stage}",
-        "transport": "aws_ws_async.testing.InMemoryTransport",
-    }
-    network.reset()
-    return network
 
 
 def make_user(email: str, **fields: Any) -> Any:
@@ -166,18 +154,7 @@ def test_stale_cleanup_and_presence_agree(db: None) -> None:
 # --- join / leave events through the real view ---------------------------------------------
 
 
-async def open_session(browser: Any, channel: str, prefix: str = "/ws-presence") -> str:
-    cid = new_connection_id()
-    response = await connect(browser, cid, channel=channel, path=f"{prefix}/connect")
-    assert response.status_code == 200, response.content
-    return cid
-
-
-async def send(cid: str, body: dict[str, Any], prefix: str = "/ws-presence") -> Any:
-    return await post(f"{prefix}/default", gateway_headers(cid), json.dumps(body))
-
-
-async def disconnect(cid: str, prefix: str = "/ws-presence") -> None:
+async def disconnect(cid: str, prefix: str = "/ws") -> None:
     response = await post(f"{prefix}/disconnect", gateway_headers(cid))
     assert response.status_code == 200, response.content
 
@@ -246,9 +223,9 @@ async def test_subscribe_and_unsubscribe_announce(memory: Any, gateway: Any) -> 
 
 async def test_no_events_unless_switched_on(memory: Any, gateway: Any, browser: Any) -> None:
     bob = await sync_to_async(make_user)("bob@example.com")
-    watcher = await open_session(await alogin(bob), "room", prefix="/ws")
-    cid = await open_session(browser, "room", prefix="/ws")
-    await disconnect(cid, prefix="/ws")
+    watcher = await open_session(await alogin(bob), "room", prefix="/ws-plain")
+    cid = await open_session(browser, "room", prefix="/ws-plain")
+    await disconnect(cid, prefix="/ws-plain")
     await wait_for_background_tasks()
     assert events(watcher) == []
 

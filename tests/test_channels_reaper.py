@@ -26,6 +26,7 @@ from aws_ws_async.emulator import EmulatorConfig
 from aws_ws_async.models import ApiGateway, ChannelSubscription, WebSocketSession
 from aws_ws_async.testing import network
 from aws_ws_async.views import WebSocketTokenView
+from tests.fixtures_channels import MEMORY_MANAGEMENT_URL, serve_urlconf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
 
@@ -44,7 +45,7 @@ urlpatterns = [
 def memory(settings: Any) -> Any:
     settings.AWS_WS_ASYNC = {
         **getattr(settings, "AWS_WS_ASYNC", {}),
-        "management_endpoint_url": "https://{api_id}.execute-api.us-east-1.amazonaws.com/{stage}",
+        "management_endpoint_url": MEMORY_MANAGEMENT_URL,
         "transport": "aws_ws_async.testing.InMemoryTransport",
         "backoff_base_seconds": 0.001,
     }
@@ -156,15 +157,7 @@ def test_command(memory: Any, gateway: Any) -> None:
 
 @pytest.fixture
 def ws_gateway_emulator_config(asgi_server_factory: Any, settings: Any) -> EmulatorConfig:
-    from django.core.asgi import get_asgi_application
-    from django.db import connections
-
-    settings.ROOT_URLCONF = __name__
-    settings.LOGIN_URL = "/accounts/login/"
-    server = asgi_server_factory(
-        get_asgi_application(), before_stop=sync_to_async(connections.close_all)
-    )
-    return EmulatorConfig(f"{server.url}/ws/", stage="test")
+    return serve_urlconf(asgi_server_factory, settings, __name__)
 
 
 @pytest.mark.e2e

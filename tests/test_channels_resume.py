@@ -7,7 +7,6 @@ read back per connection from its ``network``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -15,44 +14,22 @@ from django.urls import path
 
 from aws_ws_async.channels import apublish
 from aws_ws_async.models import ChannelHistory
-from aws_ws_async.testing import network
 from aws_ws_async.views.background import wait_for_background_tasks
-from tests.fixtures_views import EchoView, connect, gateway_headers, new_connection_id, post
+from tests.fixtures_channels import frames, open_session, send
+from tests.fixtures_views import EchoView
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
 
 urlpatterns = [path("ws/<slug:route>", EchoView.as_view())]
 
 
-@pytest.fixture
-def memory(ws_settings: Any) -> Any:
-    ws_settings.AWS_WS_ASYNC = {
-        **ws_settings.AWS_WS_ASYNC,
-        "management_endpoint_url": "https://{api_id}.execute-api.us-east-1.amazonaws.com/{stage}",
-        "transport": "aws_ws_async.testing.InMemoryTransport",
-    }
-    network.reset()
-    return network
-
-
-async def open_session(browser: Any, channel: str = "room") -> str:
-    cid = new_connection_id()
-    response = await connect(browser, cid, channel=channel, path="/ws/connect")
-    assert response.status_code == 200, response.content
-    return cid
-
-
 async def subscribe(cid: str, channel: str, since: int | None = None) -> None:
     body: dict[str, Any] = {"action": "subscribe", "channel": channel}
     if since is not None:
         body["since"] = since
-    response = await post("/ws/default", gateway_headers(cid), json.dumps(body))
+    response = await send(cid, body)
     assert response.status_code == 200, response.content
     await wait_for_background_tasks()
-
-
-def frames(cid: str) -> list[dict[str, Any]]:
-    return [json.loads(body) for body in network.posts_to(cid)]
 
 
 async def test_a_reconnecting_client_gets_what_it_missed_then_subscribed(

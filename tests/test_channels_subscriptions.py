@@ -7,7 +7,6 @@ handlers post back go through the in-memory transport (the HTTP boundary), read 
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +24,8 @@ from aws_ws_async.models import (
 )
 from aws_ws_async.testing import network
 from aws_ws_async.views.background import wait_for_background_tasks
-from tests.fixtures_views import EchoView, connect, gateway_headers, new_connection_id, post
+from tests.fixtures_channels import frames, open_session, send
+from tests.fixtures_views import EchoView
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
 
@@ -50,35 +50,9 @@ urlpatterns = [
 ]
 
 
-@pytest.fixture
-def memory(ws_settings: Any) -> Any:
-    ws_settings.AWS_WS_ASYNC = {
-        **ws_settings.AWS_WS_ASYNC,
-        "management_endpoint_url": "https://{api_id}.execute-api.us-east-1.amazonaws.com/{stage}",
-        "transport": "aws_ws_async.testing.InMemoryTransport",
-    }
-    network.reset()
-    return network
-
-
-async def open_session(browser: Any, channel: str = "room", prefix: str = "/ws") -> str:
-    cid = new_connection_id()
-    response = await connect(browser, cid, channel=channel, path=f"{prefix}/connect")
-    assert response.status_code == 200, response.content
-    return cid
-
-
-async def send(cid: str, body: dict[str, Any], prefix: str = "/ws") -> Any:
-    return await post(f"{prefix}/default", gateway_headers(cid), json.dumps(body))
-
-
 async def channels(cid: str) -> list[str]:
     rows = ChannelSubscription.objects.filter(session__connection_id=cid)
     return [c async for c in rows.order_by("channel_name").values_list("channel_name", flat=True)]
-
-
-def frames(cid: str) -> list[dict[str, Any]]:
-    return [json.loads(body) for body in network.posts_to(cid)]
 
 
 async def test_subscribe_adds_a_channel_and_posts_subscribed(

@@ -157,6 +157,25 @@ class ChannelsMixin(ConnectMixin, MessagesMixin):
             return await self.permission_denied(request)
         return channel
 
+    async def _channel_and_session(
+        self, request: HttpRequest, *, joinable: bool = False
+    ) -> tuple[str, WebSocketSession] | HttpResponse:
+        """``body["channel"]`` checked (and, ``joinable``, allowed) with this connection's row.
+
+        Every channel handler starts with these two steps; one place keeps their refusals and
+        their order (the channel is judged before the session is looked at) the same.
+        """
+        if joinable:
+            channel = await self._joinable_channel(request)
+        else:
+            channel = await self._checked_channel(request)
+        if isinstance(channel, HttpResponse):
+            return channel
+        session = self.websocket_session
+        if session is None:  # pragma: no cover - dispatch always sets it
+            return await self.session_not_found(request)
+        return channel, session
+
     async def subscribe(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Add ``body["channel"]`` (checked like ``$connect``); replay after ``since``."""
         since = self.body.get("since")
@@ -167,12 +186,10 @@ class ChannelsMixin(ConnectMixin, MessagesMixin):
         ):
             self.refuse_because(reasons.INVALID_BODY, f"since must be an int >= 0, not {since!r}")
             return error_response(400, "invalid_since", "since must be an integer >= 0")
-        channel = await self._joinable_channel(request)
-        if isinstance(channel, HttpResponse):
-            return channel
-        session = self.websocket_session
-        if session is None:  # pragma: no cover - dispatch always sets it
-            return await self.session_not_found(request)
+        checked = await self._channel_and_session(request, joinable=True)
+        if isinstance(checked, HttpResponse):
+            return checked
+        channel, session = checked
         outcome = await sync_to_async(subscriptions.subscribe)(
             session, channel, self.MAX_SUBSCRIPTIONS
         )
@@ -204,12 +221,10 @@ class ChannelsMixin(ConnectMixin, MessagesMixin):
 
     async def unsubscribe(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Leave ``body["channel"]`` (the first channel too; ``channel_name`` is kept)."""
-        channel = await self._checked_channel(request)
-        if isinstance(channel, HttpResponse):
-            return channel
-        session = self.websocket_session
-        if session is None:  # pragma: no cover - dispatch always sets it
-            return await self.session_not_found(request)
+        checked = await self._channel_and_session(request)
+        if isinstance(checked, HttpResponse):
+            return checked
+        channel, session = checked
         removed = await sync_to_async(subscriptions.unsubscribe)(session, channel)
         leave = removed and self.presence_events_for(channel) and session.user_id is not None
         name = self.presence_name(request.user) if leave else ""
@@ -232,12 +247,10 @@ class ChannelsMixin(ConnectMixin, MessagesMixin):
 
     async def presence(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Post a presence snapshot of ``body["channel"]`` (the connection must be in it)."""
-        channel = await self._checked_channel(request)
-        if isinstance(channel, HttpResponse):
-            return channel
-        session = self.websocket_session
-        if session is None:  # pragma: no cover - dispatch always sets it
-            return await self.session_not_found(request)
+        checked = await self._channel_and_session(request)
+        if isinstance(checked, HttpResponse):
+            return checked
+        channel, session = checked
         if not await session.subscriptions.filter(channel_name=channel).aexists():
             self.refuse_because(
                 reasons.CHANNEL_DENIED, f"the connection is not subscribed to {channel!r}"
@@ -255,12 +268,10 @@ class ChannelsMixin(ConnectMixin, MessagesMixin):
     async def change_channel(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Move this connection's first channel to ``body["channel"]`` (exposed only when
         listed/overridden); its subscription row moves with it, other subscriptions stay."""
-        channel = await self._joinable_channel(request)
-        if isinstance(channel, HttpResponse):
-            return channel
-        session = self.websocket_session
-        if session is None:  # pragma: no cover - dispatch always sets it
-            return await self.session_not_found(request)
+        checked = await self._channel_and_session(request, joinable=True)
+        if isinstance(checked, HttpResponse):
+            return checked
+        channel, session = checked
         await sync_to_async(subscriptions.change_channel)(session, channel)
         self.channel_name = channel
         return JsonResponse({"channel": channel})
