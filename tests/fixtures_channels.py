@@ -16,7 +16,6 @@ from asgiref.sync import sync_to_async
 
 from aws_ws_async.emulator import EmulatorConfig
 from aws_ws_async.testing import network
-from tests.fixtures_views import connect, gateway_headers, new_connection_id, post
 
 #: Gateway-shaped management URL; the in-memory transport answers for every api id and stage.
 MEMORY_MANAGEMENT_URL = "https://{api_id}.execute-api.us-east-1.amazonaws.com/{stage}"
@@ -36,6 +35,8 @@ def memory(ws_settings: Any) -> Any:
 
 async def open_session(browser: Any, channel: str = "room", prefix: str = "/ws") -> str:
     """``$connect`` a new connection to ``channel`` as ``browser``; its connection id."""
+    from tests.fixtures_views import connect, new_connection_id
+
     cid = new_connection_id()
     response = await connect(browser, cid, channel=channel, path=f"{prefix}/connect")
     assert response.status_code == 200, response.content
@@ -44,6 +45,8 @@ async def open_session(browser: Any, channel: str = "room", prefix: str = "/ws")
 
 async def send(cid: str, body: dict[str, Any], prefix: str = "/ws") -> Any:
     """One message frame of connection ``cid`` through the ``$default`` route."""
+    from tests.fixtures_views import gateway_headers, post
+
     return await post(f"{prefix}/default", gateway_headers(cid), json.dumps(body))
 
 

@@ -24,11 +24,11 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from aws_ws_async.channels import apublish
-from aws_ws_async.emulator import EmulatorConfig, GatewayEmulator
-from aws_ws_async.models import ApiGateway, WebSocketSession
+from aws_ws_async.emulator import GatewayEmulator
+from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import WebSocketTokenView
+from tests.fixtures_demo import emulated_demo, make_client
 from tests.fixtures_emulator import DjangoServer
-from tests.test_demo_e2e import make_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
 
@@ -61,28 +61,10 @@ async def stack(
     settings: Any, django_asgi_server: DjangoServer
 ) -> AsyncIterator[tuple[GatewayEmulator, DjangoServer]]:
     settings.ROOT_URLCONF = __name__
-    emulator = GatewayEmulator(
-        EmulatorConfig(
-            f"{django_asgi_server.url}/ws/", api_id=API_ID, stage=STAGE, gateway_secret=SECRET
-        )
-    )
-    await emulator.start()
-    settings.AWS_WS_ASYNC = {
-        **settings.AWS_WS_ASYNC,
-        "gateway_secret": SECRET,
-        "gone_grace_seconds": 5,
-        "management_endpoint_url": emulator.management_url.replace(f"/{STAGE}", "/{stage}"),
-    }
-    await ApiGateway.objects.acreate(
-        api_name="Race",
-        api_id=API_ID,
-        stage_name=STAGE,
-        target_base_endpoint=f"{django_asgi_server.url}/ws/",
-    )
-    try:
-        yield emulator, django_asgi_server
-    finally:
-        await emulator.stop()
+    async with emulated_demo(
+        settings, django_asgi_server, API_ID, STAGE, SECRET, gone_grace_seconds=5
+    ) as running:
+        yield running
 
 
 async def test_a_publish_during_connect_leaves_the_new_session_connected(

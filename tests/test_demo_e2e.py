@@ -9,8 +9,6 @@ emulator's frames back to the clients.
 from __future__ import annotations
 
 import asyncio
-import json
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,13 +16,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from asgiref.sync import sync_to_async
-from django.test import AsyncClient
 from django.urls import path
 
-from aws_ws_async.emulator import EmulatorConfig, GatewayEmulator
-from aws_ws_async.models import ApiGateway, WebSocketSession
+from aws_ws_async.emulator import GatewayEmulator
+from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import WebSocketTokenView
+from tests.fixtures_demo import emulated_demo, make_client, start_demo
 from tests.fixtures_emulator import DjangoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
@@ -44,93 +41,13 @@ STAGE = "e2e"
 SECRET = "e2e-gateway-secret-" + "x" * 24
 
 
-class Client:
-    """One browser-like user: a session cookie, a token, and a socket through the emulator."""
-
-    def __init__(self, http: aiohttp.ClientSession, server: DjangoServer, cookie: str) -> None:
-        self.http = http
-        self.server = server
-        self.csrf = secrets.token_hex(16)
-        self.cookie = f"{cookie}; csrftoken={self.csrf}"
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.connection_id = ""
-        #: Presence frames seen while waiting for others (the demo turns join/leave events on).
-        self.presence: list[dict[str, Any]] = []
-
-    async def token(self) -> str:
-        async with self.http.post(
-            f"{self.server.url}/ws-token/",
-            headers={"Cookie": self.cookie, "X-CSRFToken": self.csrf},
-        ) as response:
-            assert response.status == 200, await response.text()
-            return str((await response.json())["token"])
-
-    async def join(self, emulator: GatewayEmulator, channel: str) -> dict[str, Any]:
-        before = set(emulator.connection_ids())
-        self.ws = await self.http.ws_connect(
-            f"{emulator.url}?channel={channel}&ws_token={await self.token()}",
-            headers={"Cookie": self.cookie, "Origin": self.server.url},
-        )
-        [self.connection_id] = set(emulator.connection_ids()) - before
-        welcome = await self.receive()
-        assert welcome["type"] == "welcome"
-        assert welcome["channel"] == channel
-        return welcome
-
-    async def send(self, text: str) -> None:
-        assert self.ws is not None
-        await self.ws.send_str(json.dumps({"action": "send_message", "message": text}))
-
-    async def receive(self, timeout: float = 10) -> dict[str, Any]:
-        """The next frame that is not a presence event (those are kept in ``presence``)."""
-        assert self.ws is not None
-        while True:
-            message = await asyncio.wait_for(self.ws.receive(), timeout)
-            assert message.type is aiohttp.WSMsgType.TEXT, message
-            frame = dict(json.loads(message.data))
-            if frame.get("type") != "presence":
-                return frame
-            self.presence.append(frame)
-
-
 @pytest.fixture
 async def stack(
     settings: Any, django_asgi_server: DjangoServer
 ) -> AsyncIterator[tuple[GatewayEmulator, DjangoServer]]:
     settings.ROOT_URLCONF = __name__
-    emulator = GatewayEmulator(
-        EmulatorConfig(
-            f"{django_asgi_server.url}/ws/", api_id=API_ID, stage=STAGE, gateway_secret=SECRET
-        )
-    )
-    await emulator.start()
-    settings.AWS_WS_ASYNC = {
-        **settings.AWS_WS_ASYNC,
-        "gateway_secret": SECRET,
-        "management_endpoint_url": emulator.management_url.replace(f"/{STAGE}", "/{stage}"),
-    }
-    await ApiGateway.objects.acreate(
-        api_name="E2E demo",
-        api_id=API_ID,
-        stage_name=STAGE,
-        target_base_endpoint=f"{django_asgi_server.url}/ws/",
-    )
-    try:
-        yield emulator, django_asgi_server
-    finally:
-        await emulator.stop()
-
-
-async def make_client(http: aiohttp.ClientSession, server: DjangoServer, email: str) -> Client:
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-
-    manager = get_user_model()._default_manager
-    user = await sync_to_async(manager.create_user)(email=email, password="pw-12345!")
-    django_client = AsyncClient()
-    await django_client.aforce_login(user)
-    cookie = django_client.cookies[settings.SESSION_COOKIE_NAME].value
-    return Client(http, server, f"{settings.SESSION_COOKIE_NAME}={cookie}")
+    async with emulated_demo(settings, django_asgi_server, API_ID, STAGE, SECRET) as running:
+        yield running
 
 
 async def test_two_clients_in_a_room_both_receive_a_broadcast(
@@ -227,52 +144,6 @@ async def test_connect_without_a_token_is_refused_through_the_emulator(
 # --- the launcher across restarts -----------------------------------------------------------
 
 
-class Launched:
-    """``example/run_demo.py`` in a subprocess, as a user starts it, on free ports."""
-
-    def __init__(self, db: Path, *extra: str) -> None:
-        import os
-        import subprocess
-
-        from tests.conftest import free_port
-
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-        root = Path(__file__).resolve().parent.parent
-        ports = ["--port", str(self.port), "--gateway-port", str(free_port())]
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(root / "example" / "run_demo.py"),
-                *ports,
-                "--db",
-                str(db),
-                *extra,
-            ],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if "Press Ctrl-C to stop" in line:
-                break
-        assert self.process.poll() is None, "".join(self.lines)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> str:
-        import signal
-
-        self.process.send_signal(signal.SIGINT)
-        rest, _ = self.process.communicate(timeout=30)
-        assert self.process.returncode == 0, "".join(self.lines) + rest
-        return "".join(self.lines) + rest
-
-
 def _log_in(url: str) -> Any:
     """A urllib opener logged in as the demo user through the demo's login form."""
     import re
@@ -314,21 +185,23 @@ def test_a_restart_keeps_the_login_and_the_password(tmp_path: Path) -> None:
     import urllib.request
 
     db = tmp_path / "demo.sqlite3"
-    first = Launched(db)
-    opener = _log_in(first.url)
+    first = start_demo(db)
+    url = first.url.rstrip("/")
+    opener = _log_in(url)
     jar = opener.jar
-    assert _room_status(opener, first.url)[:2] == (200, f"{first.url}/?channel=lobby")
-    first.stop()
+    assert _room_status(opener, url)[:2] == (200, f"{url}/?channel=lobby")
+    assert first.stop() == 0, first.text()
 
-    second = Launched(db)
+    second = start_demo(db)
+    url = second.url.rstrip("/")
     try:
-        output = "".join(second.lines)
+        output = second.text()
         assert "existing user, password unchanged" in output
         # Cookies belong to the host, not the port: the first run's session cookie is sent.
-        status, landed, _ = _room_status(opener, second.url)
-        assert (status, landed) == (200, f"{second.url}/?channel=lobby")
+        status, landed, _ = _room_status(opener, url)
+        assert (status, landed) == (200, f"{url}/?channel=lobby")
         # The room name refused: a styled 400 page naming it, not plain text.
-        status, _, page = _room_status(opener, second.url, "bad%20room")
+        status, _, page = _room_status(opener, url, "bad%20room")
         assert status == 400
         assert 'id="refused"' in page
         assert "bad room" in page
@@ -336,14 +209,14 @@ def test_a_restart_keeps_the_login_and_the_password(tmp_path: Path) -> None:
         # Logging out lands on the demo's own styled page (not the admin's).
         csrf = next(c.value for c in jar if c.name == "csrftoken")
         request = urllib.request.Request(
-            f"{second.url}/accounts/logout/",
+            f"{url}/accounts/logout/",
             data=f"csrfmiddlewaretoken={csrf}".encode(),
-            headers={"Referer": second.url},
+            headers={"Referer": url},
         )
         with opener.open(request, timeout=10) as response:
             page = response.read().decode()
         assert 'id="logged-out"' in page
         assert "chat.css" in page
-        assert _room_status(opener, second.url)[1].startswith(f"{second.url}/accounts/login/")
+        assert _room_status(opener, url)[1].startswith(f"{url}/accounts/login/")
     finally:
-        second.stop()
+        assert second.stop() == 0, second.text()
