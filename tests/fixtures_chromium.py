@@ -32,8 +32,11 @@ FLAGS = (
 
 
 @contextlib.contextmanager
-def headless_chromium(window: str = "1100,800") -> Iterator[Any]:
-    """A Selenium Chrome driver on headless Chromium with a ``window`` (``"width,height"``)."""
+def headless_chromium(window: str = "1100,800", extra: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A Selenium Chrome driver on headless Chromium with a ``window`` (``"width,height"``).
+
+    ``extra`` adds flags a test needs beyond the common ones (e.g. background-timer ones).
+    """
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run does it)")
     from selenium import webdriver
@@ -42,7 +45,7 @@ def headless_chromium(window: str = "1100,800") -> Iterator[Any]:
     with tempfile.TemporaryDirectory() as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = str(CHROMIUM)
-        for flag in (*FLAGS, f"--window-size={window}", f"--user-data-dir={profile}"):
+        for flag in (*FLAGS, *extra, f"--window-size={window}", f"--user-data-dir={profile}"):
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
         try:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # imported at run time, before pytest registers it, its asser
 ROOT = Path(__file__).resolve().parent.parent
 #: The last line run_demo.py prints once Django and the gateway both listen.
 READY = "Press Ctrl-C to stop"
+FAKE_SIGV4 = "AWS4-HMAC-SHA256 Credential=t/x, SignedHeaders=host, Signature=00"
 
 
 @dataclass
@@ -66,6 +67,32 @@ class Demo:
 
     def text(self) -> str:
         return "".join(self.output)
+
+    def delete_connections(self, ids: Iterable[str]) -> list[int]:
+        """``DeleteConnection`` of each id through the demo gateway's ``@connections`` API,
+        as a server would (the emulator checks that a signature is there, not its value)."""
+        import urllib.error
+        import urllib.request
+        from urllib.parse import quote
+
+        management = next(
+            line.split("@connections: ")[1].strip()
+            for line in self.text().splitlines()
+            if "@connections: " in line
+        )
+        statuses = []
+        for connection_id in ids:
+            request = urllib.request.Request(
+                f"{management}/@connections/{quote(connection_id, safe='')}",
+                method="DELETE",
+                headers={"Authorization": FAKE_SIGV4},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as error:
+                statuses.append(error.code)
+        return statuses
 
 
 def _pump(stream: Any, lines: queue.Queue[str], sink: list[str]) -> None:

@@ -11,135 +11,37 @@ name gets a styled 400 page. Screenshots in ``test-artifacts/``: ``browser-demo.
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import free_port
+from tests.fixtures_chromium import headless_chromium
+from tests.fixtures_demo import Demo, running_demo
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "test-artifacts"
 SCREENSHOT = SCREENSHOTS / "browser-demo.png"
 #: True when element ``arguments[0]``'s content fits its width (long words wrap).
 WRAPS = "const e = document.getElementById(arguments[0]); return e.scrollWidth <= e.clientWidth;"
 WAIT = 20
-FAKE_SIGV4 = "AWS4-HMAC-SHA256 Credential=t/x, SignedHeaders=host, Signature=00"
-
-
-@dataclass
-class Demo:
-    url: str
-    process: subprocess.Popen[str]
-    output: list[str]
-    reader: threading.Thread
-
-
-def _pump(stream: Any, lines: queue.Queue[str], sink: list[str]) -> None:
-    for line in stream:
-        sink.append(line)
-        lines.put(line)
 
 
 @pytest.fixture
-def demo() -> Iterator[Demo]:
-    port, gateway_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "example" / "run_demo.py"),
-                "--port",
-                str(port),
-                "--gateway-port",
-                str(gateway_port),
-                "--db",
-                str(Path(tmp) / "demo.sqlite3"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        output: list[str] = []
-        lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(process.stdout, lines, output), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 60
-        try:
-            while True:
-                try:
-                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-                except queue.Empty:
-                    pytest.fail("the demo did not start:\n" + "".join(output))
-                if "Demo running: open" in line:
-                    break
-                if process.poll() is not None and lines.empty():
-                    pytest.fail("the demo exited:\n" + "".join(output))
-            yield Demo(
-                url=f"http://127.0.0.1:{port}/", process=process, output=output, reader=reader
-            )
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    with running_demo(tmp_path / "demo.sqlite3") as started:
+        yield started
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1100,800",
-            f"--user-data-dir={profile}",
-        ):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with headless_chromium("1100,800") as driver:
+        yield driver
 
 
 def wait_until(driver: Any, condition: Any) -> Any:
@@ -223,20 +125,7 @@ def test_demo_chat_in_a_real_browser(demo: Demo, browser: Any) -> None:
     # The gateway closes every socket (DeleteConnection): each window reconnects by itself
     # with a fresh token and keeps chatting.
     output = "".join(demo.output)
-    management = re.search(r"@connections: (http://\S+)", output)
-    assert management is not None
-    statuses = []
-    for connection_id in set(re.findall(r"CONNECT (\S+) -> 200", output)):
-        request = urllib.request.Request(
-            f"{management.group(1)}/@connections/{quote(connection_id, safe='')}",
-            method="DELETE",
-            headers={"Authorization": FAKE_SIGV4},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                statuses.append(response.status)
-        except urllib.error.HTTPError as error:
-            statuses.append(error.code)
+    statuses = demo.delete_connections(set(re.findall(r"CONNECT (\S+) -> 200", output)))
     # Three open windows; the page left after logging in closed its socket on "pagehide".
     assert sorted(statuses) == [204, 204, 204, 410], output
     for handle in (lobby, lobby_too, random_room):

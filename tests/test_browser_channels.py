@@ -15,27 +15,21 @@ Screenshots: ``browser-presence.png`` and ``browser-presence-phone.png`` in ``te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import free_port
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, FAKE_SIGV4, SCREENSHOTS, Demo, _pump
+from tests.fixtures_chromium import CHROMEDRIVER, CHROMIUM, headless_chromium
+from tests.fixtures_demo import Demo, running_demo
+from tests.test_browser import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 
@@ -69,85 +63,22 @@ def _tools(demo_args: list[str], *command: str) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def demo() -> Iterator[tuple[Demo, list[str]]]:
+def demo(tmp_path: Path) -> Iterator[tuple[Demo, list[str]]]:
     """run_demo.py with short timers; yields it and the args demo_tools.py needs."""
-    port, gateway_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "demo.sqlite3")
-        env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "example" / "run_demo.py"),
-                *("--port", str(port), "--gateway-port", str(gateway_port), "--db", db),
-                *TIMERS,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        output: list[str] = []
-        lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(process.stdout, lines, output), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 60
+    with running_demo(tmp_path / "demo.sqlite3", *TIMERS) as started:
         try:
-            while True:
-                try:
-                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-                except queue.Empty:
-                    pytest.fail("the demo did not start:\n" + "".join(output))
-                if "Demo running: open" in line:
-                    break
-                if process.poll() is not None and lines.empty():
-                    pytest.fail("the demo exited:\n" + "".join(output))
-            url = f"http://127.0.0.1:{port}/"
-            yield (
-                Demo(url=url, process=process, output=output, reader=reader),
-                ["--db", db, "--gateway-port", str(gateway_port)],
-            )
+            yield started, ["--db", str(started.db), "--gateway-port", str(started.gateway_port)]
         finally:
             SCREENSHOTS.mkdir(exist_ok=True)
-            (SCREENSHOTS / "browser-channels-demo.log").write_text("".join(output))
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            (SCREENSHOTS / "browser-channels-demo.log").write_text(started.text())
 
 
-@contextmanager
-def chromium() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-background-timer-throttling",
-            "--disable-renderer-backgrounding",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1200,800",
-            f"--user-data-dir={profile}",
-        ):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-        try:
-            yield driver
-        finally:
-            driver.quit()
+def chromium() -> contextlib.AbstractContextManager[Any]:
+    """Background pages keep their timers: the test watches two windows at once."""
+    return headless_chromium(
+        "1200,800",
+        extra=("--disable-background-timer-throttling", "--disable-renderer-backgrounding"),
+    )
 
 
 def wait_for(driver: Any, condition: Any, timeout: float = 20, what: str = "") -> Any:
@@ -200,28 +131,6 @@ def online(driver: Any) -> list[str]:
     )
 
 
-def delete_connections(output: str, ids: list[str]) -> list[int]:
-    """DeleteConnection through the emulator's @connections API, as a server would."""
-    management = next(
-        line.split("@connections: ")[1].strip()
-        for line in output.splitlines()
-        if "@connections: " in line
-    )
-    statuses = []
-    for connection_id in ids:
-        request = urllib.request.Request(
-            f"{management}/@connections/{quote(connection_id, safe='')}",
-            method="DELETE",
-            headers={"Authorization": FAKE_SIGV4},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                statuses.append(response.status)
-        except urllib.error.HTTPError as error:
-            statuses.append(error.code)
-    return statuses
-
-
 def test_every_message_once_in_order_through_forced_reconnects_and_presence(
     demo: tuple[Demo, list[str]],
 ) -> None:
@@ -264,7 +173,7 @@ def test_every_message_once_in_order_through_forced_reconnects_and_presence(
             wait_for(page, lambda d: page_log(d)["state"] == "open", what="open to delete")
             seen = len(closes(page))
             ids = page_log(page)["welcomes"]
-            statuses = delete_connections("".join(server.output), ids)
+            statuses = server.delete_connections(ids)
             assert 204 in statuses, statuses
             wait_for(page, lambda d: new_close(d, seen, 1000, ""), what="the DELETE's close")
             wait_for(page, lambda d: page_log(d)["state"] == "open", what="reopened")
