@@ -185,6 +185,28 @@ async def emulated_demo(
         await emulator.stop()
 
 
+@pytest.fixture
+def demo_stack_settings() -> dict[str, Any]:
+    """``AWS_WS_ASYNC`` additions for :func:`demo_stack`; a module overrides it to add some."""
+    return {}
+
+
+@pytest.fixture
+async def demo_stack(
+    request: pytest.FixtureRequest,
+    settings: Any,
+    django_asgi_server: DjangoServer,
+    demo_stack_settings: dict[str, Any],
+) -> AsyncIterator[tuple[GatewayEmulator, DjangoServer]]:
+    """:func:`emulated_demo` with the requesting test module as the URLconf."""
+    settings.ROOT_URLCONF = request.module.__name__
+    secret = "e2e-gateway-secret-" + "x" * 24
+    async with emulated_demo(
+        settings, django_asgi_server, "e2edemo", "e2e", secret, **demo_stack_settings
+    ) as running:
+        yield running
+
+
 class Client:
     """One browser-like user: a session cookie, a token, and a socket through the emulator."""
 

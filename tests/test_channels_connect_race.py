@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from aws_ws_async.channels import apublish
 from aws_ws_async.emulator import GatewayEmulator
 from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import WebSocketTokenView
-from tests.fixtures_demo import emulated_demo, make_client
+from tests.fixtures_demo import make_client
 from tests.fixtures_emulator import DjangoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
@@ -36,9 +35,6 @@ from chat.websocket import ChatWebSocketView
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-API_ID = "racedemo"
-STAGE = "race"
-SECRET = "race-gateway-secret-" + "x" * 24
 #: How long $connect goes on after committing the session (a slow backend, a busy machine).
 CONNECT_TAIL_SECONDS = 1.0
 
@@ -57,20 +53,14 @@ urlpatterns = [
 
 
 @pytest.fixture
-async def stack(
-    settings: Any, django_asgi_server: DjangoServer
-) -> AsyncIterator[tuple[GatewayEmulator, DjangoServer]]:
-    settings.ROOT_URLCONF = __name__
-    async with emulated_demo(
-        settings, django_asgi_server, API_ID, STAGE, SECRET, gone_grace_seconds=5
-    ) as running:
-        yield running
+def demo_stack_settings() -> dict[str, Any]:
+    return {"gone_grace_seconds": 5}  # on, as production has it (the suite runs with 0)
 
 
 async def test_a_publish_during_connect_leaves_the_new_session_connected(
-    stack: tuple[GatewayEmulator, DjangoServer],
+    demo_stack: tuple[GatewayEmulator, DjangoServer],
 ) -> None:
-    emulator, server = stack
+    emulator, server = demo_stack
     async with aiohttp.ClientSession() as http:
         alice = await make_client(http, server, "alice@example.com")
         joining = asyncio.ensure_future(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from django.urls import path
 from aws_ws_async.emulator import GatewayEmulator
 from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import WebSocketTokenView
-from tests.fixtures_demo import emulated_demo, make_client, start_demo
+from tests.fixtures_demo import make_client, start_demo
 from tests.fixtures_emulator import DjangoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example"))
@@ -36,24 +35,11 @@ urlpatterns = [
     path("ws-token/", WebSocketTokenView.as_view()),
 ]
 
-API_ID = "e2edemo"
-STAGE = "e2e"
-SECRET = "e2e-gateway-secret-" + "x" * 24
-
-
-@pytest.fixture
-async def stack(
-    settings: Any, django_asgi_server: DjangoServer
-) -> AsyncIterator[tuple[GatewayEmulator, DjangoServer]]:
-    settings.ROOT_URLCONF = __name__
-    async with emulated_demo(settings, django_asgi_server, API_ID, STAGE, SECRET) as running:
-        yield running
-
 
 async def test_two_clients_in_a_room_both_receive_a_broadcast(
-    stack: tuple[GatewayEmulator, DjangoServer],
+    demo_stack: tuple[GatewayEmulator, DjangoServer],
 ) -> None:
-    emulator, server = stack
+    emulator, server = demo_stack
     async with aiohttp.ClientSession() as http:
         alice = await make_client(http, server, "alice@example.com")
         bob = await make_client(http, server, "bob@example.com")
@@ -80,9 +66,9 @@ async def test_two_clients_in_a_room_both_receive_a_broadcast(
 
 
 async def test_vanished_client_is_pruned_by_the_next_broadcast(
-    stack: tuple[GatewayEmulator, DjangoServer],
+    demo_stack: tuple[GatewayEmulator, DjangoServer],
 ) -> None:
-    emulator, server = stack
+    emulator, server = demo_stack
     async with aiohttp.ClientSession() as http:
         alice = await make_client(http, server, "alice@example.com")
         ghost = await make_client(http, server, "ghost@example.com")
@@ -111,9 +97,9 @@ async def test_vanished_client_is_pruned_by_the_next_broadcast(
 
 
 async def test_closing_client_is_marked_disconnected_by_its_disconnect(
-    stack: tuple[GatewayEmulator, DjangoServer],
+    demo_stack: tuple[GatewayEmulator, DjangoServer],
 ) -> None:
-    emulator, server = stack
+    emulator, server = demo_stack
     async with aiohttp.ClientSession() as http:
         alice = await make_client(http, server, "alice@example.com")
         await alice.join(emulator, "lobby")
@@ -131,9 +117,9 @@ async def test_closing_client_is_marked_disconnected_by_its_disconnect(
 
 
 async def test_connect_without_a_token_is_refused_through_the_emulator(
-    stack: tuple[GatewayEmulator, DjangoServer],
+    demo_stack: tuple[GatewayEmulator, DjangoServer],
 ) -> None:
-    emulator, server = stack
+    emulator, server = demo_stack
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
             await http.ws_connect(f"{emulator.url}?channel=lobby", headers={"Origin": server.url})
