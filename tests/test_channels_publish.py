@@ -167,6 +167,11 @@ def test_sync_publish_and_refusal_inside_atomic(
     threaded_fault_settings: Any, threaded_fault_endpoint: FaultEndpoint
 ) -> None:
     ids = subscribers(2)
+    # History off: a plain send, allowed inside atomic() as asend_message() is.
+    with transaction.atomic():
+        assert publish("room", "plain").seq is None
+    assert [f.get("seq") for f in frames(threaded_fault_endpoint, ids[1])] == [None]
+    threaded_fault_endpoint.received.clear()
     ChannelHistory.objects.create(channel_name="room")
     with transaction.atomic(), pytest.raises(CalledInsideTransaction, match="on_commit"):
         publish("room", "never")

@@ -94,14 +94,19 @@ def record(channel: str, data_json: bytes, using: str) -> tuple[int | None, byte
     """Take the next seq and keep the frame (history on), or build the plain frame (off).
 
     Runs in the caller's thread (sync) or in one worker thread (async): five statements, one
-    thread hop. A frame over 128 KiB once the seq is in raises inside the transaction, so the
+    thread hop (history off: the one UPDATE that finds no enabled row). Refused inside the
+    caller's ``atomic()`` only when history is on: a rollback after the posts would hand the
+    seq out again. A frame over 128 KiB once the seq is in raises inside the transaction, so the
     seq is rolled back with it.
     """
-    sync.check_not_in_transaction("publish", using)
+    outer_transaction = sync.in_transaction(using)
     with transaction.atomic(using=using):
         rows = ChannelHistory.objects.using(using).filter(channel_name=channel, enabled=True)
         if not rows.update(last_seq=F("last_seq") + 1):
+            # History off: a plain send, allowed inside atomic() as asend_message() is.
             return None, message_frame(channel, data_json, None)
+        if outer_transaction:  # raising rolls our savepoint, and so the seq, back
+            sync.check_not_in_transaction("publish", using)
         history_id, seq = rows.values_list("pk", "last_seq").get()
         frame = message_frame(channel, data_json, seq)
         ChannelMessage.objects.using(using).create(

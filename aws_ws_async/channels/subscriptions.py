@@ -84,8 +84,7 @@ def change_channel(session: WebSocketSession, channel: str) -> None:
         old = session.channel_name
         if old and old != channel:
             rows.filter(session_id=session.pk, channel_name=old).delete()
-        if not rows.filter(session_id=session.pk, channel_name=channel).exists():
-            rows.create(session_id=session.pk, channel_name=channel)
+        rows.get_or_create(session_id=session.pk, channel_name=channel)  # race-safe
         WebSocketSession.objects.using(using).filter(pk=session.pk).update(
             channel_name=channel, updated_on=timezone.now()
         )
