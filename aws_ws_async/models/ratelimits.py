@@ -12,7 +12,7 @@ refused before the limit check are inserted as refused directly (``arecord_refus
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -60,7 +60,16 @@ class ConnectionRateLimit(models.Model):
         user_id = getattr(user, "pk", None)
         if not ip_address and not user_id:
             return 0, 0
-        since = timezone.now() - window
+        rows, counts = cls.window_query(ip_address, user_id, timezone.now() - window)
+        aggregate = rows.aggregate(**counts)
+        return int(aggregate.get("by_ip") or 0), int(aggregate.get("by_user") or 0)
+
+    @classmethod
+    def window_query(
+        cls, ip_address: str | None, user_id: Any, since: datetime
+    ) -> tuple[models.QuerySet[ConnectionRateLimit], dict[str, Count]]:
+        """The rows of the window and the counts over them (``by_ip``, ``by_user``, in that
+        order, each only when there is an address or a user): ``$connect`` compiles this once."""
         who = Q()
         if ip_address:
             who |= Q(ip_address=ip_address)
@@ -71,8 +80,7 @@ class ConnectionRateLimit(models.Model):
             counts["by_ip"] = Count("pk", filter=Q(ip_address=ip_address))
         if user_id:
             counts["by_user"] = Count("pk", filter=Q(user_id=user_id))
-        aggregate = cls.objects.filter(who, attempt_time__gt=since).aggregate(**counts)
-        return int(aggregate.get("by_ip") or 0), int(aggregate.get("by_user") or 0)
+        return cls.objects.filter(who, attempt_time__gt=since), counts
 
     @classmethod
     def record_and_check(

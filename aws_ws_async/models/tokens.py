@@ -123,11 +123,15 @@ class WebSocketToken(models.Model):
         cls, digest: str, session_key: str, now: datetime
     ) -> models.QuerySet[WebSocketToken]:
         """Rows a token digest may still be spent from: unused, unexpired, bound to the session."""
+        return cls.unspent_rows_for(digest, session_key_hashes(session_key), now)
+
+    @classmethod
+    def unspent_rows_for(
+        cls, digest: str, key_hashes: list[str], now: datetime
+    ) -> models.QuerySet[WebSocketToken]:
+        """The same rows, from the session key's hashes (``$connect`` compiles this once)."""
         return cls.objects.filter(
-            token=digest,
-            used=False,
-            expires_at__gt=now,
-            session_key_hash__in=session_key_hashes(session_key),
+            token=digest, used=False, expires_at__gt=now, session_key_hash__in=key_hashes
         )
 
     @classmethod
@@ -192,13 +196,28 @@ class WebSocketToken(models.Model):
         locks or a transaction.
         """
         now = timezone.now()
-        spent = WebSocketToken.objects.filter(pk=self.pk, used=False, expires_at__gt=now).update(
-            used=True, used_at=now
-        )
+        spent = self.spend_rows(self.pk, now).update(**self.spend_values(now))
         if spent == 1:
             self.used = True
             self.used_at = now
         return spent == 1
+
+    @staticmethod
+    def spend_rows(pk: Any, now: datetime) -> models.QuerySet[WebSocketToken]:
+        """The row :meth:`spend` changes: this token, while unused and unexpired."""
+        return WebSocketToken.objects.filter(pk=pk, used=False, expires_at__gt=now)
+
+    @staticmethod
+    def spend_values(now: datetime) -> dict[str, Any]:
+        return {"used": True, "used_at": now}
+
+    @staticmethod
+    def unspend_rows(pk: Any, used_at: datetime) -> models.QuerySet[WebSocketToken]:
+        """The row :meth:`unspend` gives back: only as this instance spent it."""
+        return WebSocketToken.objects.filter(pk=pk, used=True, used_at=used_at)
+
+    #: What :meth:`unspend` writes.
+    UNSPEND_VALUES: Mapping[str, Any] = {"used": False, "used_at": None}
 
     async def aspend(self) -> bool:
         return await sync_to_async(self.spend)()
@@ -208,9 +227,7 @@ class WebSocketToken(models.Model):
         connection id): only the row this instance spent, so a concurrent spend is kept."""
         if not self.used or self.used_at is None:
             return False
-        restored = WebSocketToken.objects.filter(
-            pk=self.pk, used=True, used_at=self.used_at
-        ).update(used=False, used_at=None)
+        restored = self.unspend_rows(self.pk, self.used_at).update(**self.UNSPEND_VALUES)
         if restored == 1:
             self.used, self.used_at = False, None
         return restored == 1

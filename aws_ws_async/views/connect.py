@@ -28,7 +28,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from aws_ws_async.conf import get_settings
@@ -263,17 +262,10 @@ class ConnectMixin(AccessMixin):
         if not session_key:
             cookie = settings.SESSION_COOKIE_NAME
             return None, f"no {cookie} cookie to bind the token to", False, None
-        queryset = WebSocketToken.unspent(raw, session_key).select_related("user")
-        if channel:
-            rows = ChannelPermission.objects.filter(channel_name=channel)
-            queryset = queryset.annotate(
-                _channel_access=Subquery(rows.values("access")[:1]),
-                _channel_permission_id=Subquery(rows.values("pk")[:1]),
-            )
         rate = None
         if self.RATE_LIMIT_ENABLED:
             rate = (self.rate_limit_ip, *self.rate_limit_settings())
-        token, live, checked = await sync_to_async(read_token)(queryset, session_key, rate)
+        token, live, checked = await sync_to_async(read_token)(raw, session_key, channel, rate)
         if token is None:
             return None, "token unknown, expired, spent or of another browser session", False, None
         if not token.user.is_active:

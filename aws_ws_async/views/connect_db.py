@@ -9,7 +9,6 @@ session with its first subscription (``spend_and_insert``).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 
@@ -19,25 +18,31 @@ from aws_ws_async.models import (
     WebSocketSession,
     WebSocketToken,
 )
-from aws_ws_async.views import reasons
+from aws_ws_async.views import connect_plans, reasons
+from aws_ws_async.views.connect_sql import insert_row
 
 
 def read_token(
-    queryset: Any, session_key: str, rate: tuple[str | None, int, timedelta] | None = None
+    raw: str,
+    session_key: str,
+    channel: str,
+    rate: tuple[str | None, int, timedelta] | None = None,
 ) -> tuple[WebSocketToken | None, bool, tuple[bool, ConnectionRateLimit] | None]:
-    """The token row; for an active user's token, whether its browser session is live; for a
-    live one with ``rate`` (bucket, attempts, window), the rate limit's ``(allowed, attempt)``
-    (sync: every statement in the caller's one thread hop, each only if the one before
-    passed, so a refused token costs no rate-limit row here: ``_refuse`` counts it)."""
-    token: WebSocketToken | None = queryset.first()
+    """The token row (with its user and, for a channel, the channel's policy); for an active
+    user's token, whether its browser session is live; for a live one with ``rate`` (bucket,
+    attempts, window), the rate limit's ``(allowed, attempt)`` (sync: every statement in the
+    caller's one thread hop, each only if the one before passed, so a refused token costs no
+    rate-limit row here: ``_refuse`` counts it). Each statement is compiled once
+    (``connect_plans``)."""
+    token = connect_plans.load_token(raw, session_key, channel)
     if token is None or not token.user.is_active:
         return token, False, None
-    if not token.session_is_live(session_key):
+    if not token.session_matches(connect_plans.session_data(token, session_key)):
         return token, False, None
     if rate is None:
         return token, True, None
     bucket, attempts, window = rate
-    checked = ConnectionRateLimit.record_and_check(
+    checked = connect_plans.record_and_check(
         bucket, token.user, max_attempts=attempts, window=window
     )
     return token, True, checked
@@ -50,19 +55,19 @@ def spend_and_insert(token: WebSocketToken | None, row: WebSocketSession) -> str
     token first (nothing inserted); ``reasons.DUPLICATE`` when the connection id exists (the
     token is given back: a refusal never burns it).
     """
-    if token is not None and not token.spend():
+    if token is not None and not connect_plans.spend(token):
         return reasons.TOKEN_SPENT
     try:
         insert_in_savepoint(row)
     except IntegrityError:
         if token is not None:
-            token.unspend()
+            connect_plans.unspend(token)
         return reasons.DUPLICATE
     return ""
 
 
 def insert_in_savepoint(row: WebSocketSession) -> None:
-    """``row.save()`` as an INSERT, in a savepoint only when a transaction is already open.
+    """``row.save()`` as an INSERT (compiled), in a savepoint only when a transaction is open.
 
     Without the savepoint an IntegrityError inside the caller's ``atomic()`` (``ATOMIC_REQUESTS``
     on a wrapping view, a ``TestCase``) poisons the transaction and the refusal's own write
@@ -72,15 +77,16 @@ def insert_in_savepoint(row: WebSocketSession) -> None:
     if connections[using].in_atomic_block or row.channel_name:
         # The session and its first channel's subscription land together or not at all.
         with transaction.atomic(using=using):
-            row.save(force_insert=True, using=using)
+            insert_row(row, using)
             subscribe_first_channel(row, using)
     else:
-        row.save(force_insert=True, using=using)
+        insert_row(row, using)
 
 
 def subscribe_first_channel(row: WebSocketSession, using: str) -> None:
     """The subscription row of the connection's first channel (none without a channel)."""
     if row.channel_name:
-        ChannelSubscription.objects.using(using).create(
+        subscription = ChannelSubscription(
             session=row, channel_name=row.channel_name, subscribed_at=row.connected_at
         )
+        insert_row(subscription, using)
