@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
+from django.core.signals import setting_changed
 from django.db.models.signals import post_save, pre_delete
 from django.dispatch import Signal
 
@@ -101,6 +102,14 @@ def mark_gateway_sessions(sender: Any, instance: ApiGateway, **kwargs: Any) -> N
     )
 
 
+def forget_async_databases(sender: Any, *, setting: str, **kwargs: Any) -> None:
+    """``DATABASES`` changed (``override_settings``): the async path re-checks each alias."""
+    if setting == "DATABASES":
+        from aws_ws_async import asyncdb
+
+        asyncdb.forget_settings()
+
+
 #: (signal, receiver, sender or None, dispatch_uid): everything :func:`connect` wires.
 RECEIVERS: list[tuple[Signal, Callable[..., None], Any, str]] = [
     (user_logged_out, close_on_logout, None, "aws_ws_async.close_on_logout"),
@@ -112,6 +121,7 @@ RECEIVERS: list[tuple[Signal, Callable[..., None], Any, str]] = [
         "aws_ws_async.revoke_tokens_on_password_change",
     ),
     (pre_delete, mark_gateway_sessions, ApiGateway, "aws_ws_async.gateway_deleted"),
+    (setting_changed, forget_async_databases, None, "aws_ws_async.forget_async_databases"),
 ]
 
 

@@ -8,7 +8,9 @@ query it replaces returns, field for field, with the related objects cached.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -290,3 +292,66 @@ async def test_hop_budgets(
     assert len(message_hops) <= 2, message_hops
     assert len(connect_hops) <= 3, connect_hops
     assert len(disconnect_hops) <= 2, disconnect_hops
+
+
+async def test_no_hops_on_the_async_database_path(
+    ws_settings: Any,
+    gateway: Any,
+    browser: Browser,
+    fast_app: Any,
+    hops: list[str],
+    skip_unless_postgres: None,
+) -> None:
+    """With ``async_database`` on PostgreSQL, a message and ``$disconnect`` run their compiled
+    statements on the loop (``asyncdb``) and, having run nothing in their thread, skip the
+    ``request_finished`` hop too: 0 hops each, with the same answers as the sync path."""
+    ws_settings.AWS_WS_ASYNC = {**ws_settings.AWS_WS_ASYNC, "async_database": True}
+    cid = new_connection_id()
+    assert (await connect(browser, cid)).status_code == 200
+    hops.clear()
+    echoed = await post("/ws/default", gateway_headers(cid), b'{"handler": "echo"}')
+    assert echoed.status_code == 200, echoed.content
+    assert (echoed.json()["user"], echoed.json()["connection"]) == (browser.user.pk, cid)
+    assert hops == []
+    unknown = await post(
+        "/ws/default", gateway_headers(new_connection_id()), b'{"handler": "echo"}'
+    )
+    assert unknown.status_code == 401
+    assert hops == []
+    # Two $disconnects racing: the conditional UPDATE's row count lets exactly one win.
+    first, second = await asyncio.gather(
+        post("/ws/disconnect", gateway_headers(cid), b""),
+        post("/ws/disconnect", gateway_headers(cid), b""),
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 401]
+    assert hops == []
+    session = await WebSocketSession.objects.aget(connection_id=cid)
+    assert not session.connected
+    assert session.disconnect_reason == "client"
+
+
+async def test_a_projects_request_finished_receiver_still_runs_without_sync_work(
+    ws_settings: Any, fast_app: Any, hops: list[str]
+) -> None:
+    """A refusal before any database work runs nothing in its thread, so Django's own
+    ``request_finished`` work is done on the loop (no hop); a receiver of the project's keeps
+    the signal, sent in the hop as before."""
+    from django.core.signals import request_finished
+
+    refused = await post("/ws/default", gateway_headers(new_connection_id(), secret="x"), b"{}")
+    assert refused.status_code == 403
+    assert hops == []
+    finished: list[str] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        finished.append(threading.current_thread().name)
+
+    request_finished.connect(receiver, dispatch_uid="test_views_asgi_finished")
+    try:
+        again = await post("/ws/default", gateway_headers(new_connection_id(), secret="x"), b"{}")
+    finally:
+        request_finished.disconnect(dispatch_uid="test_views_asgi_finished")
+    assert again.status_code == 403
+    assert hops == ["HttpResponseBase.close"]
+    [thread] = finished
+    assert thread.startswith("aws-ws-request-")

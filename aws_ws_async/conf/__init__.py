@@ -140,6 +140,12 @@ class AppSettings(RequestKeys):
         "aiobotocore client's own connection pool (about 5x less CPU per post). False calls "
         "client.post_to_connection / delete_connection for every request.",
     )
+    async_database: bool = setting(
+        False,
+        "bool",
+        "Run the gateway routes' compiled statements on an async psycopg pool, on the loop, "
+        "with no thread hop (PostgreSQL with psycopg 3 and psycopg_pool; docs/deployment.md).",
+    )
     # --- enqueued broadcasts (docs/scaling.md) ---
     broadcast_shard_size: int = setting(10000, "posint", "Recipients per shard (one task).")
     broadcast_checkpoint_every: int = setting(500, "posint", "Recipients between checkpoints.")

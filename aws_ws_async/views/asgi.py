@@ -41,9 +41,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core import signals
+from django.core.cache import close_caches
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import reset_urlconf
 from django.core.handlers.exception import response_for_exception
+from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
@@ -54,6 +57,46 @@ from aws_ws_async.views.threads import DEFAULT_SIZE, RequestExecutor, RequestThr
 
 #: A route name after the prefix: what ``<slug:route>`` matches.
 ROUTE_RE = re.compile(r"[-a-zA-Z0-9_]+")
+
+
+#: Django's own ``request_finished`` receivers. The first two release what a request's *sync*
+#: work opened in its thread (database connections, the query log): nothing, for a request
+#: that ran nothing there. The other two run on the loop: ``reset_urlconf`` clears a
+#: context-local value and ``close_caches`` closes cache clients (a no-op for the local-memory,
+#: database and file caches; closing sockets, which never waits, for memcached and Redis).
+_SYNC_HOUSEKEEPING = frozenset({close_old_connections, reset_queries})
+_ON_THE_LOOP = frozenset({reset_urlconf, close_caches})
+
+
+def finish_on_the_loop(sender: type) -> bool:
+    """Do ``request_finished``'s work on the loop for a request that ran nothing in its
+    thread (every statement on the async path, ``asyncdb``, or a refusal before any) when only
+    Django's own receivers listen to ``request_started`` and ``request_finished``; True if
+    done, False: send the signal (a hop). Any other receiver (a project's, an
+    instrumentation's) keeps both signals, and the hop."""
+    # request_started's sync receivers were put off until the first hop (``RequestExecutor
+    # .first``): with a hop-less request they have not run, which only Django's own may skip.
+    started, started_async = signals.request_started._live_receivers(sender)
+    if started_async or not _SYNC_HOUSEKEEPING.issuperset(started):
+        return False
+    sync_receivers, async_receivers = signals.request_finished._live_receivers(sender)
+    if async_receivers or not (_SYNC_HOUSEKEEPING | _ON_THE_LOOP).issuperset(sync_receivers):
+        return False
+    for receiver in sync_receivers:
+        if receiver in _ON_THE_LOOP:
+            receiver(signal=signals.request_finished, sender=sender)
+    return True
+
+
+def close_without_signal(response: HttpResponseBase) -> None:
+    """``response.close()`` minus ``request_finished`` (see :func:`finish_on_the_loop`): the
+    resource closers (the request's body file and uploads) run on the loop, as cheap as
+    closing a file."""
+    for closer in response._resource_closers:  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):  # what HttpResponseBase.close does
+            closer()
+    response._resource_closers.clear()  # type: ignore[attr-defined]
+    response.closed = True
 
 
 def _path_info(scope: Mapping[str, Any]) -> str:
@@ -152,7 +195,10 @@ class GatewayASGIHandler(ASGIHandler):
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
-            await sync_to_async(response.close)()
+            if executor is not None and not executor.used and finish_on_the_loop(self.__class__):
+                close_without_signal(response)
+            else:
+                await sync_to_async(response.close)()
         body_file.close()
 
     def match(self, path: str) -> tuple[Callable[..., Any], str] | None:

@@ -10,10 +10,9 @@ costs no database work.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -27,7 +26,7 @@ from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.background import spawn
 from aws_ws_async.views.base import BodyError
 from aws_ws_async.views.handlers import bound_handler
-from aws_ws_async.views.session_loader import load_session, mark_disconnected
+from aws_ws_async.views.session_loader import aload_and_disconnect, aload_session
 
 logger = logging.getLogger("aws_ws_async.views")
 
@@ -115,7 +114,7 @@ class MessagesMixin(AccessMixin):
             return None
         # The same query as select_related(...).filter(...).afirst(), compiled once per model
         # and database (session_loader.py): compiling it was a third of a message's CPU.
-        return await sync_to_async(load_session)(
+        return await aload_session(
             self.model, self.api_id, self.connection_id, bool(self.aws_api_gateway_id)
         )
 
@@ -168,7 +167,7 @@ class MessagesMixin(AccessMixin):
         now = timezone.now()
         session, changed = None, 0
         if is_valid_connection_id(self.connection_id):
-            session, changed = await sync_to_async(load_and_disconnect)(
+            session, changed = await aload_and_disconnect(
                 self.model, self.api_id, self.connection_id, bool(self.aws_api_gateway_id), now
             )
         if session is None:
@@ -190,15 +189,3 @@ class MessagesMixin(AccessMixin):
 
     async def after_disconnect(self, session: WebSocketSession) -> None:
         """Override for clean-up or presence broadcasts after a client left."""
-
-
-def load_and_disconnect(
-    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool, now: datetime
-) -> tuple[WebSocketSession | None, int]:
-    """``$disconnect``'s two statements in the caller's one thread hop: the session, then the
-    conditional UPDATE whose row count says whether this request closed it (0: a concurrent
-    close won). No session: nothing updated."""
-    session = load_session(model, api_id, connection_id, pinned)
-    if session is None:
-        return None, 0
-    return session, mark_disconnected(model, session.pk, now)

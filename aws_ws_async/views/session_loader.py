@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import connections, router, transaction
 from django.db.models import Q
 from django.db.models.query import get_related_populators
 from django.db.models.sql import UpdateQuery
 
+from aws_ws_async import asyncdb
 from aws_ws_async.models import DisconnectReason, WebSocketSession
 
 _API = "\x00aws-ws-async-api-id\x00"
@@ -39,6 +41,7 @@ _CID = "\x00aws-ws-async-connection-id\x00"
 
 @dataclass(frozen=True)
 class _Plan:
+    model: type[WebSocketSession]
     sql: str
     params: tuple[Any, ...]
     api_positions: tuple[int, ...]
@@ -94,6 +97,7 @@ def _compile(model: type[WebSocketSession], using: str, pinned: bool) -> _Plan |
     if compiler.has_composite_fields(columns):
         return None
     return _Plan(
+        model=model,
         sql=sql,
         params=params,
         api_positions=api_positions,
@@ -106,29 +110,24 @@ def _compile(model: type[WebSocketSession], using: str, pinned: bool) -> _Plan |
     )
 
 
-def load_session(
-    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool
-) -> WebSocketSession | None:
-    """The connected session (with user and gateway) or None, in one query (sync: in a thread)."""
-    using = router.db_for_read(model)
+def _plan(model: type[WebSocketSession], using: str, pinned: bool) -> _Plan | None:
     key = (model, using, pinned)
     if key not in _plans:
         _plans[key] = _compile(model, using, pinned)
-    plan = _plans[key]
-    if plan is None:
-        result: WebSocketSession | None = (
-            session_queryset(model, api_id, connection_id, pinned).using(using).first()
-        )
-        return result
+    return _plans[key]
+
+
+def _params(plan: _Plan, api_id: str, connection_id: str) -> list[Any]:
     params = list(plan.params)
     for i in plan.api_positions:
         params[i] = api_id
     for i in plan.cid_positions:
         params[i] = connection_id
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(plan.sql, params)
-        fetched = cursor.fetchone()
+    return params
+
+
+def _build(plan: _Plan, fetched: Any, using: str, connection: Any) -> WebSocketSession | None:
+    """The instances from the row, as ``ModelIterable`` builds them."""
     if fetched is None:
         return None
     row = list(fetched)
@@ -137,10 +136,42 @@ def load_session(
         for converter in converters:
             value = converter(value, expression, connection)
         row[position] = value
-    session = model.from_db(using, list(plan.init_list), row[plan.start : plan.end])
+    session = plan.model.from_db(using, list(plan.init_list), row[plan.start : plan.end])
     for populator in plan.populators:
         populator.populate(row, session)
     return session
+
+
+def load_session(
+    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool
+) -> WebSocketSession | None:
+    """The connected session (with user and gateway) or None, in one query (sync: in a thread)."""
+    using = router.db_for_read(model)
+    plan = _plan(model, using, pinned)
+    if plan is None:
+        result: WebSocketSession | None = (
+            session_queryset(model, api_id, connection_id, pinned).using(using).first()
+        )
+        return result
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, _params(plan, api_id, connection_id))
+        fetched = cursor.fetchone()
+    return _build(plan, fetched, using, connection)
+
+
+async def aload_session(
+    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool
+) -> WebSocketSession | None:
+    """:func:`load_session` on the loop when the async path serves the database
+    (``asyncdb``: no thread hop), else :func:`load_session` in a thread."""
+    using = router.db_for_read(model)
+    db = asyncdb.database(using)
+    plan = _plan(model, using, pinned) if db is not None else None
+    if db is None or plan is None:
+        return await sync_to_async(load_session)(model, api_id, connection_id, pinned)
+    fetched = await db.fetchone(plan.sql, _params(plan, api_id, connection_id))
+    return _build(plan, fetched, using, db.connection)
 
 
 # --- $disconnect's UPDATE, compiled the same way ---------------------------------------------
@@ -190,24 +221,66 @@ def _compile_disconnect(model: type[WebSocketSession], using: str) -> _UpdatePla
     return _UpdatePlan(sql, params, pk_positions, when_positions)
 
 
-def mark_disconnected(model: type[WebSocketSession], pk: Any, when: datetime) -> int:
-    """``$disconnect``'s conditional UPDATE (connected rows only), compiled once per model and
-    database: the rows it changed, 0 when a concurrent close won (sync: in a thread)."""
-    using = router.db_for_write(model)
+def _update_plan(model: type[WebSocketSession], using: str) -> _UpdatePlan | None:
     key = (model, using)
     if key not in _update_plans:
         _update_plans[key] = _compile_disconnect(model, using)
-    plan = _update_plans[key]
-    if plan is None:
-        changed: int = _disconnect_rows(model, using, pk).update(**_disconnect_values(when))
-        return changed
-    connection = connections[using]
+    return _update_plans[key]
+
+
+def _update_params(
+    plan: _UpdatePlan, model: type[WebSocketSession], pk: Any, when: datetime, connection: Any
+) -> list[Any]:
     params = list(plan.params)
     prepped_when = model._meta.get_field("updated_on").get_db_prep_save(when, connection)
     for i in plan.when_positions:
         params[i] = prepped_when
     for i in plan.pk_positions:
         params[i] = model._meta.pk.get_db_prep_value(pk, connection)
+    return params
+
+
+def mark_disconnected(model: type[WebSocketSession], pk: Any, when: datetime) -> int:
+    """``$disconnect``'s conditional UPDATE (connected rows only), compiled once per model and
+    database: the rows it changed, 0 when a concurrent close won (sync: in a thread)."""
+    using = router.db_for_write(model)
+    plan = _update_plan(model, using)
+    if plan is None:
+        changed: int = _disconnect_rows(model, using, pk).update(**_disconnect_values(when))
+        return changed
+    connection = connections[using]
+    params = _update_params(plan, model, pk, when, connection)
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(plan.sql, params)
         return int(cursor.rowcount)
+
+
+def load_and_disconnect(
+    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool, now: datetime
+) -> tuple[WebSocketSession | None, int]:
+    """``$disconnect``'s two statements in the caller's one thread hop: the session, then the
+    conditional UPDATE whose row count says whether this request closed it (0: a concurrent
+    close won). No session: nothing updated."""
+    session = load_session(model, api_id, connection_id, pinned)
+    if session is None:
+        return None, 0
+    return session, mark_disconnected(model, session.pk, now)
+
+
+async def aload_and_disconnect(
+    model: type[WebSocketSession], api_id: str, connection_id: str, pinned: bool, now: datetime
+) -> tuple[WebSocketSession | None, int]:
+    """:func:`load_and_disconnect` on the loop when the async path serves both databases
+    (read and write: each statement on its router's alias), else in one thread hop."""
+    read, write = router.db_for_read(model), router.db_for_write(model)
+    reader, writer = asyncdb.database(read), asyncdb.database(write)
+    lookup = _plan(model, read, pinned) if reader is not None else None
+    update = _update_plan(model, write) if writer is not None else None
+    if reader is None or writer is None or lookup is None or update is None:
+        return await sync_to_async(load_and_disconnect)(model, api_id, connection_id, pinned, now)
+    fetched = await reader.fetchone(lookup.sql, _params(lookup, api_id, connection_id))
+    session = _build(lookup, fetched, read, reader.connection)
+    if session is None:
+        return None, 0
+    params = _update_params(update, model, session.pk, now, writer.connection)
+    return session, await writer.execute(update.sql, params)

@@ -47,8 +47,12 @@ class RequestExecutor(ThreadPoolExecutor):
     """
 
     first: Callable[[], object] | None = None
+    #: Whether the current request ran anything in this thread (``GatewayASGIHandler`` skips
+    #: the ``request_finished`` hop of a request that touched no sync connection).
+    used: bool = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.used = True
         first, self.first = self.first, None
         if first is None:
             return super().submit(fn, *args, **kwargs)
@@ -87,6 +91,7 @@ class RequestThreads:
 
     def _give_back(self, executor: RequestExecutor) -> None:
         executor.first = None
+        executor.used = False
         with self._lock:
             if len(self._idle) < self.size:
                 self._idle.append(executor)

@@ -1,0 +1,150 @@
+"""The async PostgreSQL path (``aws_ws_async.asyncdb``): when it serves, what it returns, and
+that it steps aside whenever Django's own cursor must run the statement.
+
+The PostgreSQL tests are transactional: the pool's connections are not the test's, so they see
+only committed rows (which is also why the path refuses to serve inside ``atomic()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import IntegrityError, connection, connections, transaction
+
+from aws_ws_async import asyncdb
+from aws_ws_async.models import WebSocketSession
+
+TABLE = WebSocketSession._meta.db_table
+
+
+@pytest.fixture
+def async_db_on(settings: Any) -> Any:
+    settings.AWS_WS_ASYNC = {**getattr(settings, "AWS_WS_ASYNC", {}), "async_database": True}
+    return settings
+
+
+@pytest.fixture
+def postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the async path is PostgreSQL only (AWS_WS_ASYNC_TEST_DB=postgres)")
+
+
+def test_off_by_default_and_never_for_sqlite(settings: Any) -> None:
+    async def probe() -> asyncdb.AsyncDatabase | None:
+        return asyncdb.database("default")
+
+    assert asyncio.run(probe()) is None  # the setting is off
+    settings.AWS_WS_ASYNC = {"async_database": True}
+    if connection.vendor == "sqlite":
+        assert asyncio.run(probe()) is None
+        assert "not PostgreSQL" in str(asyncdb.unavailable_reason("default"))
+    else:
+        assert asyncdb.unavailable_reason("default") is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgres_only", "async_db_on")
+async def test_statements_round_trip_with_djangos_errors() -> None:
+    db = asyncdb.database("default")
+    assert db is not None
+    assert await db.fetchone("SELECT %s::int + 1, now() IS NOT NULL", [41]) == (42, True)
+    # Timestamps come back aware, in the connection's time zone Django configures (UTC).
+    (now,) = await db.fetchone("SELECT now()", []) or (None,)
+    assert now is not None
+    assert now.utcoffset().total_seconds() == 0
+    assert await db.execute(f"UPDATE {TABLE} SET connected = false WHERE id = -1", []) == 0
+    rows = await db.fetchall("SELECT generate_series(1, %s)", [3])
+    assert rows == [(1,), (2,), (3,)]
+    # One transaction: an error rolls back what came before it, and comes out as Django's.
+    await db.execute("CREATE TABLE IF NOT EXISTS asyncdb_probe (k int PRIMARY KEY)", [])
+    try:
+        inserted: list[int] = []
+
+        async def insert_twice() -> None:
+            async with db.transaction() as tx:
+                inserted.append(await tx.execute("INSERT INTO asyncdb_probe VALUES (1)", []))
+                await tx.execute("INSERT INTO asyncdb_probe VALUES (1)", [])
+
+        with pytest.raises(IntegrityError):
+            await insert_twice()
+        assert inserted == [1]
+        assert await db.fetchone("SELECT count(*) FROM asyncdb_probe", []) == (0,)
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO asyncdb_probe VALUES (2)", [])
+            assert await tx.fetchone("SELECT k FROM asyncdb_probe", []) == (2,)
+        assert await db.fetchone("SELECT count(*) FROM asyncdb_probe", []) == (1,)
+    finally:
+        await db.execute("DROP TABLE asyncdb_probe", [])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgres_only", "async_db_on")
+async def test_steps_aside_when_djangos_cursor_must_run_it(settings: Any) -> None:
+    assert asyncdb.database("default") is not None
+    settings.DEBUG = True  # the query log would miss it
+    assert asyncdb.database("default") is None
+    settings.DEBUG = False
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        return execute(sql, params, many, context)
+
+    async def steps_aside() -> bool:
+        return asyncdb.database("default") is None
+
+    def from_sync_code(atomic: bool) -> bool:
+        # A sync caller (a TestCase, a sync shim) may hold its connection inside atomic():
+        # the statement must join that transaction, so the async path steps aside, atomic or
+        # not (async code cannot see that thread's connection).
+        with transaction.atomic() if atomic else contextlib.nullcontext():
+            return async_to_sync(steps_aside)()
+
+    assert await sync_to_async(from_sync_code)(True)
+    assert await sync_to_async(from_sync_code)(False)
+    assert not await steps_aside()
+    with connections["default"].execute_wrapper(wrapper):
+        assert asyncdb.database("default") is None
+    assert asyncdb.database("default") is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgres_only", "async_db_on")
+def test_a_loops_pools_close_when_the_loop_shuts_down() -> None:
+    opened: list[Any] = []
+
+    async def use() -> None:
+        db = asyncdb.database("default")
+        assert db is not None
+        assert await db.fetchone("SELECT 1", []) == (1,)
+        opened.append(db._pool)
+
+    # A loop of its own in a thread, as a server's would be; asyncio.run shuts it down.
+    worker = threading.Thread(target=asyncio.run, args=(use(),))
+    worker.start()
+    worker.join(30)
+    [pool] = opened
+    assert pool.closed
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgres_only", "async_db_on")
+async def test_pool_sizes_follow_the_alias_pool_options(settings: Any) -> None:
+    db = asyncdb.database("default")
+    assert db is not None
+    params, sizes = asyncdb.pool_arguments(db.connection)
+    assert params["autocommit"] is True
+    assert params["dbname"] == connections["default"].settings_dict["NAME"]
+    assert sizes == {
+        "min_size": asyncdb.DEFAULT_MIN_SIZE,
+        "max_size": asyncdb.DEFAULT_MAX_SIZE,
+        "timeout": asyncdb.DEFAULT_TIMEOUT,
+    }
+    db.connection.settings_dict["OPTIONS"] = {"pool": {"min_size": 3, "max_size": 2}}
+    try:
+        assert asyncdb.pool_arguments(db.connection)[1]["max_size"] == 3  # never below min
+    finally:
+        db.connection.settings_dict["OPTIONS"] = {}
