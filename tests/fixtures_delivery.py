@@ -75,16 +75,32 @@ def make_gateway(name: str = "Delivery API", api_id: str = "dlv0000001", **kwarg
 
 
 def make_sessions(
-    gateway: Any, count: int, *, channel: str = "room", prefix: str = "c", **kwargs: Any
+    gateway: Any,
+    count: int,
+    *,
+    channel: str = "room",
+    prefix: str = "c",
+    subscribe: bool = True,
+    **kwargs: Any,
 ) -> list[str]:
-    """Create ``count`` connected sessions; returns their connection ids in pk order."""
-    from aws_ws_async.models import WebSocketSession
+    """Create ``count`` connected sessions; returns their connection ids in pk order.
+
+    Like ``$connect`` (``connect_db.subscribe_first_channel``), each session with a channel gets
+    the subscription row of that first channel, so channel audiences (``subscribed_to``) see
+    it; ``subscribe=False`` makes the pre-subscription rows of a legacy database.
+    """
+    from aws_ws_async.models import ChannelSubscription, WebSocketSession
 
     ids = [f"{prefix}{i:05d}=" for i in range(count)]
-    WebSocketSession.objects.bulk_create(
+    rows = WebSocketSession.objects.bulk_create(
         WebSocketSession(connection_id=cid, channel_name=channel, api_gateway=gateway, **kwargs)
         for cid in ids
     )
+    if channel and subscribe:
+        ChannelSubscription.objects.bulk_create(
+            ChannelSubscription(session=r, channel_name=channel, subscribed_at=r.connected_at)
+            for r in rows
+        )
     return ids
 
 

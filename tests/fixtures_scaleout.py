@@ -24,8 +24,11 @@ def recorded() -> list[Any]:
 
 
 def sessions(count: int, channel: str = "room", gateway: Any = None) -> list[Any]:
-    """``count`` sessions of ``channel`` on one gateway, connected an hour ago, in pk order."""
-    from aws_ws_async.models import WebSocketSession
+    """``count`` sessions of ``channel`` on one gateway, connected an hour ago, in pk order.
+
+    Each gets its first channel's subscription row, as ``$connect`` inserts it.
+    """
+    from aws_ws_async.models import ChannelSubscription, WebSocketSession
 
     gateway = gateway or make_gateway()
     since = timezone.now() - timedelta(hours=1)  # older than gone_grace_seconds: 410 marks
@@ -38,7 +41,11 @@ def sessions(count: int, channel: str = "room", gateway: Any = None) -> list[Any
         )
         for i in range(count)
     ]
-    return WebSocketSession.objects.bulk_create(rows)
+    created = WebSocketSession.objects.bulk_create(rows)
+    ChannelSubscription.objects.bulk_create(
+        ChannelSubscription(session=r, channel_name=channel, subscribed_at=since) for r in created
+    )
+    return created
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from aws_ws_async.delivery.payload import MAX_PAYLOAD_BYTES
-from aws_ws_async.models import ApiGateway, WebSocketSession
+from aws_ws_async.models import ApiGateway, ChannelSubscription, WebSocketSession
 from aws_ws_async.testing import FaultEndpoint
 from tests.fixtures_delivery import make_gateway
 
@@ -31,9 +31,15 @@ SEND_TO_CHANNEL = "admin:aws_ws_async_websocketsession_send_to_channel"
 
 
 def session(cid: str, gateway: Any, channel: str = "room", **kwargs: Any) -> WebSocketSession:
-    return WebSocketSession.objects.create(
+    """A session row and, as ``$connect`` inserts it, its first channel's subscription row."""
+    row = WebSocketSession.objects.create(
         connection_id=cid, channel_name=channel, api_gateway=gateway, **kwargs
     )
+    if channel:
+        ChannelSubscription.objects.create(
+            session=row, channel_name=channel, subscribed_at=row.connected_at
+        )
+    return row
 
 
 def pks(*rows: WebSocketSession) -> list[str]:

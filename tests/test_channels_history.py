@@ -38,9 +38,8 @@ def room(published: int, *, channel: str = "room", **history: Any) -> WebSocketS
     gateway = make_gateway()
     for n in range(1, published + 1):
         publish(channel, {"n": n})
-    [cid] = make_sessions(gateway, 1, channel=channel, prefix="late")
+    [cid] = make_sessions(gateway, 1, channel=channel, prefix="late")  # subscribed
     session = WebSocketSession.objects.get(connection_id=cid)
-    ChannelSubscription.objects.create(session=session, channel_name=channel)
     return session
 
 

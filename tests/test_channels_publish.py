@@ -57,7 +57,9 @@ async def test_history_off_posts_the_envelope_without_seq_and_writes_nothing(
 ) -> None:
     ids = await sync_to_async(subscribers)(3)
     other_gateway = await sync_to_async(make_gateway)("Other API", api_id="other00001")
-    others = await sync_to_async(make_sessions)(other_gateway, 2, channel="room", prefix="o")
+    others = await sync_to_async(make_sessions)(
+        other_gateway, 2, channel="room", prefix="o", subscribe=False
+    )
     gone_row = await WebSocketSession.objects.aget(connection_id=ids[2])
     await gone_row.amark_disconnected()
 

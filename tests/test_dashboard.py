@@ -165,8 +165,8 @@ def test_connections_count_in_every_subscribed_channel(
     from aws_ws_async.models import ChannelSubscription
 
     lobby = make_gateway("Lobby API", "lob0000001")
-    make_sessions(lobby, 3, channel="room", prefix="r")
-    make_sessions(lobby, 2, channel="old", prefix="o", connected=False)
+    make_sessions(lobby, 3, channel="room", prefix="r", subscribe=False)
+    make_sessions(lobby, 2, channel="old", prefix="o", connected=False, subscribe=False)
     subscribed = list(WebSocketSession.objects.filter(connection_id__startswith="r"))
     ChannelSubscription.objects.bulk_create(
         [ChannelSubscription(session=s, channel_name="room") for s in subscribed]
@@ -176,7 +176,7 @@ def test_connections_count_in_every_subscribed_channel(
             for s in WebSocketSession.objects.filter(connected=False)
         ]
     )
-    make_sessions(lobby, 1, channel="legacy", prefix="l")  # no subscription rows
+    make_sessions(lobby, 1, channel="legacy", prefix="l", subscribe=False)  # legacy rows
     with django_assert_num_queries(2):
         groups = connection_groups()
     assert groups == [

@@ -281,9 +281,13 @@ SESSIONS = "/admin/aws_ws_async/websocketsession/"
 
 
 def make_sessions(project: E2EProject, tag: str, channel: str, count: int) -> list[tuple[int, str]]:
-    """A provisioned gateway and ``count`` connected sessions on ``channel``: (pk, id) each."""
+    """A provisioned gateway and ``count`` connected sessions on ``channel``: (pk, id) each.
+
+    Each session gets its first channel's subscription row, as ``$connect`` inserts it.
+    """
     out = project.shell(
-        "import json; from aws_ws_async.models import ApiGateway, WebSocketSession; "
+        "import json; from aws_ws_async.models import ApiGateway, ChannelSubscription, "
+        "WebSocketSession; "
         f"g = ApiGateway.objects.create(api_name={'Ops ' + tag!r}, api_id={tag[:10]!r}, "
         "stage_name='ops', api_created=True, deployment_id='d1'); "
         "rows = [WebSocketSession.objects.create(connection_id=f'"
@@ -291,6 +295,8 @@ def make_sessions(project: E2EProject, tag: str, channel: str, count: int) -> li
         + "{i}=', channel_name="
         + repr(channel)
         + f", api_gateway=g) for i in range({count})]; "
+        "[ChannelSubscription.objects.create(session=r, channel_name=r.channel_name, "
+        "subscribed_at=r.connected_at) for r in rows]; "
         "print(json.dumps([[r.pk, r.connection_id] for r in rows]))"
     )
     return [(int(pk), cid) for pk, cid in json.loads(out.strip().splitlines()[-1])]
