@@ -33,7 +33,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from aws_ws_async.conf import get_settings
 from aws_ws_async.hashing import hash_session_key, hash_user_auth
 from aws_ws_async.models import (
-    ChannelPermission,
     ConnectionRateLimit,
     WebSocketSession,
     WebSocketToken,
@@ -42,7 +41,14 @@ from aws_ws_async.security import client_ip, host_allowed, origin_allowed, rate_
 from aws_ws_async.validators import TOKEN_RE, is_valid_connection_id
 from aws_ws_async.views import reasons
 from aws_ws_async.views.access import AccessMixin
-from aws_ws_async.views.connect_db import read_token, spend_and_insert
+from aws_ws_async.views.connect_db import (
+    Finish,
+    channel_policy,
+    finish_connect,
+    keeps_default_hooks,
+    read_token,
+    spend_and_insert,
+)
 from aws_ws_async.views.gateways import aget_gateway
 
 logger = logging.getLogger("aws_ws_async.views")
@@ -141,8 +147,9 @@ class ConnectMixin(AccessMixin):
 
         token: WebSocketToken | None = None
         checked: tuple[bool, ConnectionRateLimit] | None = None
+        finished: tuple[str, WebSocketSession | None] | None = None
         if self.USE_WS_TOKEN:
-            token, why, live, checked = await self._load_token(request, channel)
+            token, why, live, checked, finished = await self._load_token(request, channel)
             if token is None:
                 return await self._refuse(
                     reasons.INVALID_TOKEN, await self.invalid_token(request), why
@@ -174,14 +181,19 @@ class ConnectMixin(AccessMixin):
                 )
 
         self.set_user(request, user)
-        refusal = await self._check_access(request, *args, **kwargs)
-        if refusal is not None:
-            return refusal
-
-        # Spent last, just before the session row: no refusal above burns the browser's token.
-        # Both writes share one thread hop; a 409 gives the token back (it is a refusal).
-        session = self._session_row(request, user, channel)
-        outcome = await sync_to_async(spend_and_insert)(token, session)
+        if finished is None:
+            refusal = await self._check_access(request, *args, **kwargs)
+            if refusal is not None:
+                return refusal
+            # Spent last, just before the session row: no refusal above burns the token.
+            # Both writes share one thread hop; a 409 gives the token back (it is a refusal).
+            row = self._session_row(request, user, channel)
+            outcome = await sync_to_async(spend_and_insert)(token, row)
+        else:  # the default checks, the spend and the INSERTs ran in the token's hop
+            outcome, fused_row = finished
+            if outcome == reasons.CHANNEL_DENIED or fused_row is None:
+                return await self._channel_denied(request)
+            row = fused_row
         if outcome == reasons.TOKEN_SPENT:
             return await self._refuse(
                 reasons.TOKEN_SPENT,
@@ -194,8 +206,8 @@ class ConnectMixin(AccessMixin):
                 await self.duplicate_connection(request),
                 "a session row with this connection id exists",
             )
-        self.websocket_session = session
-        await self.after_connect(session)
+        self.websocket_session = row
+        await self.after_connect(row)
         return JsonResponse({})
 
     async def _check_handshake(self, request: HttpRequest) -> HttpResponse | None:
@@ -246,40 +258,62 @@ class ConnectMixin(AccessMixin):
 
     async def _load_token(
         self, request: HttpRequest, channel: str
-    ) -> tuple[WebSocketToken | None, str, bool, tuple[bool, ConnectionRateLimit] | None]:
-        """``(token, "", live, checked)``: the unspent token bound to this browser session,
-        with its user and channel policy, whether that session still authenticates the user,
-        and, for a live token with the rate limit on, the rate limit's ``(allowed, attempt)``;
-        ``(None, why, False, None)`` when there is none (``why`` is the refusal's cause). The
-        reads and the rate limit's two statements run in one thread hop (a hop costs about as
-        much CPU as a simple query), in the order the checks are made."""
+    ) -> tuple[
+        WebSocketToken | None,
+        str,
+        bool,
+        tuple[bool, ConnectionRateLimit] | None,
+        tuple[str, WebSocketSession | None] | None,
+    ]:
+        """``(token, "", live, checked, finished)``: the unspent token bound to this browser
+        session, with its user and channel policy, whether that session still authenticates
+        the user, for a live token with the rate limit on the rate limit's ``(allowed,
+        attempt)``, and, when this view's checks after the rate limit are the default ones
+        (``_fused_checks``), the outcome of those checks, the spend and the INSERTs with the
+        session row; ``(None, why, False, None, None)`` when there is none (``why`` is the
+        refusal's cause). All of it runs in one thread hop (a hop costs about as much CPU as
+        a simple query), in the order the checks are made."""
         raw = request.GET.get(self.token_query_param, "")
         session_key = self._session_key(request)
         if not raw:
-            return None, f"no {self.token_query_param} query parameter", False, None
+            return None, f"no {self.token_query_param} query parameter", False, None, None
         if TOKEN_RE.fullmatch(raw) is None:
-            return None, f"the {self.token_query_param} parameter is malformed", False, None
+            return None, f"the {self.token_query_param} parameter is malformed", False, None, None
         if not session_key:
             cookie = settings.SESSION_COOKIE_NAME
-            return None, f"no {cookie} cookie to bind the token to", False, None
+            return None, f"no {cookie} cookie to bind the token to", False, None, None
         rate = None
         if self.RATE_LIMIT_ENABLED:
             rate = (self.rate_limit_ip, *self.rate_limit_settings())
-        token, live, checked = await sync_to_async(read_token)(raw, session_key, channel, rate)
+        finish: Finish | None = None
+        if self._fused_checks():
+
+            def finish(token: WebSocketToken) -> tuple[str, WebSocketSession | None]:
+                def make_row(user: Any) -> WebSocketSession:
+                    return self._session_row(request, user, channel)
+
+                return finish_connect(token, channel, self.ALLOW_UNLISTED_CHANNELS, make_row)
+
+        read = await sync_to_async(read_token)(raw, session_key, channel, rate, finish)
+        token = read.token
         if token is None:
-            return None, "token unknown, expired, spent or of another browser session", False, None
+            why = "token unknown, expired, spent or of another browser session"
+            return None, why, False, None, None
         if not token.user.is_active:
-            return None, "the token's user is inactive", False, None
+            return None, "the token's user is inactive", False, None, None
         if channel:
-            access = getattr(token, "_channel_access", None)
-            pk = getattr(token, "_channel_permission_id", None)
-            policy = (
-                ChannelPermission(pk=pk, channel_name=channel, access=access)
-                if access is not None
-                else None
-            )
-            self._channel_policy = (channel, policy)
-        return token, "", live, checked
+            self._channel_policy = (channel, channel_policy(token, channel))
+        return token, "", read.live, read.checked, read.finished
+
+    def _fused_checks(self) -> bool:
+        """Whether the checks after the rate limit are the default ones and need no query of
+        their own (no view permissions to check), so they, the spend and the INSERTs can run
+        in the token's thread hop: one hop fewer, the same statements in the same order."""
+        if self.CHECK_PERMISSIONS_ON_CONNECT and (
+            self.all_permissions_required or self.permissions_required
+        ):
+            return False
+        return keeps_default_hooks(type(self), ConnectMixin)
 
     @staticmethod
     def _session_key(request: HttpRequest) -> str:
@@ -293,16 +327,19 @@ class ConnectMixin(AccessMixin):
         user = await auser()
         return user if getattr(user, "is_authenticated", False) else None
 
+    async def _channel_denied(self, request: HttpRequest) -> HttpResponse:
+        return await self._refuse(
+            reasons.CHANNEL_DENIED,
+            await self.permission_denied(request),
+            f"the policy of channel {self.channel_name!r} refuses the user",
+        )
+
     async def _check_access(
         self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponse | None:
         user = request.user
         if self.channel_name and not await self.can_join_channel(user, self.channel_name):
-            return await self._refuse(
-                reasons.CHANNEL_DENIED,
-                await self.permission_denied(request),
-                f"the policy of channel {self.channel_name!r} refuses the user",
-            )
+            return await self._channel_denied(request)
         if self.CHECK_PERMISSIONS_ON_CONNECT and not await self.has_required_permissions(user):
             return await self._refuse(
                 reasons.PERMISSION_DENIED,
