@@ -159,12 +159,21 @@ class AsyncDatabase:
             return int(cursor.rowcount)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncTransaction]:
+    async def transaction(self) -> AsyncIterator[AsyncStatements]:
         """One connection in one transaction: committed at the end, rolled back on error."""
         pool = await self._opened()
         with self.connection.wrap_database_errors:
             async with pool.connection() as conn, conn.transaction():
-                yield AsyncTransaction(conn, self.connection)
+                yield AsyncStatements(conn, self.connection)
+
+    @contextlib.asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncStatements]:
+        """One connection for several statements, each committed at once (autocommit): one
+        checkout from the pool instead of one per statement."""
+        pool = await self._opened()
+        with self.connection.wrap_database_errors:
+            async with pool.connection() as conn:
+                yield AsyncStatements(conn, self.connection)
 
     @contextlib.asynccontextmanager
     async def cursor(self) -> AsyncIterator[Any]:
@@ -231,8 +240,8 @@ class AsyncDatabase:
             await conn.set_isolation_level(IsolationLevel(options["isolation_level"]))
 
 
-class AsyncTransaction:
-    """The statements of one transaction, on its one connection."""
+class AsyncStatements:
+    """Statements on one checked-out connection (of a transaction, or autocommitted)."""
 
     def __init__(self, conn: Any, wrapper: Any) -> None:
         self._conn = conn
@@ -244,6 +253,13 @@ class AsyncTransaction:
                 await cursor.execute(sql, params)
                 row: tuple[Any, ...] | None = await cursor.fetchone()
                 return row
+
+    async def fetchall(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._wrapper.wrap_database_errors:
+            async with self._conn.cursor() as cursor:
+                await cursor.execute(sql, params)
+                rows: list[tuple[Any, ...]] = await cursor.fetchall()
+                return rows
 
     async def execute(self, sql: str, params: Sequence[Any]) -> int:
         with self._wrapper.wrap_database_errors:

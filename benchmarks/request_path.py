@@ -48,9 +48,12 @@ SECRET = "bench-gateway-secret-0123456789abcdefghij"
 SCENARIOS = ("baseline", "message", "message_write", "connect", "disconnect")
 
 
-def configure(db: str, workdir: str, pool: bool, conn_max_age: int = 0) -> None:
+def configure(
+    db: str, workdir: str, pool: bool, conn_max_age: int = 0, async_database: bool = False
+) -> None:
     """Settings for every benchmark of the request path; ``conn_max_age`` for the sync
-    baseline (persistent connections, as the predecessor was deployed)."""
+    baseline (persistent connections, as the predecessor was deployed); ``async_database``
+    for the ``async`` mode (the gateway routes' statements on the async psycopg path)."""
     import django
     from django.conf import settings
 
@@ -100,6 +103,7 @@ def configure(db: str, workdir: str, pool: bool, conn_max_age: int = 0) -> None:
             "gateway_secret": SECRET,
             "rate_limit_max_attempts": 10_000_000,
             "region_name": "us-east-1",
+            "async_database": async_database,
         },
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         LOGGING_CONFIG=None,

@@ -7,6 +7,8 @@ Configured from the environment the benchmark sets (``BENCH_SERVER_DB``, ``BENCH
   serves the views from ``urls.py`` today;
 * ``fast``: ``aws_ws_async.views.asgi.GatewayASGIHandler`` with ``/ws/`` mounted directly (the
   gateway's callbacks skip the middleware; ``/ok`` still runs through it);
+* ``async`` (with ``BENCH_SERVER_ASYNC_DB=1``): ``fast`` with ``AWS_WS_ASYNC["async_database"]``
+  on, so the gateway routes' statements run on the async psycopg path (``aws_ws_async.asyncdb``);
 * ``bare``: ``ASGIHandler`` with no middleware at all (the floor of a Django view);
 * ``sync`` (with ``BENCH_SERVER_SYNC=1``, served by gunicorn's sync worker): Django's
   ``WSGIHandler`` behind the seven middleware with ``benchmarks.predecessor_view`` on ``/ws/``
@@ -25,6 +27,7 @@ request_path.configure(
     os.environ.get("BENCH_SERVER_WORKDIR", "/tmp"),
     os.environ.get("BENCH_SERVER_POOL", "") == "1" and not SYNC,
     conn_max_age=600 if SYNC else 0,
+    async_database=os.environ.get("BENCH_SERVER_ASYNC_DB", "") == "1",
 )
 if SYNC:
     request_path.build_sync_urls()
@@ -43,6 +46,7 @@ if SYNC:
 else:
     full = ASGIHandler()
     fast = GatewayASGIHandler({"/ws/": request_path.bench_view})
+    async_ = fast  # served with BENCH_SERVER_ASYNC_DB=1: the same handler, the async path on
     _middleware = settings.MIDDLEWARE
     settings.MIDDLEWARE = []
     bare = ASGIHandler()  # the chain is built now; the setting is restored below

@@ -148,3 +148,62 @@ async def test_pool_sizes_follow_the_alias_pool_options(settings: Any) -> None:
         assert asyncdb.pool_arguments(db.connection)[1]["max_size"] == 3  # never below min
     finally:
         db.connection.settings_dict["OPTIONS"] = {}
+
+
+class SessionsOnOther:
+    """Routes the package's sessions (reads and writes) to the ``other`` database."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return "other" if model is WebSocketSession else None
+
+    db_for_write = db_for_read
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
+@pytest.mark.usefixtures("postgres_only", "async_db_on")
+async def test_the_lookup_and_disconnect_follow_the_routers(settings: Any) -> None:
+    from datetime import UTC, datetime
+
+    from django.contrib.auth import get_user_model
+
+    from aws_ws_async.models import ApiGateway
+    from aws_ws_async.views.session_loader import aload_and_disconnect, aload_session
+
+    def rows_on_other() -> None:
+        user = (
+            get_user_model()
+            ._default_manager.db_manager("other")
+            .create_user(email="routed@example.com", password="pw-routed-1")
+        )
+        gateway = ApiGateway.objects.using("other").create(api_id="routedapi", api_name="r")
+        WebSocketSession.objects.using("other").create(
+            connection_id="routed0000001=", user=user, api_gateway=gateway, channel_name="r"
+        )
+        connections["other"].close()  # this worker thread's: the test database is dropped
+
+    await sync_to_async(rows_on_other)()
+    settings.DATABASE_ROUTERS = [f"{__name__}.SessionsOnOther"]
+    session = await aload_session(WebSocketSession, "routedapi", "routed0000001=", False)
+    assert session is not None
+    assert session._state.db == "other"
+    assert session.user.email == "routed@example.com"
+    assert session.api_gateway is not None
+    assert session.api_gateway.api_id == "routedapi"
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    closed, changed = await aload_and_disconnect(
+        WebSocketSession, "routedapi", "routed0000001=", False, when
+    )
+    assert closed is not None
+    assert changed == 1
+
+    def row_on_other() -> WebSocketSession:
+        try:
+            return WebSocketSession.objects.using("other").get(connection_id="routed0000001=")
+        finally:
+            connections["other"].close()
+
+    row = await sync_to_async(row_on_other)()
+    assert (row.connected, row.disconnected_at) == (False, when)
+    # Nothing of it on the default database: the router, not the default, chose the pool.
+    settings.DATABASE_ROUTERS = []
+    assert await aload_session(WebSocketSession, "routedapi", "routed0000001=", False) is None

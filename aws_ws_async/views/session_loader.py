@@ -278,6 +278,14 @@ async def aload_and_disconnect(
     update = _update_plan(model, write) if writer is not None else None
     if reader is None or writer is None or lookup is None or update is None:
         return await sync_to_async(load_and_disconnect)(model, api_id, connection_id, pinned, now)
+    if reader is writer:  # one alias: both statements on one pooled connection
+        async with reader.statements() as db:
+            fetched = await db.fetchone(lookup.sql, _params(lookup, api_id, connection_id))
+            session = _build(lookup, fetched, read, reader.connection)
+            if session is None:
+                return None, 0
+            params = _update_params(update, model, session.pk, now, writer.connection)
+            return session, await db.execute(update.sql, params)
     fetched = await reader.fetchone(lookup.sql, _params(lookup, api_id, connection_id))
     session = _build(lookup, fetched, read, reader.connection)
     if session is None:
