@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
+from django.utils import timezone
 
 from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import reasons, session_loader
@@ -308,11 +310,17 @@ async def test_no_hops_on_the_async_database_path(
     ws_settings.AWS_WS_ASYNC = {**ws_settings.AWS_WS_ASYNC, "async_database": True}
     cid = new_connection_id()
     assert (await connect(browser, cid)).status_code == 200
+    # last_seen_at due for its refresh: the conditional UPDATE runs on the loop too.
+    stale = timezone.now() - timedelta(hours=1)
+    await WebSocketSession.objects.filter(connection_id=cid).aupdate(last_seen_at=stale)
     hops.clear()
     echoed = await post("/ws/default", gateway_headers(cid), b'{"handler": "echo"}')
     assert echoed.status_code == 200, echoed.content
     assert (echoed.json()["user"], echoed.json()["connection"]) == (browser.user.pk, cid)
     assert hops == []
+    seen = (await WebSocketSession.objects.aget(connection_id=cid)).last_seen_at
+    assert timezone.now() - seen < timedelta(minutes=1)
+    hops.clear()  # that read was the test's
     unknown = await post(
         "/ws/default", gateway_headers(new_connection_id()), b'{"handler": "echo"}'
     )

@@ -26,7 +26,11 @@ from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.background import spawn
 from aws_ws_async.views.base import BodyError
 from aws_ws_async.views.handlers import bound_handler
-from aws_ws_async.views.session_loader import aload_and_disconnect, aload_session
+from aws_ws_async.views.session_loader import (
+    aload_and_disconnect,
+    aload_session,
+    atouch_last_seen,
+)
 
 logger = logging.getLogger("aws_ws_async.views")
 
@@ -147,9 +151,7 @@ class MessagesMixin(AccessMixin):
         now = timezone.now()
         if now - session.last_seen_at < interval:
             return
-        await self.model.objects.filter(pk=session.pk, last_seen_at__lte=now - interval).aupdate(
-            last_seen_at=now
-        )
+        await atouch_last_seen(self.model, session.pk, now, now - interval)
         session.last_seen_at = now
 
     # --- base handlers -------------------------------------------------------------------

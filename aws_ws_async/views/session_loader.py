@@ -292,3 +292,69 @@ async def aload_and_disconnect(
         return None, 0
     params = _update_params(update, model, session.pk, now, writer.connection)
     return session, await writer.execute(update.sql, params)
+
+
+# --- a message's last_seen_at refresh, compiled the same way --------------------------------
+
+_BEFORE = datetime(1902, 3, 4, 5, 6, 7, 891000, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _TouchPlan:
+    sql: str
+    params: tuple[Any, ...]
+    pk_position: int
+    now_position: int
+    before_position: int
+
+
+_touch_plans: dict[tuple[type, str], _TouchPlan | None] = {}
+
+
+def _touch_rows(model: type[WebSocketSession], using: str, pk: Any, before: datetime) -> Any:
+    return model.objects.using(using).filter(pk=pk, last_seen_at__lte=before)
+
+
+def _compile_touch(model: type[WebSocketSession], using: str) -> _TouchPlan | None:
+    if _FETCH_MODES:
+        return None
+    query = _touch_rows(model, using, _PK, _BEFORE).query.chain(UpdateQuery)
+    query.add_update_values({"last_seen_at": _WHEN})
+    sql, params = query.get_compiler(using).as_sql()
+    params = tuple(params)
+    connection = connections[using]
+    field = model._meta.get_field("last_seen_at")
+    found = {
+        name: [i for i, p in enumerate(params) if p == value]
+        for name, value in (
+            ("pk", model._meta.pk.get_db_prep_value(_PK, connection)),
+            ("now", field.get_db_prep_save(_WHEN, connection)),
+            ("before", field.get_db_prep_value(_BEFORE, connection)),
+        )
+    }
+    if any(len(positions) != 1 for positions in found.values()) or len(params) != 3:
+        return None  # not the shape we know: the ORM handles it
+    return _TouchPlan(sql, params, found["pk"][0], found["now"][0], found["before"][0])
+
+
+async def atouch_last_seen(
+    model: type[WebSocketSession], pk: Any, now: datetime, before: datetime
+) -> int:
+    """``UPDATE ... SET last_seen_at = now WHERE pk = pk AND last_seen_at <= before`` (the
+    rows changed): on the loop when the async path serves the database, else the ORM's
+    ``aupdate`` (a thread hop)."""
+    using = router.db_for_write(model)
+    db = asyncdb.database(using)
+    if db is not None:
+        if (model, using) not in _touch_plans:
+            _touch_plans[(model, using)] = _compile_touch(model, using)
+        plan = _touch_plans[(model, using)]
+        if plan is not None:
+            field = model._meta.get_field("last_seen_at")
+            params = list(plan.params)
+            params[plan.pk_position] = model._meta.pk.get_db_prep_value(pk, db.connection)
+            params[plan.now_position] = field.get_db_prep_save(now, db.connection)
+            params[plan.before_position] = field.get_db_prep_value(before, db.connection)
+            return await db.execute(plan.sql, params)
+    changed: int = await _touch_rows(model, using, pk, before).aupdate(last_seen_at=now)
+    return changed
