@@ -164,9 +164,8 @@ class MessagesMixin(AccessMixin):
     # --- $disconnect ---------------------------------------------------------------------
 
     async def disconnect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """Mark the session disconnected (two statements: read it, flag it; in one thread hop,
-        or on the loop with ``async_database``)
-        and run the hook."""
+        """Mark the session disconnected (read it, flag it: in one thread hop, or on the loop
+        with ``async_database``) and run the hook."""
         now = timezone.now()
         session, changed = None, 0
         if is_valid_connection_id(self.connection_id):
