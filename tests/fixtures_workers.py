@@ -10,6 +10,7 @@ the test process (``worker_endpoint``), which counts every body each connection 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -102,6 +103,39 @@ def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
 def redis_up() -> bool:
     ping = subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True)
     return ping.returncode == 0
+
+
+@contextlib.contextmanager
+def claimed_redis_db() -> Iterator[int]:
+    """A Redis database number (2..15) that no other test run is using, emptied before and after.
+
+    The RQ and Celery e2e tests flush their database: two runs sharing a number (CI runs the
+    Python 3.13 leg beside the default one; developers run suites side by side) would drop each
+    other's jobs. A number is claimed with ``SET NX`` on a key in database 0, which expires
+    after 15 minutes should a run die without releasing it, and is released on exit.
+    """
+    import redis
+
+    claims = redis.Redis(host="127.0.0.1", port=6379, db=0)
+    token = f"{os.getpid()}-{time.time_ns()}"
+    try:
+        for number in range(2, 16):
+            key = f"aws_ws_async:tests:redis-db:{number}"
+            if claims.set(key, token, nx=True, ex=900):
+                break
+        else:
+            raise RuntimeError("every Redis database 2..15 is claimed by another test run")
+        db = redis.Redis(host="127.0.0.1", port=6379, db=number)
+        db.flushdb()
+        try:
+            yield number
+        finally:
+            db.flushdb()
+            db.close()
+            if claims.get(key) == token.encode():
+                claims.delete(key)
+    finally:
+        claims.close()
 
 
 def rows(project: E2EProject, sql: str) -> list[tuple[Any, ...]]:

@@ -6,7 +6,8 @@ group: the main process and its prefork child). Nobody waits after the kill: the
 read, and the surviving worker, lingering on the broadcast after its own shards, hands the
 dead worker's shard on. Celery would redeliver the unacknowledged message only after the Redis
 transport's visibility timeout (an hour by default), so it is not what resumes the shard.
-Each run uses its own Redis database number so parallel runs do not share a queue.
+Each run claims a Redis database number of its own (fixtures_workers.claimed_redis_db), so
+runs side by side never share a queue.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.e2e_harness import ROOT, E2EProject, _postgres
 from tests.fixtures_workers import (
     CHECKPOINT_EVERY,
     SHARD_SIZE,
+    claimed_redis_db,
     enqueue,
     finished_in_db,
     ids,
@@ -54,10 +56,8 @@ def broker() -> Iterator[str]:
         pytest.skip("django-tasks-fennel is not installed (pip install 'aws-ws-async[celery]')")
     if not redis_up():
         pytest.skip("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
-    number = 2 + (os.getpid() + 7) % 14  # 2..15, not the RQ test's number in the same run
-    subprocess.run(["redis-cli", "-n", str(number), "flushdb"], capture_output=True, check=True)
-    yield f"redis://127.0.0.1:6379/{number}"
-    subprocess.run(["redis-cli", "-n", str(number), "flushdb"], capture_output=True)
+    with claimed_redis_db() as number:  # its own broker database, whatever else runs
+        yield f"redis://127.0.0.1:6379/{number}"
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ nobody waits: the test only reads the rows. RQ's scheduler lock may have died wi
 (the deferred watcher then waits for RQ's 120 s fallback period), so what hands the dead
 worker's shard on is the surviving worker itself, lingering on the broadcast once its own
 shards are done (``scaleout.reaper.linger``).
-Each run uses its own Redis database number so parallel runs do not share a queue.
+Each run claims a Redis database number of its own (fixtures_workers.claimed_redis_db), so
+runs side by side never share a queue.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.e2e_harness import ROOT, E2EProject
 from tests.fixtures_workers import (
     CHECKPOINT_EVERY,
     SHARD_SIZE,
+    claimed_redis_db,
     enqueue,
     finished_in_db,
     ids,
@@ -44,11 +46,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 def rq_url() -> Iterator[str]:
     if not redis_up():
         pytest.skip("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
-    number = 2 + os.getpid() % 14  # 2..15: its own queue, whatever else runs
-    url = f"redis://127.0.0.1:6379/{number}"
-    subprocess.run(["redis-cli", "-n", str(number), "flushdb"], capture_output=True, check=True)
-    yield url
-    subprocess.run(["redis-cli", "-n", str(number), "flushdb"], capture_output=True)
+    with claimed_redis_db() as number:  # its own queue, whatever else runs
+        yield f"redis://127.0.0.1:6379/{number}"
 
 
 @pytest.fixture(scope="module")
