@@ -10,7 +10,8 @@ environment, so tests can point the database at a temporary file or at PostgreSQ
 - ``DEMO_GATEWAY_SECRET``: the shared secret API Gateway (or the local emulator) sends in
   ``X-Ws-Gateway-Secret``; leave unset only for local experiments;
 - ``DEMO_MANAGEMENT_ENDPOINT_URL``: where ``@connections`` posts go (the local emulator);
-- ``DEMO_TRUSTED_ORIGINS``: extra browser origins allowed to open sockets (comma separated).
+- ``DEMO_TRUSTED_ORIGINS``: extra browser origins allowed to open sockets (comma separated);
+- ``DEMO_ASYNC_DATABASE=1``: the async database path (PostgreSQL; docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ if os.environ.get("DEMO_GATEWAY_SECRET"):
     AWS_WS_ASYNC["gateway_secret"] = os.environ["DEMO_GATEWAY_SECRET"]
 if os.environ.get("DEMO_MANAGEMENT_ENDPOINT_URL"):
     AWS_WS_ASYNC["management_endpoint_url"] = os.environ["DEMO_MANAGEMENT_ENDPOINT_URL"]
+# PostgreSQL only: the gateway routes' statements on the loop (docs/deployment.md).
+AWS_WS_ASYNC["async_database"] = os.environ.get("DEMO_ASYNC_DATABASE", "") == "1"
 
 LOGGING = {
     "version": 1,
