@@ -5,9 +5,11 @@
 * ``send_message_selected``: an intermediate form (text or JSON, at most 128 KiB, checked
   before anything is sent) that replays the changelist's selection, then ``send_message()``.
 * :func:`send_to_channel_view`: the same form with a channel field, sending to every connected
-  session of that channel (``for_channel(name).send_message()``).
-* :func:`connection_counts`: connected sessions per channel and per gateway, one aggregate query
-  each, for the changelist header.
+  session subscribed to that channel (``subscribed_to(name).send_message()``): a connection
+  that subscribed to it after connecting elsewhere is reached, one that unsubscribed is not
+  (``channel_name`` is only the connection's first channel, kept when it is left).
+* :func:`connection_counts`: connected sessions per channel (subscribers) and per gateway, one
+  aggregate query each, for the changelist header.
 
 Admin views are sync; under uvicorn/daphne they run in asgiref's thread-sensitive executor and
 the sync twins hand the posts to the portal loop (``aws_ws_async.sync``), which is what the
@@ -27,7 +29,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -37,7 +40,7 @@ from aws_ws_async import admin_tasks
 from aws_ws_async.admin_forms import ChannelMessageForm, MessageForm
 from aws_ws_async.delivery import DeliveryReport
 from aws_ws_async.exceptions import BroadcastAborted
-from aws_ws_async.models import WebSocketSession
+from aws_ws_async.models import ChannelSubscription, WebSocketSession
 from aws_ws_async.models.sessions import DisconnectReason
 from aws_ws_async.scaleout import store
 
@@ -210,10 +213,10 @@ def send_to_channel_of_selected(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[WebSocketSession]
 ) -> HttpResponse:
     """Opens the channel form, filled in when the selected sessions share one channel."""
-    channels = list(queryset.order_by().values_list("channel_name", flat=True).distinct()[:2])
+    channel = shared_channel(queryset)
     url = reverse(SEND_TO_CHANNEL, current_app=modeladmin.admin_site.name)
-    if len(channels) == 1 and channels[0]:
-        url += "?" + urlencode({"channel": channels[0]})
+    if channel:
+        url += "?" + urlencode({"channel": channel})
     else:
         modeladmin.message_user(
             request,
@@ -221,6 +224,29 @@ def send_to_channel_of_selected(
             messages.INFO,
         )
     return HttpResponseRedirect(url)
+
+
+def shared_channel(queryset: QuerySet[WebSocketSession]) -> str:
+    """The channel every selected session is subscribed to ("" when none or no single one).
+
+    Several shared channels: their common first channel (``channel_name``) if it is one of
+    them. A first channel the sessions have left is not theirs: sending to it would miss them.
+    Three small queries, whatever the selection's size.
+    """
+    selected = queryset.order_by().values("pk")
+    total = selected.count()
+    shared = list(
+        ChannelSubscription.objects.filter(session__in=selected)
+        .order_by()
+        .values("channel_name")
+        .annotate(n=Count("session"))
+        .filter(n=total)
+        .values_list("channel_name", flat=True)[:MAX_CHANNELS_SHOWN]
+    )
+    if len(shared) == 1:
+        return str(shared[0])
+    firsts = list(selected.values_list("channel_name", flat=True).distinct()[:2])
+    return str(firsts[0]) if len(firsts) == 1 and firsts[0] in shared else ""
 
 
 def send_to_channel_view(modeladmin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
@@ -232,8 +258,9 @@ def send_to_channel_view(modeladmin: admin.ModelAdmin, request: HttpRequest) -> 
         if form.is_valid():
             channel, payload = form.cleaned_data["channel"], form.payload
             label = f"Send to channel {channel!r}"
+            audience = WebSocketSession.objects.subscribed_to(channel)
             if admin_tasks.tasks_configured():
-                broadcast = WebSocketSession.objects.for_channel(channel).enqueue_message(payload)
+                broadcast = audience.enqueue_message(payload)
                 admin_tasks.message_enqueued(modeladmin, request, label, broadcast)
             else:
                 _run(
@@ -241,13 +268,13 @@ def send_to_channel_view(modeladmin: admin.ModelAdmin, request: HttpRequest) -> 
                     request,
                     label,
                     "delivered",
-                    lambda timeout: WebSocketSession.objects.for_channel(channel).send_message(
+                    lambda timeout: audience.send_message(
                         payload, timeout=timeout, collect_delivered=False
                     ),
                 )
             changelist = reverse(CHANGELIST, current_app=modeladmin.admin_site.name)
             return HttpResponseRedirect(
-                changelist + "?" + urlencode({"channel_name": channel, "connected__exact": "1"})
+                changelist + "?" + urlencode({"subscribed_to": channel, "connected__exact": "1"})
             )
     else:
         form = ChannelMessageForm(initial={"channel": request.GET.get("channel", "")})
@@ -256,18 +283,25 @@ def send_to_channel_view(modeladmin: admin.ModelAdmin, request: HttpRequest) -> 
         request,
         form,
         title="Send a message to a channel",
-        recipients="every connected session of the channel",
+        recipients="every connected session subscribed to the channel",
         hidden=[],
     )
 
 
 def connection_counts(queryset: QuerySet[WebSocketSession], changelist_url: str) -> dict[str, Any]:
-    """Connected sessions per channel (the busiest first) and per gateway: one query each."""
+    """Connected sessions per channel (the busiest first) and per gateway: one query each.
+
+    A connection counts once in every channel it is subscribed to (a LEFT JOIN of its
+    subscription rows), as ``subscribed_to`` selects a channel's audience and the changelist's
+    "subscribed to" filter lists it. One without any subscription row is under "" (no channel),
+    also when its ``channel_name`` names the first channel it has since left: a send to that
+    channel does not reach it.
+    """
     connected = queryset.filter(connected=True).order_by()
     channels = list(
-        connected.values("channel_name")
+        connected.values(channel=Coalesce("subscriptions__channel_name", Value("")))
         .annotate(n=Count("pk"))
-        .order_by("-n", "channel_name")[: MAX_CHANNELS_SHOWN + 1]
+        .order_by("-n", "channel")[: MAX_CHANNELS_SHOWN + 1]
     )
     gateways = list(
         connected.values("api_gateway", "api_gateway__api_name")
@@ -281,9 +315,11 @@ def connection_counts(queryset: QuerySet[WebSocketSession], changelist_url: str)
     return {
         "channels": [
             {
-                "name": row["channel_name"],
+                "name": row["channel"],
                 "count": row["n"],
-                "url": link(channel_name=row["channel_name"]),
+                "url": link(subscribed_to=row["channel"])
+                if row["channel"]
+                else link(subscriptions__isnull="True"),
             }
             for row in channels[:MAX_CHANNELS_SHOWN]
         ],

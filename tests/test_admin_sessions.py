@@ -275,7 +275,7 @@ def test_send_to_channel_reaches_every_connected_session_of_that_channel_only(
     assert endpoint.received["a="] == [b'{"goal":true}']
     assert endpoint.received["b="] == [b'{"goal":true}']
     assert set(endpoint.calls) == {"a=", "b="}
-    assert response.redirect_chain[-1][0].endswith("?channel_name=news.sport&connected__exact=1")
+    assert response.redirect_chain[-1][0].endswith("?subscribed_to=news.sport&connected__exact=1")
 
 
 @pytest.mark.parametrize("channel", ["bad room", "", "x" * 129, "emoji\u2603", "tab\tinside"])
@@ -383,10 +383,10 @@ def test_changelist_shows_connected_counts_per_channel_and_gateway(
     ]
     page = response.content.decode()
     assert 'id="connected-per-channel"' in page
-    assert "?channel_name=lobby&amp;connected__exact=1" in page
+    assert "?subscribed_to=lobby&amp;connected__exact=1" in page
     # The links filter the changelist to what they count.
     lobby = admin_client.get(
-        reverse(CHANGELIST), {"channel_name": "lobby", "connected__exact": "1"}
+        reverse(CHANGELIST), {"subscribed_to": "lobby", "connected__exact": "1"}
     )
     assert lobby.context["cl"].result_count == 4
     by_gw = admin_client.get(

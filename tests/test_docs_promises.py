@@ -34,7 +34,7 @@ from aws_ws_async.delivery import FailureReason
 from aws_ws_async.emulator.cli import add_arguments, build_config
 from aws_ws_async.models import ConnectionRateLimit, DisconnectReason, WebSocketSession
 from aws_ws_async.views import WebSocketView, reasons
-from tests.fixtures_delivery import make_gateway
+from tests.fixtures_delivery import make_gateway, make_sessions
 from tests.fixtures_views import (
     Browser,
     connect,
@@ -473,12 +473,9 @@ def test_admin_channel_table_shows_the_fifty_busiest_busiest_first(admin_client:
     """admin.md, "Connected counts": "the 50 busiest channels, busiest first", in one
     aggregate query whatever the number of channels."""
     gw = make_gateway("Docs API", "docs000001")
-    # Channel c<i> has i + 1 connected sessions: 60 channels, so the 10 quietest are cut.
-    WebSocketSession.objects.bulk_create(
-        WebSocketSession(connection_id=f"s{i}-{n}=", channel_name=f"c{i}", api_gateway=gw)
-        for i in range(60)
-        for n in range(i + 1)
-    )
+    # Channel c<i> has i + 1 connected subscribers: 60 channels, so the 10 quietest are cut.
+    for i in range(60):
+        make_sessions(gw, i + 1, channel=f"c{i}", prefix=f"s{i}-")
     with CaptureQueriesContext(connection) as captured:
         response = admin_client.get(reverse("admin:aws_ws_async_websocketsession_changelist"))
     assert response.status_code == 200

@@ -340,7 +340,7 @@ async def test_session_operations_over_http(
         async with http.get(changelist) as response:
             page = await response.text()
         assert re.search(
-            rf"channel_name={re.escape(channel)}&amp;connected__exact=1\">{re.escape(channel)}"
+            rf"subscribed_to={re.escape(channel)}&amp;connected__exact=1\">{re.escape(channel)}"
             r"</a></td><td class=\"count\">5<",
             page,
         ), "the per-channel count is not on the changelist"
@@ -402,3 +402,75 @@ async def test_session_operations_over_http(
         gone: [False, "server"],
         first: [True, ""],
     }
+
+
+@pytest.fixture(scope="module")
+def faces(e2e_project: E2EProject) -> tuple[str, dict[str, str]]:
+    """The five roles of ``tests/test_channel_faces.py`` around a room: (room, role -> id).
+
+    first (on room), later (on lobby, then subscribed to room), left (on room, then
+    unsubscribed), lobby (lobby only), closed (subscribed to room, disconnected); the
+    subscription writes are the application's own. Made once (one shell process) for the
+    module: each test sends a message of its own and looks for that message.
+    """
+    tag = f"fc{os.urandom(4).hex()}"
+    room, lobby = f"faces.{tag}", f"faces.{tag}.lobby"
+    code = f"""
+import json
+from aws_ws_async.channels.subscriptions import subscribe, unsubscribe
+from aws_ws_async.models import ApiGateway, ChannelSubscription, WebSocketSession
+g = ApiGateway.objects.create(api_name={"Faces " + tag!r}, api_id={tag[:10]!r},
+    stage_name="ops", api_created=True, deployment_id="d1")
+rows = {{}}
+for role, first in [("first", {room!r}), ("later", {lobby!r}), ("left", {room!r}),
+                    ("lobby", {lobby!r}), ("closed", {lobby!r})]:
+    s = WebSocketSession.objects.create(
+        connection_id={tag!r} + role + "=", channel_name=first, api_gateway=g)
+    ChannelSubscription.objects.create(session=s, channel_name=first, subscribed_at=s.connected_at)
+    rows[role] = s
+assert subscribe(rows["later"], {room!r}, 10).value == "created"
+assert unsubscribe(rows["left"], {room!r})
+assert subscribe(rows["closed"], {room!r}, 10).value == "created"
+assert rows["closed"].mark_disconnected()
+print(json.dumps({{role: s.connection_id for role, s in rows.items()}}))
+"""
+    return room, dict(e2e_project.shell_json(code))
+
+
+def received(endpoint: FaultEndpoint, ids: dict[str, str], body: bytes) -> list[str]:
+    """The roles that received ``body``."""
+    return [role for role, cid in ids.items() if body in endpoint.received[cid]]
+
+
+async def test_send_to_channel_reaches_later_subscribers_over_http(
+    e2e_any_server: RunningServer, e2e_endpoint: FaultEndpoint, faces: tuple[str, dict[str, str]]
+) -> None:
+    """The admin's form sends to the channel's subscribers, not to its first members."""
+    room, ids = faces
+    text = f"to the room via {e2e_any_server.name}"
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(timeout=DEADLINE, cookie_jar=jar) as http:
+        await login(http, e2e_any_server)
+        path, page = await post_form(
+            http,
+            f"{e2e_any_server.url}{SESSIONS}send-to-channel/",
+            [("channel", room), ("format", "text"), ("message", text)],
+        )
+    assert admin_messages(page) == [
+        (
+            "success",
+            f"Send to channel '{room}': 2 session(s): 2 delivered, 0 already gone, 0 failed.",
+        )
+    ], e2e_any_server.name
+    assert path == SESSIONS
+    assert received(e2e_endpoint, ids, text.encode()) == ["first", "later"]
+
+
+def test_command_channel_reaches_later_subscribers_as_a_subprocess(
+    e2e_project: E2EProject, e2e_endpoint: FaultEndpoint, faces: tuple[str, dict[str, str]]
+) -> None:
+    """``manage.py send_websocket_message --channel`` in its own process, on its own database."""
+    room, ids = faces
+    out = e2e_project.manage("send_websocket_message", "--channel", room, '{"cmd": 1}')
+    assert "Sending to 2 connected session(s)..." in out
+    assert received(e2e_endpoint, ids, b'{"cmd":1}') == ["first", "later"]

@@ -42,7 +42,10 @@ def failure_message(report: DeliveryReport, listed: int = LISTED_FAILURES) -> st
 
 
 class Command(BaseCommand):
-    help = "Send a JSON (or --text) message to the connected sessions of a channel or a user."
+    help = (
+        "Send a JSON (or --text) message to the connected subscribers of a channel, the "
+        "connected sessions of a user, or every connected session."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         target = parser.add_mutually_exclusive_group(required=True)
@@ -115,7 +118,8 @@ class Command(BaseCommand):
 
     def _recipients(self, options: dict[str, Any]) -> Any:
         if options["channel"] is not None:
-            return WebSocketSession.objects.for_channel(options["channel"])
+            # every subscriber, not only the connections whose first channel it is
+            return WebSocketSession.objects.subscribed_to(options["channel"])
         if options["all"]:
             return WebSocketSession.objects.connected()
         user_model = get_user_model()
