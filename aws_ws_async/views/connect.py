@@ -30,6 +30,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from aws_ws_async.asyncdb import AsyncDatabase
 from aws_ws_async.conf import get_settings
 from aws_ws_async.hashing import hash_session_key, hash_user_auth
 from aws_ws_async.models import (
@@ -39,7 +40,7 @@ from aws_ws_async.models import (
 )
 from aws_ws_async.security import client_ip, host_allowed, origin_allowed, rate_limit_bucket
 from aws_ws_async.validators import TOKEN_RE, is_valid_connection_id
-from aws_ws_async.views import reasons
+from aws_ws_async.views import connect_async, reasons
 from aws_ws_async.views.access import AccessMixin
 from aws_ws_async.views.connect_db import (
     Finish,
@@ -86,6 +87,8 @@ class ConnectMixin(AccessMixin):
     #: The rate-limit bucket of ``client_ip``: the address, or its IPv6 network.
     rate_limit_ip: str | None = None
     _attempt: ConnectionRateLimit | None = None
+    #: The async database path of this ``$connect`` (``connect_async``), None: the sync path.
+    _async_db: AsyncDatabase | None = None
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -188,7 +191,11 @@ class ConnectMixin(AccessMixin):
             # Spent last, just before the session row: no refusal above burns the token.
             # Both writes share one thread hop; a 409 gives the token back (it is a refusal).
             row = self._session_row(request, user, channel)
-            outcome = await sync_to_async(spend_and_insert)(token, row)
+            outcome = None
+            if self._async_db is not None:
+                outcome = await connect_async.aspend_and_insert(self._async_db, token, row)
+            if outcome is None:
+                outcome = await sync_to_async(spend_and_insert)(token, row)
         else:  # the default checks, the spend and the INSERTs ran in the token's hop
             outcome, fused_row = finished
             if outcome == reasons.CHANNEL_DENIED or fused_row is None:
@@ -294,7 +301,11 @@ class ConnectMixin(AccessMixin):
 
                 return finish_connect(token, channel, self.ALLOW_UNLISTED_CHANNELS, make_row)
 
-        read = await sync_to_async(read_token)(raw, session_key, channel, rate, finish)
+        self._async_db = connect_async.database_for(self.model, channel, session_key)
+        if self._async_db is not None:  # no hop: the checks are awaited between the statements
+            read = await connect_async.aread_token(self._async_db, raw, session_key, channel, rate)
+        else:
+            read = await sync_to_async(read_token)(raw, session_key, channel, rate, finish)
         token = read.token
         if token is None:
             why = "token unknown, expired, spent or of another browser session"

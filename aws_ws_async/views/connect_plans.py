@@ -102,30 +102,50 @@ def _compile_token(using: str, channel: bool, hashes: int) -> SelectPlan | None:
     return compile_select(queryset, using, sentinels)
 
 
-def load_token(raw: str, session_key: str, channel: str) -> WebSocketToken | None:
-    """The unspent token ``raw`` bound to ``session_key`` (see ``token_queryset``), or None."""
+def token_args(raw: str, session_key: str) -> tuple[str, list[str], datetime] | None:
+    """``(digest, session key hashes, now)`` of a token read; None: no row can match."""
     if not session_key or len(session_key) > 256:  # what WebSocketToken.unspent refuses
         return None
-    digest = digest_token(raw)
     hashes = list(dict.fromkeys(session_key_hashes(session_key)))  # __in drops duplicates
-    now = timezone.now()
-    using = router.db_for_read(WebSocketToken)
-    key = (using, bool(channel), len(hashes))
+    return digest_token(raw), hashes, timezone.now()
+
+
+def token_plan(using: str, channel: str, hashes: int, *, build: bool = True) -> Any:
+    """The compiled token read (None: the ORM runs; ``build=False``: None until compiled)."""
+    key = (using, bool(channel), hashes)
     if key not in _tokens:
-        _tokens[key] = _compile_token(using, bool(channel), len(hashes))
-    plan = _tokens[key]
-    if plan is None:
-        token: WebSocketToken | None = token_queryset(digest, hashes, now, channel).first()
-        return token
+        if not build:
+            return None
+        _tokens[key] = _compile_token(using, bool(channel), hashes)
+    return _tokens[key]
+
+
+def token_values(
+    args: tuple[str, list[str], datetime], channel: str, connection: Any
+) -> dict[str, Any]:
+    digest, hashes, now = args
     key_hash = _field(WebSocketToken, "session_key_hash")
     values = {
-        "digest": prep(_field(WebSocketToken, "token"), digest, using),
-        "now": prep(_field(WebSocketToken, "expires_at"), now, using),
-        **{f"hash{i}": prep(key_hash, h, using) for i, h in enumerate(hashes)},
+        "digest": prep(_field(WebSocketToken, "token"), digest, connection),
+        "now": prep(_field(WebSocketToken, "expires_at"), now, connection),
+        **{f"hash{i}": prep(key_hash, h, connection) for i, h in enumerate(hashes)},
     }
     if channel:
-        values["channel"] = prep(_field(ChannelPermission, "channel_name"), channel, using)
-    rows = plan.rows(values)
+        values["channel"] = prep(_field(ChannelPermission, "channel_name"), channel, connection)
+    return values
+
+
+def load_token(raw: str, session_key: str, channel: str) -> WebSocketToken | None:
+    """The unspent token ``raw`` bound to ``session_key`` (see ``token_queryset``), or None."""
+    args = token_args(raw, session_key)
+    if args is None:
+        return None
+    using = router.db_for_read(WebSocketToken)
+    plan = token_plan(using, channel, len(args[1]))
+    if plan is None:
+        token: WebSocketToken | None = token_queryset(*args, channel).first()
+        return token
+    rows = plan.rows(token_values(args, channel, using))
     return plan.instance(rows[0]) if rows else None
 
 
@@ -166,16 +186,18 @@ def session_data(token: WebSocketToken, session_key: str) -> Any:
     if compiled is None:
         return store.load()
     plan, data = compiled
-    model = store.model
-    rows = plan.rows(
-        {
-            "key": prep(_field(model, "session_key"), store.session_key, using),
-            "now": prep(_field(model, "expire_date"), timezone.now(), using),
-        }
-    )
+    rows = plan.rows(session_values(store, using))
     if len(rows) != 1:
         return store.load() if rows else {}
     return store.decode(rows[0][data])
+
+
+def session_values(store: DbSessionStore, connection: Any) -> dict[str, Any]:
+    model = store.model
+    return {
+        "key": prep(_field(model, "session_key"), store.session_key, connection),
+        "now": prep(_field(model, "expire_date"), timezone.now(), connection),
+    }
 
 
 # --- the rate limit: INSERT the attempt, then COUNT the window --------------------------------
@@ -227,15 +249,24 @@ def window_counts(ip_address: str | None, user_id: Any, window: timedelta) -> tu
         result = rows.aggregate(**counts)
         return int(result.get("by_ip") or 0), int(result.get("by_user") or 0)
     plan, converters = compiled
-    values = {"since": prep(_field(ConnectionRateLimit, "attempt_time"), since, using)}
-    if ip_address:
-        values["ip"] = prep(_field(ConnectionRateLimit, "ip_address"), ip_address, using)
-    if user_id:
-        values["user"] = prep(_field(ConnectionRateLimit, "user"), user_id, using)
     connection = connections[using]
     with connection.cursor() as cursor:
-        cursor.execute(plan.sql, plan.bind(values))
+        cursor.execute(plan.sql, plan.bind(count_values(ip_address, user_id, since, connection)))
         row = convert_row(list(cursor.fetchone()), converters, connection)
+    return counted(row, ip_address, user_id)
+
+
+def count_values(ip_address: str | None, user_id: Any, since: datetime, connection: Any) -> Any:
+    values = {"since": prep(_field(ConnectionRateLimit, "attempt_time"), since, connection)}
+    if ip_address:
+        values["ip"] = prep(_field(ConnectionRateLimit, "ip_address"), ip_address, connection)
+    if user_id:
+        values["user"] = prep(_field(ConnectionRateLimit, "user"), user_id, connection)
+    return values
+
+
+def counted(row: list[Any], ip_address: str | None, user_id: Any) -> tuple[int, int]:
+    """``(by_ip, by_user)`` from the converted row of the count (a column per side present)."""
     by_ip = int(row.pop(0) or 0) if ip_address else 0
     by_user = int(row.pop(0) or 0) if user_id else 0
     return by_ip, by_user
@@ -280,18 +311,22 @@ def _compile_spend(using: str, which: str) -> Statement | None:
 def _update(which: str, token: WebSocketToken, when: datetime) -> int:
     using = router.db_for_write(WebSocketToken)
     key = (using, which)
-    if key not in _updates:
-        _updates[key] = _compile_spend(using, which)
+    if key not in _updates:  # both at once: the async path needs the unspend ready too
+        for either in ("spend", "unspend"):
+            _updates[(using, either)] = _compile_spend(using, either)
     plan = _updates[key]
     if plan is None:
         if which == "spend":
             return WebSocketToken.spend_rows(token.pk, when).update(**token.spend_values(when))
         return WebSocketToken.unspend_rows(token.pk, when).update(**token.UNSPEND_VALUES)
-    values = {
-        "pk": prep(WebSocketToken._meta.pk, token.pk, using),
-        "when": prep(_field(WebSocketToken, "used_at"), when, using),
+    return run_update(plan, using, update_values(token, when, using))
+
+
+def update_values(token: WebSocketToken, when: datetime, connection: Any) -> dict[str, Any]:
+    return {
+        "pk": prep(WebSocketToken._meta.pk, token.pk, connection),
+        "when": prep(_field(WebSocketToken, "used_at"), when, connection),
     }
-    return run_update(plan, using, values)
 
 
 def spend(token: WebSocketToken) -> bool:

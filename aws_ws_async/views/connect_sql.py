@@ -38,10 +38,12 @@ from django.db.models.sql import InsertQuery, UpdateQuery
 FETCH_MODES = "fetch_mode" in inspect.signature(get_related_populators).parameters
 
 
-def prep(field: Any, value: Any, using: str) -> Any:
+def prep(field: Any, value: Any, using: Any) -> Any:
     """``value`` as a lookup on ``field`` hands it to the backend (what the compiler puts in
-    its params for ``field=value``, ``field__gt=value``, each item of ``field__in``)."""
-    return field.get_db_prep_value(value, connections[using], prepared=False)
+    its params for ``field=value``, ``field__gt=value``, each item of ``field__in``);
+    ``using`` is an alias or a connection wrapper (the async path's own)."""
+    connection = connections[using] if isinstance(using, str) else using
+    return field.get_db_prep_value(value, connection, prepared=False)
 
 
 @dataclass(frozen=True)
@@ -227,12 +229,9 @@ def insert_plan(model: type[Model], using: str) -> InsertPlan | None:
     return _inserts[key]
 
 
-def insert_row(obj: Model, using: str) -> None:
-    """``obj.save(force_insert=True, using=using)`` as the one compiled INSERT (sync).
-
-    ``save()`` itself whenever anything would make it do more than that statement: a
-    receiver of ``pre_save``/``post_save``, a primary key already set, an expression value.
-    """
+def insert_params(obj: Model, using: str, connection: Any) -> tuple[InsertPlan, list[Any]] | None:
+    """The compiled INSERT of ``obj`` and its params; None when only ``save()`` will do: a
+    receiver of ``pre_save``/``post_save``, a primary key already set, an expression value."""
     model = type(obj)
     plan = insert_plan(model, using)
     if (
@@ -241,20 +240,34 @@ def insert_row(obj: Model, using: str) -> None:
         or pre_save.has_listeners(model)
         or post_save.has_listeners(model)
     ):
-        obj.save(force_insert=True, using=using)
-        return
+        return None
     obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
-    connection = connections[using]
     params = []
     for field in plan.fields:
         value = field.pre_save(obj, True)
         if hasattr(value, "resolve_expression"):
-            obj.save(force_insert=True, using=using)
-            return
+            return None
         params.append(field.get_db_prep_save(value, connection))
+    return plan, params
+
+
+def inserted(obj: Model, using: str, pk: Any) -> None:
+    """What ``save()`` records on an instance it inserted."""
+    setattr(obj, type(obj)._meta.pk.attname, pk)
+    obj._state.adding = False
+    obj._state.db = using
+
+
+def insert_row(obj: Model, using: str) -> None:
+    """``obj.save(force_insert=True, using=using)`` as the one compiled INSERT (sync), or
+    ``save()`` itself whenever it would do more than that statement (``insert_params``)."""
+    connection = connections[using]
+    compiled = insert_params(obj, using, connection)
+    if compiled is None:
+        obj.save(force_insert=True, using=using)
+        return
+    plan, params = compiled
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(plan.sql, params)
         returned = connection.ops.fetch_returned_insert_columns(cursor, ())  # type: ignore[attr-defined]
-    setattr(obj, model._meta.pk.attname, returned[0])
-    obj._state.adding = False
-    obj._state.db = using
+    inserted(obj, using, returned[0])
