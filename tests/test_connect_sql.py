@@ -34,7 +34,7 @@ from aws_ws_async.models import (
 from aws_ws_async.models.tokens import digest_token
 from aws_ws_async.views import connect_plans
 from aws_ws_async.views.connect_db import insert_in_savepoint
-from aws_ws_async.views.connect_sql import insert_plan
+from aws_ws_async.views.connect_sql import FETCH_MODES, insert_plan
 from tests.fixtures_views import Browser, connect, login_browser, new_connection_id
 
 Log = list[tuple[str, list[Any]]]
@@ -97,7 +97,8 @@ def test_token_read(browser: Browser, raw_token: str, channel: str) -> None:
         assert getattr(token, name, "unset") == getattr(reference, name, "unset")
     if channel == "listed":
         assert token._channel_access == ChannelAccess.STAFF_ONLY  # type: ignore[attr-defined]
-    assert connect_plans._tokens[(connection.alias, bool(channel), len(hashes))] is not None
+    plan = connect_plans._tokens[(connection.alias, bool(channel), len(hashes))]
+    assert (plan is None) is FETCH_MODES  # Django 6.1's fetch modes: the ORM builds rows
     # Another browser session's key, or a spent token: no row, on both paths.
     assert connect_plans.load_token(raw_token, "x" * 32, channel) is None
     assert connect_plans.load_token(raw_token, "x" * 257, channel) is None
@@ -114,7 +115,7 @@ def test_browser_session_read(browser: Browser, raw_token: str) -> None:
     assert len(mine) == 1
     assert data == reference
     assert token.session_matches(data)
-    assert connect_plans._sessions[connection.alias] is not None
+    assert (connect_plans._sessions[connection.alias] is None) is FETCH_MODES
     SessionStore(key).delete()
     assert connect_plans.session_data(token, key) == {} == SessionStore(key).load()
     assert connect_plans.session_data(token, "short") == {}
@@ -162,7 +163,7 @@ def test_attempt_insert(user: Any) -> None:
     reference = ConnectionRateLimit.objects.get(pk=ref_attempt.pk)
     fields = ("ip_address", "user_id", "attempt_time", "successful", "reason")
     assert [getattr(stored, f) for f in fields] == [getattr(reference, f) for f in fields]
-    assert insert_plan(ConnectionRateLimit, connection.alias) is not None
+    assert (insert_plan(ConnectionRateLimit, connection.alias) is None) is FETCH_MODES
 
 
 def test_spend_and_unspend(browser: Browser, raw_token: str) -> None:
@@ -184,7 +185,7 @@ def test_spend_and_unspend(browser: Browser, raw_token: str) -> None:
     assert not connect_plans.unspend(same)
     assert not WebSocketToken.objects.get().used
     for which in ("spend", "unspend"):
-        assert connect_plans._updates[(connection.alias, which)] is not None
+        assert (connect_plans._updates[(connection.alias, which)] is None) is FETCH_MODES
 
 
 def session_row(user: Any) -> WebSocketSession:
@@ -224,7 +225,7 @@ def test_session_and_subscription_insert(user: Any) -> None:
     assert len(inserts(mine, ours)) == 2
     assert inserts(mine, ours) == inserts(theirs, reference)
     for model in (WebSocketSession, ChannelSubscription):
-        assert insert_plan(model, connection.alias) is not None
+        assert (insert_plan(model, connection.alias) is None) is FETCH_MODES
     with pytest.raises(IntegrityError):  # a duplicate connection id: nothing half-written
         insert_in_savepoint(session_row(user))
     assert ChannelSubscription.objects.count() == 1
