@@ -61,6 +61,10 @@ else:
 # Tests script a 410 for rows they have just created; the grace that spares a session still in
 # $connect is tested on its own (tests/test_sending_gone_grace.py).
 AWS_WS_ASYNC = {**AWS_TEST_CREDENTIALS, "gone_grace_seconds": 0}
+# ``AWS_WS_ASYNC_TEST_ASYNC_DB=1``: the whole suite with the async database path on (on
+# PostgreSQL the gateway routes' statements then run on it wherever it may serve).
+if os.environ.get("AWS_WS_ASYNC_TEST_ASYNC_DB") == "1":
+    AWS_WS_ASYNC["async_database"] = True
 
 LOGGING = {
     "version": 1,
