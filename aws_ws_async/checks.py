@@ -14,7 +14,8 @@ Ids (documented in ``docs/checks.md``):
   ``transport`` dotted path cannot be imported, ``E006`` an unknown key that looks like a
   misspelt security key (requests are refused meanwhile);
 * ``W002`` unknown key, ``W006`` a key set both in ``AWS_WS_ASYNC`` and a legacy setting,
-  ``I001`` legacy setting names in use;
+  ``I001`` legacy setting names in use; ``W007`` ``async_database`` on for a database that
+  cannot use it;
 * deploy-only (``check --deploy``): ``W001`` no gateway secret, ``W003`` no AWS region,
   ``W004`` a routed ``WebSocketView`` allows unlisted channels, ``W005`` a routed
   ``WebSocketView`` exposes handler methods without an explicit ``ALLOWED_HANDLERS``.
@@ -331,3 +332,32 @@ def check_region(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> lis
             id=f"{TAG}.W003",
         )
     ]
+
+
+@register(TAG, "database")
+def check_async_database(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W007: ``async_database`` is on but a database cannot use it (not PostgreSQL, psycopg 2,
+    no ``psycopg_pool``): the routes keep working on the sync path, so it is only a warning,
+    but the setting does nothing there and the operator believes otherwise."""
+    if not conf.get_settings().async_database:
+        return []
+    from django.db import connections
+
+    from aws_ws_async import asyncdb
+
+    messages: list[CheckMessage] = []
+    for alias in connections:
+        reason = asyncdb.unavailable_reason(alias)
+        if reason is not None:
+            messages.append(
+                Warning(
+                    f"{conf.SETTINGS_NAME}['async_database'] is on, but {reason}: the gateway "
+                    f"routes' statements on {alias!r} run on the sync path (a thread hop each).",
+                    hint="Use PostgreSQL with psycopg 3 and psycopg_pool "
+                    "(pip install 'aws-ws-async[fast]'), or turn the setting off.",
+                    id=f"{TAG}.W007",
+                )
+            )
+    return messages

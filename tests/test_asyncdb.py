@@ -207,3 +207,18 @@ async def test_the_lookup_and_disconnect_follow_the_routers(settings: Any) -> No
     # Nothing of it on the default database: the router, not the default, chose the pool.
     settings.DATABASE_ROUTERS = []
     assert await aload_session(WebSocketSession, "routedapi", "routed0000001=", False) is None
+
+
+def test_check_w007_names_each_database_the_path_cannot_serve(settings: Any) -> None:
+    from aws_ws_async.checks import check_async_database
+
+    assert check_async_database() == []  # off: nothing to say
+    settings.AWS_WS_ASYNC = {**getattr(settings, "AWS_WS_ASYNC", {}), "async_database": True}
+    messages = check_async_database()
+    if connection.vendor == "sqlite":
+        assert [m.id for m in messages] == ["aws_ws_async.W007", "aws_ws_async.W007"]
+        assert "'default'" in messages[0].msg
+        assert "'other'" in messages[1].msg
+        assert "not PostgreSQL" in messages[0].msg
+    else:
+        assert messages == []
