@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "provisioning": ENGINES,
     "aws": EDGES,
     "sync": EDGES,
+    "asyncdb": EDGES,
     "conf": EDGES,
     "exceptions": EDGES,
     "telemetry": EDGES,
