@@ -10,7 +10,7 @@ pattern), and connections answer as scripted::
     network.reset()
     network.script("gone-id=", "gone")            # 410: the row ends disconnected
     network.script("busy-id=", "throttle", times=2)  # 429 twice, then delivered
-    report = WebSocketSession.objects.for_channel("room").send_message({"hi": 1})
+    report = WebSocketSession.objects.subscribed_to("room").send_message({"hi": 1})
     assert network.posts_to("ok-id=") == [b'{"hi":1}']
 
 Outcomes: ``gone`` (410), ``throttle`` (429), ``5xx`` (503), ``timeout`` (no answer), and
