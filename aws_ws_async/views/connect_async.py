@@ -99,22 +99,24 @@ async def aread_token(
         return TokenRead(None, False, None)
     conn = db.connection
     statement = plan.statement
-    rows = await db.fetchall(
-        statement.sql, statement.bind(connect_plans.token_values(args, channel, conn))
-    )
-    if not rows:
-        return TokenRead(None, False, None)
-    token: WebSocketToken = plan.instance(convert_row(list(rows[0]), plan.converters, conn))
-    if not token.user.is_active:
-        return TokenRead(token, False, None)
-    if not token.session_matches(await _session_data(db, token, session_key)):
-        return TokenRead(token, False, None)
-    if rate is None:
-        return TokenRead(token, True, None)
-    return TokenRead(token, True, await _record_and_check(db, token.user, *rate))
+    values = connect_plans.token_values(args, channel, conn)
+    async with db.statements() as st:  # one pool checkout for the four statements
+        rows = await st.fetchall(statement.sql, statement.bind(values))
+        if not rows:
+            return TokenRead(None, False, None)
+        token: WebSocketToken = plan.instance(convert_row(list(rows[0]), plan.converters, conn))
+        if not token.user.is_active:
+            return TokenRead(token, False, None)
+        if not token.session_matches(await _session_data(db, st, token, session_key)):
+            return TokenRead(token, False, None)
+        if rate is None:
+            return TokenRead(token, True, None)
+        return TokenRead(token, True, await _record_and_check(db, st, token.user, *rate))
 
 
-async def _session_data(db: asyncdb.AsyncDatabase, token: WebSocketToken, key: str) -> Any:
+async def _session_data(
+    db: asyncdb.AsyncDatabase, st: asyncdb.AsyncStatements, token: WebSocketToken, key: str
+) -> Any:
     store = token._session_store(key)
     if store.session_key is None:  # too short: load() finds no row either
         return {}
@@ -123,14 +125,19 @@ async def _session_data(db: asyncdb.AsyncDatabase, token: WebSocketToken, key: s
     plan, data = compiled
     statement = plan.statement
     values = connect_plans.session_values(store, db.connection)
-    rows = await db.fetchall(statement.sql, statement.bind(values))
+    rows = await st.fetchall(statement.sql, statement.bind(values))
     if not rows:
         return {}
     return store.decode(convert_row(list(rows[0]), plan.converters, db.connection)[data])
 
 
 async def _record_and_check(
-    db: asyncdb.AsyncDatabase, user: Any, bucket: str | None, attempts: int, window: timedelta
+    db: asyncdb.AsyncDatabase,
+    st: asyncdb.AsyncStatements,
+    user: Any,
+    bucket: str | None,
+    attempts: int,
+    window: timedelta,
 ) -> tuple[bool, ConnectionRateLimit]:
     """``ConnectionRateLimit.record_and_check``: INSERT the attempt, then COUNT the window."""
     user_id = getattr(user, "pk", None)
@@ -140,7 +147,7 @@ async def _record_and_check(
     compiled = insert_params(attempt, db.alias, db.connection)
     assert compiled is not None  # checked by database_for
     plan, params = compiled
-    returned = await db.fetchone(plan.sql, params)
+    returned = await st.fetchone(plan.sql, params)
     assert returned is not None
     inserted(attempt, db.alias, returned[0])
     by_ip, by_user = 0, 0
@@ -155,7 +162,7 @@ async def _record_and_check(
             statement, converters = counts
             since = timezone.now() - window
             values = connect_plans.count_values(bucket, user_id, since, db.connection)
-            row = await db.fetchone(statement.sql, statement.bind(values))
+            row = await st.fetchone(statement.sql, statement.bind(values))
             assert row is not None
             converted = convert_row(list(row), converters, db.connection)
             by_ip, by_user = connect_plans.counted(converted, bucket, user_id)
