@@ -7,18 +7,19 @@ statements of the gateway routes are few and already compiled once (``views/sess
 ``views/connect_sql.py``), so they can run on an async psycopg connection instead, on the loop,
 with no hop at all.
 
-What: for an alias on PostgreSQL with psycopg 3, one ``psycopg_pool.AsyncConnectionPool`` per
-event loop, opened from the alias's own connection parameters (Django's
-``get_connection_params()``: host, user, ``OPTIONS``, the adapters that make timestamps aware,
-``prepare_threshold``) and configured as Django configures its connections (time zone, role,
-isolation level), in autocommit mode like Django's. Its size comes from ``OPTIONS["pool"]``
-when that is a dict (``min_size``, ``max_size``, ``timeout``), else 1 to 10 connections. The
-pools of a loop are closed when the loop shuts down (the sentinel of ``aws/cache.py``).
+What: for an alias on PostgreSQL with psycopg 3, one pool of async connections per event loop
+(``asyncdb_pool.py``: made on demand, no background task), opened from the alias's own
+connection parameters (Django's ``get_connection_params()``: host, user, ``OPTIONS``, the
+adapters that make timestamps aware, ``prepare_threshold``) and configured as Django configures
+its connections (time zone, role, isolation level), in autocommit mode like Django's. Its
+limits come from ``OPTIONS["pool"]`` when that is a dict (``max_size``, ``timeout``,
+``max_lifetime``), else at most 10 connections. The pools of a loop are closed when the loop
+shuts down (the sentinel of ``aws/cache.py``).
 
 When: ``AWS_WS_ASYNC["async_database"]`` is True, and nothing needs Django's own cursor for this
 statement. :func:`database` returns None (the caller uses the sync path, in a thread) when:
 
-* the alias is not PostgreSQL with psycopg 3, or ``psycopg_pool`` is not installed;
+* the alias is not PostgreSQL with psycopg 3;
 * a sync caller is up the stack (``async_to_sync`` from sync code): its thread's connection may
   be inside ``atomic()`` (a statement on another connection would escape the transaction and
   miss its uncommitted rows: ``TestCase``, a project's own transaction) or watched;
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -42,14 +42,14 @@ from typing import Any
 
 from asgiref.sync import AsyncToSync
 from django.conf import settings
-from django.db import OperationalError, connections
+from django.db import connections
 
+from aws_ws_async.asyncdb_pool import DEFAULT_MAX_LIFETIME, ConnectionPool
 from aws_ws_async.conf import get_settings
 
 logger = logging.getLogger("aws_ws_async.asyncdb")
 
-#: Connections per loop and alias when ``OPTIONS["pool"]`` gives no sizes.
-DEFAULT_MIN_SIZE = 1
+#: Connections per loop and alias at most, when ``OPTIONS["pool"]`` gives no ``max_size``.
 DEFAULT_MAX_SIZE = 10
 #: Seconds to wait for a free connection (``OPTIONS["pool"]["timeout"]`` overrides).
 DEFAULT_TIMEOUT = 30.0
@@ -58,7 +58,6 @@ DEFAULT_TIMEOUT = 30.0
 def _drivers_present() -> bool:
     try:
         import psycopg  # noqa: F401
-        import psycopg_pool  # noqa: F401
     except ImportError:
         return False
     return True
@@ -73,7 +72,7 @@ def unavailable_reason(using: str) -> str | None:
     if not engine.startswith("django.db.backends.postgresql"):
         return f"database {using!r} is not PostgreSQL ({engine})"
     if not _DRIVERS:
-        return "psycopg 3 and psycopg_pool are not installed (pip install 'aws-ws-async[fast]')"
+        return "psycopg 3 is not installed (pip install 'aws-ws-async[fast]')"
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     if not is_psycopg3:
@@ -137,8 +136,7 @@ class AsyncDatabase:
         #: ``ops`` and its connection parameters (and the ``connection`` converters expect).
         self.connection: Any = connections.create_connection(alias)
         self._pools = pools
-        self._pool: Any = None
-        self._opening: asyncio.Task[Any] | None = None
+        self._pool: ConnectionPool | None = None
 
     async def fetchone(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         async with self.cursor() as cursor:
@@ -183,46 +181,18 @@ class AsyncDatabase:
             async with pool.connection() as conn, conn.cursor() as cursor:
                 yield cursor
 
-    async def _opened(self) -> Any:
+    async def _opened(self) -> ConnectionPool:
         pool = self._pool
-        if pool is not None:
-            return pool
-        task = self._opening
-        if task is None:
-            # Its own task in an empty context: a caller cancelled mid-open leaves the opening
-            # running for the others waiting on it; a failed opening is retried by the next call.
-            task = asyncio.get_running_loop().create_task(
-                self._open(), context=contextvars.Context()
-            )
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._opening = task
-        return await asyncio.shield(task)
-
-    async def _open(self) -> Any:
-        from psycopg_pool import AsyncConnectionPool, PoolTimeout
-
-        try:
-            await self._pools.watch_shutdown()
+        if pool is None:
             params, sizes = pool_arguments(self.connection)
-            pool = AsyncConnectionPool(
-                conninfo="",
-                kwargs=params,
-                open=False,
-                configure=self._configure,
-                name=f"aws_ws_async.{self.alias}",
-                **sizes,
+            pool = self._pool = ConnectionPool(
+                params, configure=self._configure, name=f"aws_ws_async.{self.alias}", **sizes
             )
-            try:
-                await pool.open(wait=True, timeout=sizes["timeout"])
-            except PoolTimeout as exc:
-                await pool.close()
-                raise OperationalError(f"database {self.alias!r}: {exc}") from exc
-            self._pool = pool
             self._pools.opened.append(pool)
             logger.debug("opened the async pool of %r (%s)", self.alias, sizes)
-            return pool
-        finally:
-            self._opening = None
+            # After the pool is set: concurrent first callers share it (no await before).
+            await self._pools.watch_shutdown()
+        return pool
 
     async def _configure(self, conn: Any) -> None:
         """What Django's ``_configure_connection`` does for its own connections."""
@@ -280,11 +250,10 @@ def pool_arguments(wrapper: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     configured = wrapper.settings_dict["OPTIONS"].get("pool")
     options = configured if isinstance(configured, dict) else {}
     sizes = {
-        "min_size": int(options.get("min_size", DEFAULT_MIN_SIZE)),
-        "max_size": int(options.get("max_size") or DEFAULT_MAX_SIZE),
+        "max_size": max(int(options.get("max_size") or DEFAULT_MAX_SIZE), 1),
         "timeout": float(options.get("timeout", DEFAULT_TIMEOUT)),
+        "max_lifetime": float(options.get("max_lifetime", DEFAULT_MAX_LIFETIME)),
     }
-    sizes["max_size"] = max(sizes["max_size"], sizes["min_size"])
     return params, sizes
 
 
@@ -311,7 +280,7 @@ class _LoopPools:
         self.databases.clear()
         for pool in pools:
             try:
-                await pool.close()
+                await pool.aclose()
             except Exception:  # pragma: no cover - closing must never mask the caller's error
                 logger.warning("error while closing an async pool", exc_info=True)
         return len(pools)

@@ -338,8 +338,8 @@ def check_region(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> lis
 def check_async_database(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """W007: ``async_database`` is on but a database cannot use it (not PostgreSQL, psycopg 2,
-    no ``psycopg_pool``): the routes keep working on the sync path, so it is only a warning,
+    """W007: ``async_database`` is on but a database cannot use it (not PostgreSQL, or psycopg
+    2): the routes keep working on the sync path, so it is only a warning,
     but the setting does nothing there and the operator believes otherwise."""
     if not conf.get_settings().async_database:
         return []
@@ -355,8 +355,8 @@ def check_async_database(
                 Warning(
                     f"{conf.SETTINGS_NAME}['async_database'] is on, but {reason}: the gateway "
                     f"routes' statements on {alias!r} run on the sync path (a thread hop each).",
-                    hint="Use PostgreSQL with psycopg 3 and psycopg_pool "
-                    "(pip install 'aws-ws-async[fast]'), or turn the setting off.",
+                    hint="Use PostgreSQL with psycopg 3 (pip install 'aws-ws-async[fast]'), "
+                    "or turn the setting off.",
                     id=f"{TAG}.W007",
                 )
             )

@@ -54,6 +54,7 @@ LAYERS: dict[str, int] = {
     "aws": EDGES,
     "sync": EDGES,
     "asyncdb": EDGES,
+    "asyncdb_pool": EDGES,
     "conf": EDGES,
     "exceptions": EDGES,
     "telemetry": EDGES,

@@ -139,13 +139,13 @@ async def test_pool_sizes_follow_the_alias_pool_options(settings: Any) -> None:
     assert params["autocommit"] is True
     assert params["dbname"] == connections["default"].settings_dict["NAME"]
     assert sizes == {
-        "min_size": asyncdb.DEFAULT_MIN_SIZE,
         "max_size": asyncdb.DEFAULT_MAX_SIZE,
         "timeout": asyncdb.DEFAULT_TIMEOUT,
+        "max_lifetime": asyncdb.DEFAULT_MAX_LIFETIME,
     }
     db.connection.settings_dict["OPTIONS"] = {"pool": {"min_size": 3, "max_size": 2}}
     try:
-        assert asyncdb.pool_arguments(db.connection)[1]["max_size"] == 3  # never below min
+        assert asyncdb.pool_arguments(db.connection)[1]["max_size"] == 2
     finally:
         db.connection.settings_dict["OPTIONS"] = {}
 
@@ -222,3 +222,53 @@ def test_check_w007_names_each_database_the_path_cannot_serve(settings: Any) -> 
         assert "not PostgreSQL" in messages[0].msg
     else:
         assert messages == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgres_only", "async_db_on")
+async def test_the_pool_reuses_bounds_and_drops_connections() -> None:
+    from django.db import OperationalError
+
+    from aws_ws_async.asyncdb_pool import ConnectionPool
+
+    db = asyncdb.database("default")
+    assert db is not None
+    params, _sizes = asyncdb.pool_arguments(db.connection)
+    pool = ConnectionPool(params, max_size=1, timeout=0.2, configure=db._configure, name="t")
+    try:
+        for _ in range(3):  # one after another: one connection, reused
+            async with pool.connection() as conn, conn.cursor() as cursor:
+                await cursor.execute("SELECT 1")
+        assert pool.opened == 1
+        # The one slot taken (max_size 1): the next caller waits at most `timeout`, then a clear
+        # error, not a hang.
+        async with pool.connection():
+            with pytest.raises(OperationalError, match=r"no connection free within 0\.2 s"):
+                async with pool.connection():
+                    pass
+        # A statement cancelled mid-flight: psycopg cancels it on the server and the
+        # connection is idle again, so it is reused.
+        task = asyncio.ensure_future(_sleep_in(pool))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        async with pool.connection() as conn:
+            assert await (await conn.execute("SELECT 7")).fetchone() == (7,)
+        # One given back inside a transaction is not idle: closed, and the next one is new.
+        async with pool.connection() as conn:
+            await conn.execute("BEGIN")
+        assert conn.closed
+        async with pool.connection() as conn:
+            assert await (await conn.execute("SELECT 8")).fetchone() == (8,)
+        assert pool.opened == 2
+    finally:
+        await pool.aclose()
+    with pytest.raises(OperationalError, match="closed"):
+        async with pool.connection():
+            pass
+
+
+async def _sleep_in(pool: Any) -> None:
+    async with pool.connection() as conn, conn.cursor() as cursor:
+        await cursor.execute("SELECT pg_sleep(5)")

@@ -144,7 +144,7 @@ class AppSettings(RequestKeys):
         False,
         "bool",
         "Run the gateway routes' compiled statements on an async psycopg pool, on the loop, "
-        "with no thread hop (PostgreSQL with psycopg 3 and psycopg_pool; docs/deployment.md).",
+        "with no thread hop (PostgreSQL with psycopg 3; docs/deployment.md).",
     )
     # --- enqueued broadcasts (docs/scaling.md) ---
     broadcast_shard_size: int = setting(10000, "posint", "Recipients per shard (one task).")
