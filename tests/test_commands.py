@@ -307,6 +307,9 @@ def test_send_with_a_deadline_stops_and_exits_non_zero_saying_how_far_it_got(
 
     ids = make_sessions(make_gateway(), 3)
     threaded_fault_endpoint.plan.hang_ids = {ids[0]}
+    # Well past the 0.5 s deadline (a command that waited would see the post delivered, not
+    # cancelled), yet short: the endpoint's teardown waits out a hanging handler, up to 10 s.
+    threaded_fault_endpoint.plan.hang_seconds = 3.0
     out = StringIO()
     started = time.monotonic()
     with pytest.raises(CommandError) as raised:
