@@ -2,9 +2,10 @@
 
 The predecessor served API Gateway's callbacks with a sync Django view under gunicorn's sync
 worker, with persistent connections (``CONN_MAX_AGE=600``). This view makes the same checks as
-``WebSocketView`` in the same order, with the sync ORM and the same statements (the package's
-own sync helpers where they exist), so the comparison is of the serving model, not of less
-work: secret, required headers, body size; then per route
+``WebSocketView`` in the same order, with the sync ORM and the same statements, each built by
+the ORM on every request as the predecessor's were (not the package's compiled ones), so the
+comparison is of the serving model, not of less work: secret, required headers, body size;
+then per route
 
 * message: JSON object, handler allow-list, connection id syntax, the session with its user and
   gateway (one SELECT), user active with an unchanged password, ``last_seen`` at most once per
@@ -25,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Q, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -36,6 +38,8 @@ from aws_ws_async.hashing import hash_session_key, hash_user_auth, matches_any, 
 from aws_ws_async.models import (
     ApiGateway,
     ChannelPermission,
+    ChannelSubscription,
+    ConnectionRateLimit,
     DisconnectReason,
     WebSocketSession,
     WebSocketToken,
@@ -43,7 +47,6 @@ from aws_ws_async.models import (
 from aws_ws_async.security import client_ip, host_allowed, origin_allowed, secret_matches
 from aws_ws_async.validators import TOKEN_RE, is_valid_channel_name, is_valid_connection_id
 from aws_ws_async.views.base import MAX_MESSAGE_BYTES, WebSocketViewBase
-from aws_ws_async.views.connect_db import read_token, spend_and_insert
 
 REQUIRED = WebSocketViewBase.required_headers
 HANDSHAKE = ("Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Version")
@@ -145,10 +148,13 @@ class PredecessorStyleView(View):
         )
         ip = client_ip(request.headers.get("X-Forwarded-For"), conf.trusted_proxy_count)
         window = timedelta(minutes=conf.rate_limit_window_minutes)
-        token, live, checked = read_token(
-            queryset, session_key, (ip, conf.rate_limit_max_attempts, window)
+        token = queryset.first()
+        if token is None or not token.user.is_active or not token.session_is_live(session_key):
+            return refused(401)
+        allowed, _attempt = ConnectionRateLimit.record_and_check(
+            ip, token.user, max_attempts=conf.rate_limit_max_attempts, window=window
         )
-        if token is None or not live or checked is None or not checked[0]:
+        if not allowed:
             return refused(401)
         access: Any = getattr(token, "_channel_access", None)
         if access is not None and not ChannelPermission(channel_name=channel, access=access).allows(
@@ -163,7 +169,16 @@ class PredecessorStyleView(View):
             session_key_hash=hash_session_key(session_key),
             auth_hash=hash_user_auth(token.user),
         )
-        if spend_and_insert(token, row):
+        if not token.spend():
+            return refused(409)
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+                ChannelSubscription.objects.create(
+                    session=row, channel_name=channel, subscribed_at=row.connected_at
+                )
+        except IntegrityError:
+            token.unspend()
             return refused(409)
         return JsonResponse({})
 

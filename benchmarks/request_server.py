@@ -30,6 +30,7 @@ everything, each repeat included; ``--profile DIR`` adds a py-spy breakdown per 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import socket
@@ -46,6 +47,10 @@ from benchmarks import request_path, request_profile
 from benchmarks._postgres import ensure_postgres_database
 
 MODES = ("full", "fast", "async", "bare", "sync")
+#: uvloop and httptools (the ``[fast]`` extra) when installed, as docs/deployment.md advises;
+#: else uvicorn's pure-Python loop and parser, so the benchmark still runs (slower figures).
+LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+HTTP = "httptools" if importlib.util.find_spec("httptools") else "h11"
 SCENARIOS = ("baseline", "message", "connect", "disconnect")
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -134,9 +139,8 @@ def start_server(mode: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes
             app = "async_"
         command = [
             sys.executable, "-m", "uvicorn", f"benchmarks.server_app:{app}",
-            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http",
-            "httptools", "--ws", "none", "--no-access-log", "--log-level", "warning",
-            "--lifespan", "off",
+            "--host", "127.0.0.1", "--port", str(port), "--loop", LOOP, "--http", HTTP,
+            "--ws", "none", "--no-access-log", "--log-level", "warning", "--lifespan", "off",
         ]  # fmt: skip
     server = subprocess.Popen(command, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"

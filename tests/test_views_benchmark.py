@@ -62,16 +62,18 @@ def test_the_summary_sets_the_fast_routes_against_targets_and_floors() -> None:
     assert summary["connect"]["per_core_rate_vs_sync"] is None
 
 
+SCENARIOS = ("baseline", "message", "connect", "disconnect")
+
+
 @pytest.mark.e2e
 def test_request_server_smoke_run(tmp_path: Path) -> None:
-    """uvicorn (fast entry point) and gunicorn (the sync baseline) on SQLite, a few requests."""
-    pytest.importorskip("uvloop")
-    pytest.importorskip("httptools")
+    """uvicorn (fast entry point) and gunicorn (the sync baseline) on SQLite, a few requests of
+    every route (uvloop and httptools when installed, else uvicorn's own loop and parser)."""
     out = tmp_path / "request_server.json"
     env = {**os.environ}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     command = [sys.executable, "-m", "benchmarks.request_server", "--db", "sqlite"]
-    command += ["--modes", "fast", "sync", "--scenarios", "baseline", "message", "disconnect"]
+    command += ["--modes", "fast", "sync", "--scenarios", *SCENARIOS]
     command += ["--requests", "20", "--warmup", "5", "--repeat", "1", "--concurrency", "2"]
     command += ["--json", str(out)]
     completed = subprocess.run(
@@ -80,7 +82,7 @@ def test_request_server_smoke_run(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     data = json.loads(out.read_text())
     for mode in ("fast", "sync"):
-        for scenario in ("baseline", "message", "disconnect"):
+        for scenario in SCENARIOS:
             measured = data["results"][mode][scenario]
             assert measured["non_200"] == 0
             assert measured["requests"] == 20
