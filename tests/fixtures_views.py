@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import secrets
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -464,3 +465,34 @@ def query_log() -> Iterator[QueryLog]:
         yield log
     finally:
         connection_created.disconnect(dispatch_uid="tests.query_log")
+
+
+# --- the fast entry point and the thread-hop spy (test_views_asgi, test_connect_*) ----------
+
+
+@pytest.fixture
+def fast_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Route the request helpers through the fast handler (``/ws/`` only)."""
+    from aws_ws_async.views.asgi import GatewayASGIHandler
+
+    handler = GatewayASGIHandler({"/ws/": EchoView.as_view()})
+    monkeypatch.setattr(sys.modules[__name__], "_application", handler)
+    yield handler
+    handler.threads.shutdown()
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the sync functions each ``sync_to_async`` call ran (a spy, nothing changed)."""
+    from asgiref.sync import SyncToAsync
+
+    calls: list[str] = []
+    original = SyncToAsync.__call__
+
+    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(self.func, "__qualname__", None)  # never repr(): a queryset would query
+        calls.append(name or type(self.func).__name__)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", spy)
+    return calls

@@ -9,11 +9,9 @@ inside ``atomic()``); requests go through ``GatewayASGIHandler`` in-process, as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from asgiref.sync import SyncToAsync
 from django.contrib.sessions.models import Session
 from django.db import connection
 
@@ -25,32 +23,9 @@ from aws_ws_async.models import (
 )
 from aws_ws_async.models.tokens import digest_token
 from aws_ws_async.views import reasons
-from aws_ws_async.views.asgi import GatewayASGIHandler
-from tests import fixtures_views
-from tests.fixtures_views import CLIENT_IP, Browser, EchoView, connect, new_connection_id
+from tests.fixtures_views import CLIENT_IP, Browser, connect, new_connection_id
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_only]
-
-
-@pytest.fixture
-def fast_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayASGIHandler]:
-    handler = GatewayASGIHandler({"/ws/": EchoView.as_view()})
-    monkeypatch.setattr(fixtures_views, "_application", handler)
-    yield handler
-    handler.threads.shutdown()
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    original = SyncToAsync.__call__
-
-    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(self.func, "__qualname__", None) or type(self.func).__name__)
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", spy)
-    return calls
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from asgiref.sync import SyncToAsync
 from django.contrib.auth.models import Permission
 
 from aws_ws_async.models import (
@@ -24,20 +23,6 @@ from aws_ws_async.views import reasons
 from tests.fixtures_views import Browser, QueryLog, connect, new_connection_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The functions sent through ``sync_to_async`` (asgiref's, spied at its boundary)."""
-    calls: list[str] = []
-    original = SyncToAsync.__call__
-
-    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(self.func, "__qualname__", type(self.func).__name__))
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", spy)
-    return calls
 
 
 async def used(raw: str) -> bool:

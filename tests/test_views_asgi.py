@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +25,6 @@ from aws_ws_async.models import WebSocketSession
 from aws_ws_async.views import reasons, session_loader
 from aws_ws_async.views.asgi import GatewayASGIHandler
 from aws_ws_async.views.session_loader import _compile, load_session, session_queryset
-from tests import fixtures_views
 from tests.fixtures_views import (
     API_ID,
     Browser,
@@ -40,15 +38,6 @@ from tests.fixtures_views import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def fast_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayASGIHandler]:
-    """Route the request helpers through the fast handler (``/ws/`` only)."""
-    handler = GatewayASGIHandler({"/ws/": EchoView.as_view()})
-    monkeypatch.setattr(fixtures_views, "_application", handler)
-    yield handler
-    handler.threads.shutdown()
 
 
 async def test_gateway_routes_work_and_skip_the_middleware(
@@ -250,23 +239,6 @@ async def test_compiled_disconnect_update_equals_the_orm(
 
 
 # --- thread-hop budgets (like the query budgets: a hop costs about what a query does) -------
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the sync functions each ``sync_to_async`` call ran (a spy, nothing changed)."""
-    from asgiref.sync import SyncToAsync
-
-    calls: list[str] = []
-    original = SyncToAsync.__call__
-
-    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        name = getattr(self.func, "__qualname__", None)  # never repr(): a queryset would query
-        calls.append(name or type(self.func).__name__)
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", spy)
-    return calls
 
 
 async def test_hop_budgets(
