@@ -21,6 +21,7 @@ key and time, prepared by their fields for the backend, take their places.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -278,20 +279,18 @@ async def aload_and_disconnect(
     update = _update_plan(model, write) if writer is not None else None
     if reader is None or writer is None or lookup is None or update is None:
         return await sync_to_async(load_and_disconnect)(model, api_id, connection_id, pinned, now)
-    if reader is writer:  # one alias: both statements on one pooled connection
-        async with reader.statements() as db:
-            fetched = await db.fetchone(lookup.sql, _params(lookup, api_id, connection_id))
-            session = _build(lookup, fetched, read, reader.connection)
-            if session is None:
-                return None, 0
-            params = _update_params(update, model, session.pk, now, writer.connection)
-            return session, await db.execute(update.sql, params)
-    fetched = await reader.fetchone(lookup.sql, _params(lookup, api_id, connection_id))
-    session = _build(lookup, fetched, read, reader.connection)
-    if session is None:
-        return None, 0
-    params = _update_params(update, model, session.pk, now, writer.connection)
-    return session, await writer.execute(update.sql, params)
+    async with contextlib.AsyncExitStack() as stack:
+        # One alias: both statements on one pooled connection; else each on its own alias.
+        reads: asyncdb.AsyncStatements | asyncdb.AsyncDatabase = reader
+        writes: asyncdb.AsyncStatements | asyncdb.AsyncDatabase = writer
+        if reader is writer:
+            reads = writes = await stack.enter_async_context(reader.statements())
+        fetched = await reads.fetchone(lookup.sql, _params(lookup, api_id, connection_id))
+        session = _build(lookup, fetched, read, reader.connection)
+        if session is None:
+            return None, 0
+        params = _update_params(update, model, session.pk, now, writer.connection)
+        return session, await writes.execute(update.sql, params)
 
 
 # --- a message's last_seen_at refresh, compiled the same way --------------------------------
